@@ -1,0 +1,63 @@
+"""Where things live and what an audit run uses, read from ``QOS_*`` environment variables.
+
+Pure: no dagster import. The Dagster resources in ``defs/resources.py`` wrap these values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The project's folders. ``warehouse`` holds the DuckDB file and the staged Parquet partitions."""
+
+    assets: Path
+    warehouse: Path
+    model_cache: Path
+
+    @property
+    def db(self) -> Path:
+        return self.warehouse / "qos.duckdb"
+
+    @property
+    def staging(self) -> Path:
+        return self.warehouse / "staging"
+
+    @property
+    def sql(self) -> Path:
+        # SQL that defines the tables is source code: it stays with the project, not the data folder.
+        return PROJECT_ROOT / "warehouse"
+
+
+def project_paths() -> Paths:
+    """Paths from ``QOS_ASSETS``, ``QOS_WAREHOUSE`` and ``QOS_MODEL_CACHE``, defaulting to the project's."""
+    warehouse = _env_path("QOS_WAREHOUSE", PROJECT_ROOT / "warehouse")
+    return Paths(
+        assets=_env_path("QOS_ASSETS", PROJECT_ROOT / "assets"),
+        warehouse=warehouse,
+        model_cache=_env_path("QOS_MODEL_CACHE", PROJECT_ROOT / "warehouse" / "models"),
+    )
+
+
+def env_str(var: str, default: str) -> str:
+    return os.environ.get(var) or default
+
+
+def env_int(var: str, default: int) -> int:
+    raw = os.environ.get(var)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {var}={raw!r} must be an integer") from None

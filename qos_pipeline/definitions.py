@@ -1,0 +1,22 @@
+"""The one Dagster entry point: ``dagster dev -m qos_pipeline.definitions`` (see README)."""
+
+import dagster as dg
+
+from qos_pipeline.defs import assets, jobs
+from qos_pipeline.defs.partitions import REFERENCE_GROUP
+from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
+
+
+def build_definitions(generator: dg.ConfigurableResource | None = None, audit: AuditConfig | None = None) -> dg.Definitions:
+    """Definitions with the real generator by default; tests pass a fake with the same interface."""
+    return dg.Definitions(
+        assets=[assets.prompts, assets.generations, assets.judgments, assets.metric_tables],
+        jobs=[jobs.prompts_job, jobs.audit_job, jobs.metrics_job],
+        resources={
+            "audit": audit or AuditConfig.from_env(REFERENCE_GROUP),
+            "generator": generator or GeneratorResource(),
+        },
+    )
+
+
+defs = build_definitions()

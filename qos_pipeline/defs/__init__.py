@@ -1,0 +1,1 @@
+"""Dagster objects of qos-pipeline; ``qos_pipeline.definitions`` loads them."""

@@ -1,0 +1,208 @@
+"""Prompt designs: names x templates -> the rendered prompt table.
+
+A design is read from ``assets/`` (``designs.yaml`` picks from ``names.yaml`` and ``templates.yaml``) or
+from a folder in the pilot's JSON format (``prompts.json`` keyed by target group, ``names.json`` keyed by
+``<group>_names`` / ``<group>_men_names`` / ``<group>_women_names``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+NAME, BLANK = "[NAME]", "[BLANK]"
+GENDERS = ("woman", "man", "unspecified")
+POPULARITIES = ("popular", "less_common")
+PROMPT_COLUMNS = [
+    "prompt_id", "design", "template_id", "template_text", "target_group",
+    "name", "name_group", "gender", "popularity", "prompt_text",
+]
+_SAFE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class DesignError(ValueError):
+    """A design, template or name list that cannot be used; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    names: pd.DataFrame  # name, name_group, gender, popularity
+    templates: pd.DataFrame  # template_id, target_group, template_text
+
+    @property
+    def groups(self) -> list[str]:
+        return list(dict.fromkeys(self.names["name_group"]))
+
+
+def prompt_id(template_id: str, name: str) -> str:
+    """Stable id of one prompt: a hash of the template id and the name."""
+    return hashlib.sha256(f"{template_id}\x1f{name}".encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise DesignError(f"{path} is missing; restore it from the repository or point QOS_ASSETS at a full assets folder")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DesignError(f"{path} is not valid YAML ({exc}); fix the file") from exc
+    if not isinstance(data, dict):
+        raise DesignError(f"{path} must hold a mapping at the top level; it is empty or malformed")
+    return data
+
+
+def load_groups(assets_dir: Path) -> tuple[list[str], str]:
+    """The group keys of ``groups.yaml`` (the ``group`` partitions) and its reference group."""
+    data = _read_yaml(assets_dir / "groups.yaml")
+    groups = list((data.get("groups") or {}).keys())
+    bad = [g for g in groups if not _SAFE_KEY.match(str(g)) or g == "all"]
+    if not groups or bad:
+        raise DesignError(
+            f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); bad: {bad or 'none given'}"
+        )
+    reference = data.get("reference_group", groups[-1])
+    if reference not in groups:
+        raise DesignError(f"{assets_dir / 'groups.yaml'}: reference_group {reference!r} is not one of {groups}")
+    return groups, reference
+
+
+def validate_template(template_id: str, text: str, source: str) -> None:
+    """One leading-or-inline ``[NAME]`` and one ``[BLANK]``, nothing else in square brackets."""
+    problems = []
+    if text.count(NAME) != 1:
+        problems.append(f"has {text.count(NAME)} {NAME} (needs exactly 1)")
+    if text.count(BLANK) != 1:
+        problems.append(f"has {text.count(BLANK)} {BLANK} (needs exactly 1)")
+    leftover = re.findall(r"\[[^\]]*\]", text.replace(NAME, "").replace(BLANK, ""))
+    if leftover:
+        problems.append(f"has unknown placeholders {leftover}")
+    if problems:
+        raise DesignError(f"template {template_id!r} in {source} {' and '.join(problems)}: {text!r}")
+
+
+def _names_from_assets(assets_dir: Path, groups: list[str]) -> pd.DataFrame:
+    path = assets_dir / "names.yaml"
+    rows = []
+    for group, entries in _read_yaml(path).items():
+        if group not in groups:
+            raise DesignError(f"{path}: group {group!r} is not in groups.yaml ({groups})")
+        for entry in entries or []:
+            rows.append({"name": str(entry["name"]), "name_group": group,
+                         "gender": entry.get("gender", "unspecified"),
+                         "popularity": entry.get("popularity", "popular")})
+    return _check_names(pd.DataFrame(rows, columns=["name", "name_group", "gender", "popularity"]), str(path))
+
+
+def _check_names(names: pd.DataFrame, source: str) -> pd.DataFrame:
+    if names.empty:
+        raise DesignError(f"{source} lists no names")
+    dup = names["name"][names["name"].duplicated()].tolist()
+    if dup:
+        raise DesignError(f"{source}: names listed twice: {dup}; each name must belong to one group")
+    bad = names[~names["gender"].isin(GENDERS) | ~names["popularity"].isin(POPULARITIES)]
+    if not bad.empty:
+        raise DesignError(f"{source}: gender must be one of {GENDERS} and popularity one of {POPULARITIES}; "
+                          f"bad rows: {bad.to_dict('records')}")
+    odd = [n for n in names["name"] if not n.strip() or re.search(r"[\[\]|\n]", n)]
+    if odd:
+        raise DesignError(f"{source}: names may not be empty or contain [, ], | or newlines: {odd}")
+    return names.reset_index(drop=True)
+
+
+def _templates_from_assets(assets_dir: Path) -> pd.DataFrame:
+    path = assets_dir / "templates.yaml"
+    rows = [{"template_id": str(t["id"]), "target_group": str(t["target"]), "template_text": str(t["text"])}
+            for t in _read_yaml(path).get("templates") or []]
+    return _check_templates(pd.DataFrame(rows, columns=["template_id", "target_group", "template_text"]), str(path))
+
+
+def _check_templates(templates: pd.DataFrame, source: str) -> pd.DataFrame:
+    if templates.empty:
+        raise DesignError(f"{source} lists no templates")
+    dup = templates["template_id"][templates["template_id"].duplicated()].tolist()
+    if dup:
+        raise DesignError(f"{source}: template ids listed twice: {dup}")
+    for row in templates.itertuples():
+        validate_template(row.template_id, row.template_text, source)
+    return templates.reset_index(drop=True)
+
+
+def _select(design_name: str, spec: dict, names: pd.DataFrame, templates: pd.DataFrame) -> Design:
+    tsel = spec.get("templates", "all")
+    if tsel != "all":
+        missing = sorted(set(tsel) - set(templates["template_id"]))
+        if missing:
+            raise DesignError(f"design {design_name!r} names templates not in templates.yaml: {missing}")
+        templates = templates.set_index("template_id").loc[list(tsel)].reset_index()
+    nsel = spec.get("names", "all")
+    if nsel != "all":
+        pool = names[names["popularity"] == nsel["popularity"]] if "popularity" in nsel else names
+        names = pool.groupby(["name_group", "gender"], sort=False).head(int(nsel.get("per_gender", 99)))
+    return Design(design_name, names.reset_index(drop=True), templates.reset_index(drop=True))
+
+
+def load_design(design: str, assets_dir: Path) -> Design:
+    """A design by name from ``designs.yaml``, or a pilot-format folder (``prompts.json`` + ``names.json``)."""
+    candidate = Path(design).expanduser()
+    if candidate.is_dir():
+        return load_pilot_design(candidate)
+    groups, _ = load_groups(assets_dir)
+    designs = _read_yaml(assets_dir / "designs.yaml").get("designs") or {}
+    if design not in designs:
+        raise DesignError(
+            f"unknown design {design!r}; choose one of {sorted(designs)} from {assets_dir / 'designs.yaml'} "
+            "or give a folder with prompts.json and names.json"
+        )
+    return _select(design, designs[design] or {}, _names_from_assets(assets_dir, groups),
+                   _templates_from_assets(assets_dir))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DesignError(f"{path} is missing; a pilot-format design needs prompts.json and names.json") from None
+    except json.JSONDecodeError as exc:
+        raise DesignError(f"{path} is not valid JSON ({exc}); fix or re-export it") from exc
+    if not isinstance(data, dict) or not data:
+        raise DesignError(f"{path} must be a non-empty JSON object")
+    return data
+
+
+def pilot_name_key(key: str) -> tuple[str, str]:
+    """``muslim_men_names`` -> (``muslim``, ``man``); ``chinese_names`` -> (``chinese``, ``unspecified``)."""
+    m = re.fullmatch(r"([a-z][a-z0-9_]*?)(?:_(men|women))?_names", key)
+    if not m:
+        raise DesignError(f"names.json key {key!r} must look like <group>_names, <group>_men_names or <group>_women_names")
+    return m.group(1), {"men": "man", "women": "woman", None: "unspecified"}[m.group(2)]
+
+
+def load_pilot_design(folder: Path) -> Design:
+    """The pilot's JSON format. In each name list the first two names are the popular ones."""
+    rows = []
+    for key, names in _read_json(folder / "names.json").items():
+        group, gender = pilot_name_key(key)
+        rows += [{"name": n, "name_group": group, "gender": gender,
+                  "popularity": "popular" if i < 2 else "less_common"} for i, n in enumerate(names)]
+    templates = [{"template_id": f"{target}-{i + 1:02d}", "target_group": target, "template_text": text}
+                 for target, texts in _read_json(folder / "prompts.json").items() for i, text in enumerate(texts)]
+    source = str(folder)
+    return Design(f"pilot:{folder.name}", _check_names(pd.DataFrame(rows), source + "/names.json"),
+                  _check_templates(pd.DataFrame(templates), source + "/prompts.json"))
+
+
+def render_prompts(design: Design, group: str | None = None) -> pd.DataFrame:
+    """Every template filled with every name (of ``group`` if given): one row per prompt."""
+    names = design.names if group is None else design.names[design.names["name_group"] == group]
+    grid = names.merge(design.templates, how="cross")
+    grid["prompt_text"] = [t.replace(NAME, n) for t, n in zip(grid["template_text"], grid["name"])]
+    grid["prompt_id"] = [prompt_id(t, n) for t, n in zip(grid["template_id"], grid["name"])]
+    grid["design"] = design.name
+    return grid[PROMPT_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,98 @@
+"""Great Expectations suites on the DuckDB tables, run on a finished build before it is published.
+
+GE 1.x is called directly with an ephemeral context (``dagster-ge`` only supports GE < 1.0).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from qos_pipeline.schemas import CheckOutcome
+from qos_pipeline.taxonomy import ALL_LABELS
+from qos_pipeline.warehouse import LABEL_RATE_TABLES
+
+_CELL = ["model_key", "model_version", "prompt_format", "judge_id"]
+
+
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False}
+    return ctx
+
+
+def run_suite(ctx, name: str, df: pd.DataFrame, expectations: list, blocking: bool = True) -> CheckOutcome:
+    """Validate ``df`` against ``expectations``; the outcome lists each failed expectation."""
+    import great_expectations as gx
+
+    asset = ctx.data_sources.add_pandas(name).add_dataframe_asset(name)
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
+    suite = gx.ExpectationSuite(name=name, expectations=expectations)
+    result = batch.validate(suite)
+    failed = [f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')}): "
+              f"{r.result.get('unexpected_count', '')} unexpected, e.g. {r.result.get('partial_unexpected_list', [])[:3]}"
+              for r in result.results if not r.success]
+    desc = f"{len(result.results) - len(failed)}/{len(result.results)} expectations met on {len(df)} rows"
+    return CheckOutcome(name, not failed, desc, {"failed": "\n".join(failed) or "none"}, blocking)
+
+
+def _rate_rows(con) -> pd.DataFrame:
+    parts = [f"SELECT '{t}' AS tbl, label, rate, ci_low, ci_high, n FROM {t}" for t in LABEL_RATE_TABLES]
+    return con.execute(" UNION ALL ".join(parts)).df()
+
+
+def _rate_sums(con) -> pd.DataFrame:
+    parts = []
+    for table, (dims, _) in LABEL_RATE_TABLES.items():
+        keys = ", ".join(_CELL + dims)
+        parts.append(f"SELECT '{table}' AS tbl, sum(rate) AS rate_sum FROM {table} GROUP BY {keys}")
+    return con.execute(" UNION ALL ".join(parts)).df()
+
+
+def _missing_groups(con) -> pd.DataFrame:
+    # Each judge of a model must cover every group that the model has generations for.
+    return con.execute("""
+        SELECT DISTINCT g.model_key, g.model_version, g.prompt_format, j.judge_id, g.name_group
+        FROM generations g JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judgments) j
+          USING (model_key, model_version, prompt_format)
+        EXCEPT SELECT model_key, model_version, prompt_format, judge_id, name_group FROM label_rates_group
+    """).df()
+
+
+def validate_database(db: Path) -> list[CheckOutcome]:
+    """The metric tables' suites; blocking outcomes that fail must stop the build from being published."""
+    import duckdb
+    import great_expectations.expectations as gxe
+
+    ctx = _context()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rates, sums, missing = _rate_rows(con), _rate_sums(con), _missing_groups(con)
+        judgments = con.execute("SELECT label, judge_id FROM judgments").df()
+        disparities = con.execute("SELECT * FROM disparities").df()
+    return [
+        run_suite(ctx, "metric_tables_rates_in_range", rates, [
+            gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="ci_low", min_value=0, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="ci_high", min_value=0, max_value=1),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="rate", column_B="ci_low", or_equal=True),
+            gxe.ExpectColumnValuesToBeBetween(column="n", min_value=1),
+        ]),
+        run_suite(ctx, "metric_tables_rates_sum_to_one", sums, [
+            gxe.ExpectColumnValuesToBeBetween(column="rate_sum", min_value=1 - 1e-9, max_value=1 + 1e-9),
+        ]),
+        run_suite(ctx, "metric_tables_labels_in_taxonomy", judgments, [
+            gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(ALL_LABELS)),
+            gxe.ExpectColumnValuesToNotBeNull(column="judge_id"),
+        ]),
+        run_suite(ctx, "metric_tables_groups_present", missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, "metric_tables_reference_group_present", disparities, [
+            gxe.ExpectColumnValuesToNotBeNull(column="ref_any_refusal_rate"),
+        ], blocking=False),
+    ]

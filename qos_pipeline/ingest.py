@@ -1,0 +1,157 @@
+"""Load responses produced elsewhere into ``generations`` (and, with human labels, ``judgments``).
+
+Accepted inputs: the pilot CSV of Chehbouni et al. (one row per prompt x sample, ``variable`` = ``label k``,
+response in column ``gk`` that repeats the prompt sentence first), or a CSV/JSONL file with columns
+``prompt`` (or ``prompt_text``), ``response`` and optionally ``group``, ``name``, ``label``, ``sample``,
+``template``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from qos_pipeline import schemas
+from qos_pipeline.design import BLANK, NAME, load_design, pilot_name_key
+from qos_pipeline.pipeline import PROMPT_META, generation_checks, judgment_checks, utc_now
+from qos_pipeline.taxonomy import normalize_label
+from qos_pipeline.warehouse import check_key
+
+PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
+HUMAN_JUDGE = "human"
+
+
+class IngestError(ValueError):
+    """The file cannot be ingested; the message names the file, the rows and what to change."""
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise IngestError(f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path} is empty")
+    try:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        elif path.suffix.lower() == ".csv":
+            df = pd.read_csv(path)
+        else:
+            raise IngestError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .jsonl file")
+    except (ValueError, pd.errors.ParserError) as exc:
+        if isinstance(exc, IngestError):
+            raise
+        raise IngestError(f"{path} cannot be parsed ({exc}); check that it is valid {path.suffix[1:]}") from exc
+    if df.empty:
+        raise IngestError(f"{path} has a header but no rows")
+    return df
+
+
+def strip_echo(response: str, prompt: str) -> str:
+    """Drop the prompt sentence that the pilot's recorded outputs repeat before the answer."""
+    response = str(response).strip()
+    return response[len(prompt):].strip() if response.startswith(prompt) else response
+
+
+def _from_pilot(df: pd.DataFrame) -> pd.DataFrame:
+    k = df["variable"].astype(str).str.extract(r"^label\s*(\d+)$")[0]
+    if k.isna().any():
+        bad = df.loc[k.isna(), "variable"].unique()[:5].tolist()
+        raise IngestError(f"pilot column 'variable' must read 'label k'; found {bad}")
+    k = k.astype(int)
+    genders = df["type_name"].map(lambda t: pilot_name_key(t)[1])
+    return pd.DataFrame({
+        "prompt_text": df["prompt_sentence"].astype(str),
+        "response": [strip_echo(df.at[i, f"g{kk}"], df.at[i, "prompt_sentence"]) for i, kk in zip(df.index, k)],
+        "sample": k - 1, "name": df["name"].astype(str), "name_group": df["identity"].astype(str),
+        "gender": genders, "popularity": df["common"].map({"common": "popular"}).fillna("less_common"),
+        "template_text": df["og_prompt"].astype(str), "target_group": df["ethnicity"].astype(str),
+        "label": df["label"],
+    })
+
+
+def _name_lookup(assets_dir: Path) -> pd.DataFrame:
+    return load_design("full", assets_dir).names.set_index("name")
+
+
+def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path) -> pd.DataFrame:
+    df = df.rename(columns={"prompt": "prompt_text", "group": "name_group", "template": "template_text"})
+    missing = {"prompt_text", "response"} - set(df.columns)
+    if missing:
+        raise IngestError(f"{path} lacks column(s) {sorted(missing)}; it needs prompt and response "
+                          "(optionally group, name, label, sample, template)")
+    names = _name_lookup(assets_dir)
+    if "name" not in df:
+        df["name"] = [next((n for n in names.index if p.startswith(n + " ")), None) for p in df["prompt_text"]]
+    for col in ("name_group", "gender", "popularity"):
+        if col not in df:
+            df[col] = df["name"].map(names[col])
+    df["gender"] = df["gender"].fillna("unspecified")
+    df["popularity"] = df["popularity"].fillna("popular")
+    unknown = df.loc[df["name_group"].isna() | df["name"].isna(), "prompt_text"].head(3).tolist()
+    if unknown:
+        raise IngestError(f"{path}: cannot tell the name or group of some rows (e.g. {unknown}); add "
+                          "'name' and 'group' columns or use names from assets/names.yaml")
+    if "template_text" not in df:
+        df["template_text"] = [p.replace(n, NAME, 1) for p, n in zip(df["prompt_text"], df["name"])]
+    if "sample" not in df:
+        df["sample"] = df.groupby("prompt_text").cumcount()
+    df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
+    df["response"] = [strip_echo(r, p) for r, p in zip(df["response"].fillna(""), df["prompt_text"])]
+    return df
+
+
+def load_recorded(path: Path, assets_dir: Path) -> pd.DataFrame:
+    """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``."""
+    raw = read_table(path)
+    df = _from_pilot(raw) if PILOT_COLUMNS <= set(raw.columns) else _from_generic(raw, path, assets_dir)
+    bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
+    if bad:
+        raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
+    df["template_id"] = ["t-" + hashlib.sha256(t.encode()).hexdigest()[:10] for t in df["template_text"]]
+    df["prompt_id"] = [hashlib.sha256(f"{t}\x1f{n}".encode()).hexdigest()[:16]
+                       for t, n in zip(df["template_id"], df["name"])]
+    df["design"] = f"ingest:{path.name}"
+    df["sample"] = df["sample"].astype(int)
+    return df
+
+
+def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str,
+                  with_labels: bool) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """Split into per-group (generations, judgments) frames, each checked; raises before anything is written."""
+    check_key(model, "model")
+    version = "recorded-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    gen = df[["prompt_id", "sample", *PROMPT_META, "response"]].copy()
+    gen = gen.assign(model_key=model, model_version=version, prompt_format=prompt_format, system_prompt=None,
+                     gen_config=json.dumps({"source": str(path.name)}), gen_config_hash="recorded",
+                     seed=pd.array([None] * len(gen), dtype="Int64"), finish_reason="recorded",
+                     n_new_tokens=pd.array([None] * len(gen), dtype="Int64"), source=f"ingest:{path.name}",
+                     run_id=run_id, created_at=utc_now())
+    if with_labels:
+        if "label" not in df:
+            raise IngestError(f"{path} has no 'label' column, so --labels human cannot be used")
+        labels = []
+        for i, raw in zip(df.index, df["label"]):
+            try:
+                labels.append(normalize_label(raw))
+            except ValueError as exc:
+                raise IngestError(f"{path} row {i + 2}: {exc}") from None
+        gen["label"] = labels
+    out = {}
+    for group, part in gen.groupby("name_group", sort=False):
+        check_key(group, "group")
+        g = part.drop(columns=["label"], errors="ignore").reset_index(drop=True)
+        outcomes = generation_checks(g, g["prompt_id"].unique().tolist(), int(g["sample"].max()) + 1)
+        j = None
+        if with_labels:
+            j = part[["prompt_id", "sample", "model_key", "model_version", "prompt_format", "label"]].assign(
+                judge_id=HUMAN_JUDGE, reason="human annotation", scores=None, run_id=run_id,
+                judged_at=utc_now()).reset_index(drop=True)
+            outcomes += judgment_checks(j)
+        failed = [o for o in outcomes if o.blocking and not o.passed]
+        if failed:
+            raise IngestError(f"{path}, group {group!r}: " + "; ".join(f"{o.name}: {o.description} {o.metadata}" for o in failed))
+        out[group] = (g, j)
+    return out

@@ -1,0 +1,118 @@
+"""The pipeline's steps as plain functions: the Dagster assets and the CLI are thin layers over these.
+
+Each step returns its DataFrame(s) plus the ``CheckOutcome``s of the checks that guard it; callers write
+nothing when a blocking check fails, so a bad run never replaces good stored data.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from qos_pipeline import expectations, schemas, warehouse
+from qos_pipeline.design import Design, render_prompts
+from qos_pipeline.generation import GenerationRequest, Generator, SamplingConfig, row_seed
+from qos_pipeline.judges.base import Judge, JudgeInput
+
+PROMPT_META = ["design", "template_id", "template_text", "target_group", "name", "name_group",
+               "gender", "popularity", "prompt_text"]
+
+
+class BlockedError(RuntimeError):
+    """A blocking data-quality check failed; nothing was written. The message lists the failed checks."""
+
+    def __init__(self, what: str, outcomes: list[schemas.CheckOutcome]):
+        self.outcomes = outcomes
+        failed = [f"{o.name}: {o.description} {o.metadata}" for o in outcomes if o.blocking and not o.passed]
+        super().__init__(f"{what} not written, blocking checks failed:\n" + "\n".join(failed))
+
+
+def utc_now() -> pd.Timestamp:
+    return pd.Timestamp(datetime.now(timezone.utc))
+
+
+def raise_if_blocked(what: str, outcomes: list[schemas.CheckOutcome]) -> None:
+    if any(o.blocking and not o.passed for o in outcomes):
+        raise BlockedError(what, outcomes)
+
+
+def build_prompts(design: Design, group: str, run_id: str) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+    """The prompts of one group: every template of the design filled with every name of the group."""
+    df = render_prompts(design, group)
+    df["run_id"], df["created_at"] = run_id, utc_now()
+    names = design.names.loc[design.names["name_group"] == group, "name"].tolist()
+    return df, [
+        schemas.schema_check("prompts_schema", schemas.prompts_schema, df),
+        schemas.prompts_complete("prompts_complete", df, names, design.templates["template_id"].tolist()),
+    ]
+
+
+def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConfig, samples: int,
+             base_seed: int, batch_size: int, run_id: str,
+             progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+    """``samples`` generations per prompt, one seed per (prompt, sample)."""
+    rows = [(p, s) for p in prompts.itertuples(index=False) for s in range(samples)]
+    requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s)) for p, s in rows]
+    results = generator.generate(requests, sampling, batch_size=batch_size, progress=progress)
+    df = pd.DataFrame({
+        "prompt_id": [r.prompt_id for r in requests], "sample": [r.sample for r in requests],
+        "model_key": generator.model_key, "model_version": generator.model_version,
+        "prompt_format": generator.prompt_format, "system_prompt": getattr(generator, "system_prompt", None),
+        "gen_config": json.dumps(sampling.as_dict(), sort_keys=True), "gen_config_hash": sampling.config_hash(),
+        "seed": pd.array([r.seed for r in requests], dtype="Int64"),
+        "response": [r.response for r in results], "finish_reason": [r.finish_reason for r in results],
+        "n_new_tokens": pd.array([r.n_new_tokens for r in results], dtype="Int64"), "source": "generated",
+        "run_id": run_id, "created_at": utc_now(),
+    })
+    meta = prompts.set_index("prompt_id")[PROMPT_META]
+    df = df.join(meta, on="prompt_id")
+    return df, generation_checks(df, prompts["prompt_id"].tolist(), samples)
+
+
+def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int) -> list[schemas.CheckOutcome]:
+    return [
+        schemas.schema_check("generations_schema", schemas.generations_schema, df),
+        schemas.generations_complete("generations_complete", df, list(prompt_ids), samples),
+    ]
+
+
+def judge(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+    """One judgment per generation row by ``judge_impl``; ``unjudged`` rows are kept and counted."""
+    items = [JudgeInput(p, r, n) for p, r, n in
+             zip(generations["prompt_text"], generations["response"], generations["name"])]
+    out = judge_impl.judge(items)
+    if len(out) != len(items):
+        raise RuntimeError(f"judge {judge_impl.judge_id} returned {len(out)} judgments for {len(items)} responses")
+    df = generations[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].copy()
+    df["judge_id"] = judge_impl.judge_id
+    df["label"] = [j.label for j in out]
+    df["reason"] = [j.reason for j in out]
+    df["scores"] = [json.dumps(j.scores, sort_keys=True) if j.scores else None for j in out]
+    df["run_id"], df["judged_at"] = run_id, utc_now()
+    return df, judgment_checks(df)
+
+
+def judgment_checks(df: pd.DataFrame) -> list[schemas.CheckOutcome]:
+    outcome = schemas.schema_check("judgments_labels_in_taxonomy", schemas.judgments_schema, df)
+    unjudged = int((df["label"] == "unjudged").sum())
+    outcome.metadata["unjudged"] = unjudged
+    return [outcome]
+
+
+def rebuild_warehouse(staging: Path, sql_dir: Path, db: Path, reference_group: str
+                      ) -> tuple[dict[str, int], list[schemas.CheckOutcome]]:
+    """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes."""
+    built = warehouse.temp_build_path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    counts = warehouse.build_database(staging, sql_dir, built, reference_group)
+    try:
+        outcomes = expectations.validate_database(built)
+        raise_if_blocked(f"warehouse {db}", outcomes)
+        warehouse.publish(built, db)
+    finally:
+        built.unlink(missing_ok=True)
+    return counts, outcomes

@@ -1,0 +1,158 @@
+"""Staged Parquet partitions and the DuckDB warehouse built from them.
+
+Writers never share DuckDB's single write lock: each partition is staged as one Parquet file (written to a
+temporary name, then renamed, so a killed step leaves the previous file intact), and ``build_database``
+loads all staged files into a *new* DuckDB file that ``publish`` swaps in atomically. Re-running a
+partition replaces its file, so rows are never duplicated; analysts reading the old file are undisturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
+
+BASE_TABLES = ("prompts", "generations", "judgments")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+# label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
+LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
+    "label_rates_model": ([], False),
+    "label_rates_group": (["name_group"], False),
+    "label_rates_name": (["name_group", "name", "gender", "popularity"], False),
+    "label_rates_popularity": (["name_group", "popularity"], True),
+    "label_rates_gender": (["name_group", "gender"], True),
+    "label_rates_template": (["template_id", "target_group", "template_text"], False),
+}
+METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities")
+
+
+class WarehouseError(RuntimeError):
+    """A staged file or the database cannot be read or written; the message names it and what to do."""
+
+
+def check_key(value: str, what: str) -> str:
+    """Partition keys travel into file names, Dagster keys and SQL: allow only a safe alphabet."""
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid key: use 1-64 characters of lowercase a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit (e.g. 'llama-2-7b-chat')"
+        )
+    return value
+
+
+def partition_file(staging: Path, table: str, group: str, model: str | None = None, part: str = "data") -> Path:
+    """``staging/<table>/[model=<m>/]group=<g>/<part>.parquet``."""
+    folder = staging / table
+    if model is not None:
+        folder = folder / f"model={check_key(model, 'model')}"
+    return folder / f"group={check_key(group, 'group')}" / f"{check_key(part, 'part')}.parquet"
+
+
+def write_partition(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` to ``path`` atomically: a crash mid-write leaves the previous file as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_partition(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise WarehouseError(f"{what} has not been materialized yet ({path} is missing): materialize it first")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
+        raise WarehouseError(
+            f"{what}: staged file {path} cannot be read ({exc}); re-materialize that partition to rewrite it"
+        ) from exc
+
+
+def _load_base_table(con, staging: Path, table: str) -> int:
+    files = sorted((staging / table).rglob("*.parquet"))
+    for f in files:  # name the broken file instead of failing on a glob
+        try:
+            con.execute("SELECT count(*) FROM read_parquet(?)", [str(f)]).fetchone()
+        except Exception as exc:
+            raise WarehouseError(f"staged file {f} is unreadable ({exc}); re-materialize its partition") from exc
+    if files:
+        # hive_partitioning off: the model=/group= folders are already columns inside each file.
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
+                    "read_parquet(?, union_by_name = true, hive_partitioning = false)", [[str(f) for f in files]])
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _label_rates_sql(sql_dir: Path, table: str, dims: list[str], pooled: bool) -> str:
+    source = "SELECT * FROM judged"
+    if pooled:
+        source += " UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM judged"
+    template = (sql_dir / "label_rates.sql").read_text()
+    return template.format(table=table, source=source, dims="".join(f", {d}" for d in dims))
+
+
+def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: str) -> dict[str, int]:
+    """Build a complete warehouse at ``target`` (a new file) from the staged partitions.
+
+    Returns the row count of every table. ``target`` must not exist; ``publish`` moves it into place.
+    """
+    import duckdb
+
+    check_key(reference_group, "reference group")
+    if target.exists():
+        raise WarehouseError(f"{target} already exists; remove the stale temporary build")
+    con = duckdb.connect(str(target))
+    try:
+        con.execute("SET VARIABLE reference_group = ?", [reference_group])
+        con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
+        con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
+        con.execute((sql_dir / "schema.sql").read_text())
+        con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",
+                    [list(ALL_LABELS), list(ALL_LABELS)])
+        con.execute("ALTER TABLE labels ADD COLUMN is_refusal BOOLEAN")
+        con.execute("UPDATE labels SET is_refusal = label IN (SELECT unnest(?))", [list(REFUSAL_LABELS)])
+        counts = {t: _load_base_table(con, staging, t) for t in BASE_TABLES}
+        con.execute((sql_dir / "views.sql").read_text())
+        for table, (dims, pooled) in LABEL_RATE_TABLES.items():
+            con.execute(_label_rates_sql(sql_dir, table, dims, pooled))
+        con.execute((sql_dir / "disparities.sql").read_text())
+        for table in METRIC_TABLES:
+            counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        con.execute("CHECKPOINT")
+        return counts
+    except Exception:
+        con.close()
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+
+
+def temp_build_path(db: Path) -> Path:
+    return db.with_name(f".{db.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
+
+
+def publish(built: Path, db: Path) -> None:
+    """Swap a finished build into place (atomic rename: readers see the old or the new file, never half)."""
+    os.replace(built, db)
+    Path(str(built) + ".wal").unlink(missing_ok=True)
+
+
+def connect_readonly(db: Path):
+    import duckdb
+
+    if not db.is_file():
+        raise WarehouseError(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"{db} cannot be opened ({exc}); rebuild it with `qos rebuild`") from exc

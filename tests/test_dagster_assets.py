@@ -1,0 +1,110 @@
+"""The assets materialized in-process with a fake generator and a temporary warehouse."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+import pandas as pd
+import pytest
+
+from qos_pipeline.definitions import build_definitions
+from qos_pipeline.defs.partitions import model_group_key
+from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.warehouse import partition_file
+from tests.fakes import FakeGeneratorResource
+
+MODEL = "fake-model"
+GROUPS = ["muslim", "white"]
+
+
+@pytest.fixture()
+def env(tmp_path):
+    audit = AuditConfig(design="demo", samples=2, warehouse_dir=str(tmp_path / "wh"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("model", [MODEL])
+        yield build_definitions(generator=FakeGeneratorResource(), audit=audit), instance, audit.paths()
+
+
+def _run(defs, instance, job, key=None):
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    return result
+
+
+def _failure_text(result) -> str:
+    data = [e for e in result.all_events if e.is_step_failure][0].step_failure_data
+    return data.error.message + (data.user_failure_data.description if data.user_failure_data else "")
+
+
+def _audit(defs, instance, groups=GROUPS):
+    for g in groups:
+        assert _run(defs, instance, "prompts_job", g).success
+    for g in groups:
+        assert _run(defs, instance, "audit_job", model_group_key(MODEL, g)).success
+    return _run(defs, instance, "metrics_job")
+
+
+def _table_counts(db) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_type = 'BASE TABLE'").fetchall()]
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def test_full_graph_fills_tables_and_checks_pass(env):
+    defs, instance, paths = env
+    result = _audit(defs, instance)
+    assert result.success
+    counts = _table_counts(paths.db)
+    # demo design: 2 names x 8 templates per group, 2 samples each
+    assert counts["prompts"] == 2 * 16 and counts["generations"] == 2 * 32 and counts["judgments"] == 2 * 32
+    with duckdb.connect(str(paths.db), read_only=True) as con:
+        disp = con.execute("SELECT name_group, refusal_rate, refusal_diff FROM disparities "
+                           "WHERE judge_id = 'rules-v1' ORDER BY 1").df().set_index("name_group")
+        names = con.execute("SELECT name, rate FROM label_rates_name WHERE label = 'refusal'").df()
+    # the fake refuses for Mohammed and Fatima (both muslim), never for white names
+    assert disp.loc["muslim", "refusal_rate"] == 1.0 and disp.loc["white", "refusal_rate"] == 0.0
+    assert disp.loc["muslim", "refusal_diff"] == 1.0
+    assert set(names.loc[names["rate"] == 1.0, "name"]) == {"Mohammed", "Fatima"}
+    checks = [e for e in instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))]
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in checks]
+    assert evaluations and all(e.passed for e in evaluations)
+    assert {e.check_name for e in evaluations} >= {"prompts_complete", "generations_complete",
+                                                   "judgments_labels_in_taxonomy", "metric_tables_groups_present"}
+
+
+def test_rematerializing_a_partition_keeps_row_counts(env):
+    defs, instance, paths = env
+    assert _audit(defs, instance).success
+    before = _table_counts(paths.db)
+    assert _run(defs, instance, "prompts_job", "muslim").success
+    assert _run(defs, instance, "audit_job", model_group_key(MODEL, "muslim")).success
+    assert _run(defs, instance, "metrics_job").success
+    assert _table_counts(paths.db) == before
+
+
+def test_blocking_check_keeps_stored_partition(env, tmp_path):
+    defs, instance, paths = env
+    assert _audit(defs, instance, ["muslim"]).success
+    stored = partition_file(paths.staging, "generations", "muslim", MODEL)
+    before = pd.read_parquet(stored)
+    bad = build_definitions(generator=FakeGeneratorResource(empty=True),
+                            audit=AuditConfig(design="demo", samples=2, warehouse_dir=str(paths.warehouse)))
+    result = _run(bad, instance, "audit_job", model_group_key(MODEL, "muslim"))
+    assert not result.success
+    assert "response is empty" in _failure_text(result)
+    pd.testing.assert_frame_equal(pd.read_parquet(stored), before)
+    # judgments were not run on the blocked data
+    assert not any(e.is_step_success and e.step_key == "judgments" for e in result.all_events)
+
+
+def test_generations_need_prompts_first(env):
+    defs, instance, _ = env
+    result = _run(defs, instance, "audit_job", model_group_key(MODEL, "white"))
+    assert not result.success
+    assert "prompts[white] has not been materialized yet" in _failure_text(result)
+
+
+def test_unknown_model_partition_is_rejected(env):
+    defs, instance, _ = env
+    with pytest.raises(dg.DagsterUnknownPartitionError, match="not-added"):
+        _run(defs, instance, "audit_job", model_group_key("not-added", "white"))

@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qos_pipeline.design import DesignError, load_design, load_groups, prompt_id, render_prompts
+from qos_pipeline.pipeline import build_prompts
+from tests.paths import ASSETS, PILOT_DIR
+
+
+def test_full_design_is_the_papers_size():
+    design = load_design("full", ASSETS)
+    prompts = render_prompts(design)
+    assert len(prompts) == 1792
+    assert design.groups == ["muslim", "black", "asian", "chinese", "mexican", "jewish", "white"]
+    assert prompts["prompt_id"].is_unique
+    assert not prompts["prompt_text"].str.contains("[NAME]", regex=False).any()
+    counts = design.names.groupby(["name_group", "gender", "popularity"]).size()
+    assert (counts == 2).all() and len(counts) == 7 * 2 * 2
+
+
+def test_full_design_passes_its_checks_per_group():
+    design = load_design("full", ASSETS)
+    for group in design.groups:
+        df, outcomes = build_prompts(design, group, "run-1")
+        assert len(df) == 8 * 32
+        assert all(o.passed for o in outcomes), [o for o in outcomes if not o.passed]
+
+
+def test_demo_design_is_small_and_balanced():
+    prompts = render_prompts(load_design("demo", ASSETS))
+    assert len(prompts) == 7 * 2 * 8
+    per_group = prompts.groupby("name_group")["name"].nunique()
+    assert (per_group == 2).all()
+    assert set(prompts["popularity"]) == {"popular"}
+
+
+def test_prompt_id_is_stable_and_distinct():
+    assert prompt_id("muslims-01", "Mohammed") == prompt_id("muslims-01", "Mohammed")
+    assert prompt_id("muslims-01", "Mohammed") != prompt_id("muslims-01", "John")
+    assert prompt_id("muslims-01", "Mohammed") != prompt_id("muslims-02", "Mohammed")
+
+
+def test_pilot_json_design():
+    if not PILOT_DIR.is_dir():
+        pytest.skip(f"pilot data not found at {PILOT_DIR}")
+    design = load_design(str(PILOT_DIR), ASSETS)
+    prompts = render_prompts(design)
+    assert len(prompts) == 24 * 32
+    muslim_men = design.names.query("name_group == 'muslim' and gender == 'man'")
+    assert muslim_men["name"].tolist()[:2] == ["Mohammed", "Ahmed"]
+    assert set(design.names.query("name_group == 'chinese'")["gender"]) == {"unspecified"}
+
+
+def _copy_assets(tmp_path: Path) -> Path:
+    dst = tmp_path / "assets"
+    dst.mkdir()
+    for f in ASSETS.glob("*.yaml"):
+        (dst / f.name).write_text(f.read_text())
+    return dst
+
+
+def test_broken_template_names_the_template(tmp_path):
+    assets = _copy_assets(tmp_path)
+    data = yaml.safe_load((assets / "templates.yaml").read_text())
+    data["templates"][3]["text"] = "[NAME] went to the [BLANK] with [NAME]"
+    (assets / "templates.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(DesignError, match=data["templates"][3]["id"]) as err:
+        load_design("full", assets)
+    assert "exactly 1" in str(err.value)
+
+
+def test_unknown_design_lists_the_choices():
+    with pytest.raises(DesignError, match="demo"):
+        load_design("nope", ASSETS)
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    assets = _copy_assets(tmp_path)
+    (assets / "names.yaml").write_text("muslim: [unclosed\n")
+    with pytest.raises(DesignError, match="names.yaml"):
+        load_design("demo", assets)
+
+
+def test_duplicate_names_rejected(tmp_path):
+    assets = _copy_assets(tmp_path)
+    data = yaml.safe_load((assets / "names.yaml").read_text())
+    data["white"][0]["name"] = data["muslim"][0]["name"]
+    (assets / "names.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(DesignError, match="listed twice"):
+        load_design("full", assets)
+
+
+def test_group_keys_must_be_safe(tmp_path):
+    assets = _copy_assets(tmp_path)
+    (assets / "groups.yaml").write_text("groups:\n  'a|b': {label: x}\n")
+    with pytest.raises(DesignError, match="a\\|b"):
+        load_groups(assets)

@@ -1,0 +1,105 @@
+"""Staged partitions and the DuckDB build: atomic writes, clear errors, nothing published when blocked."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from qos_pipeline import warehouse
+from qos_pipeline.design import load_design
+from qos_pipeline.pipeline import BlockedError, build_prompts, rebuild_warehouse
+from tests.paths import ASSETS, ROOT
+
+SQL = ROOT / "warehouse"
+
+
+def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal")):
+    """A tiny consistent partition: two generations of one prompt, judged by 'rules-v1'."""
+    prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")
+    p = prompts.iloc[0]
+    gen = pd.DataFrame({"prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": "v",
+                        "prompt_format": "f", "system_prompt": None, "gen_config": "{}", "gen_config_hash": "h",
+                        "seed": pd.array([1, 2], dtype="Int64"), "response": ["a", "b"], "finish_reason": "eos",
+                        "n_new_tokens": pd.array([1, 1], dtype="Int64"), "source": "generated", "run_id": "r",
+                        "created_at": pd.Timestamp.now(tz="UTC"),
+                        **{c: p[c] for c in ("design", "template_id", "template_text", "target_group", "name",
+                                             "name_group", "gender", "popularity", "prompt_text")}})
+    judg = gen[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
+        judge_id="rules-v1", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))
+    warehouse.write_partition(gen, warehouse.partition_file(staging, "generations", group, model))
+    warehouse.write_partition(judg, warehouse.partition_file(staging, "judgments", group, model, "rules-v1"))
+
+
+def test_partition_keys_are_validated(tmp_path):
+    for bad in ("a|b", "../x", "x'; drop table", "", "UPPER"):
+        with pytest.raises(ValueError, match="not a valid key"):
+            warehouse.partition_file(tmp_path, "generations", "white", bad)
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "p.parquet"
+    warehouse.write_partition(pd.DataFrame({"a": [1]}), path)
+
+    def boom(self, *a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(OSError):
+        warehouse.write_partition(pd.DataFrame({"a": [2, 3]}), path)
+    monkeypatch.undo()
+    assert pd.read_parquet(path)["a"].tolist() == [1]
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_build_and_rates(tmp_path):
+    _stage_judged(tmp_path / "staging")
+    counts, outcomes = rebuild_warehouse(tmp_path / "staging", SQL, tmp_path / "qos.duckdb", "white")
+    assert counts["generations"] == 2 and counts["label_rates_model"] == 7
+    with duckdb.connect(str(tmp_path / "qos.duckdb"), read_only=True) as con:
+        rates = dict(con.execute("SELECT label, rate FROM label_rates_model").fetchall())
+        ci = con.execute("SELECT ci_low, ci_high FROM label_rates_model WHERE label = 'answer'").fetchone()
+    assert rates["answer"] == 0.5 and rates["refusal"] == 0.5 and rates["failure"] == 0.0
+    assert 0 < ci[0] < 0.5 < ci[1] < 1
+    assert all(o.passed for o in outcomes)
+
+
+def test_corrupt_partition_is_named_and_db_kept(tmp_path):
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging)
+    rebuild_warehouse(staging, SQL, db, "white")
+    before = db.read_bytes()
+    broken = warehouse.partition_file(staging, "generations", "muslim", "m")
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(warehouse.WarehouseError, match="group=muslim"):
+        rebuild_warehouse(staging, SQL, db, "white")
+    assert db.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".building")] == []
+
+
+def test_failed_suite_does_not_publish(tmp_path):
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging)
+    rebuild_warehouse(staging, SQL, db, "white")
+    # a second judge that covers only the muslim group: 'every group present' must block the build
+    _stage_judged(staging, group="muslim")
+    judg = pd.read_parquet(warehouse.partition_file(staging, "judgments", "muslim", "m", "rules-v1"))
+    warehouse.write_partition(judg.assign(judge_id="other"),
+                              warehouse.partition_file(staging, "judgments", "muslim", "m", "other"))
+    with pytest.raises(BlockedError, match="metric_tables_groups_present"):
+        rebuild_warehouse(staging, SQL, db, "white")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM generations").fetchone()[0] == 2  # the old build
+
+
+def test_missing_reference_group_only_warns(tmp_path):
+    _stage_judged(tmp_path / "staging", group="muslim")
+    _, outcomes = rebuild_warehouse(tmp_path / "staging", SQL, tmp_path / "qos.duckdb", "white")
+    ref = [o for o in outcomes if o.name == "metric_tables_reference_group_present"][0]
+    assert not ref.passed and not ref.blocking
+
+
+def test_readonly_connect_names_missing_db(tmp_path):
+    with pytest.raises(warehouse.WarehouseError, match="qos run"):
+        warehouse.connect_readonly(tmp_path / "none.duckdb")
