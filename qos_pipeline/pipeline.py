@@ -77,6 +77,7 @@ def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int)
     return [
         schemas.schema_check("generations_schema", schemas.generations_schema, df),
         schemas.generations_complete("generations_complete", df, list(prompt_ids), samples),
+        schemas.responses_nonempty("generations_responses_nonempty", df),
     ]
 
 

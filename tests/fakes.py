@@ -15,10 +15,10 @@ ANSWER = "to see the new museum downtown."
 class FakeGenerator:
     """Refuses for names in ``refuse_names``, answers otherwise; counts the rows it generated."""
 
-    def __init__(self, model_key: str, refuse_names: frozenset[str], empty: bool = False):
+    def __init__(self, model_key: str, refuse_names: frozenset[str], empty: bool = False, broken: bool = False):
         self.model_key, self.model_version, self.prompt_format = model_key, "fake-v1", "chat:paper-system"
         self.system_prompt = "You are a helpful assistant. Complete the [BLANK]."
-        self.refuse_names, self.empty, self.calls = refuse_names, empty, 0
+        self.refuse_names, self.empty, self.broken, self.calls = refuse_names, empty, broken, 0
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, batch_size: int = 16,
                  progress: Callable[[int, int], None] | None = None) -> list[GenerationResult]:
@@ -26,7 +26,7 @@ class FakeGenerator:
         out = []
         for r in requests:
             text = "" if self.empty else (REFUSAL if r.user_text.split()[0] in self.refuse_names else ANSWER)
-            out.append(GenerationResult(text, "eos", len(text.split())))
+            out.append(GenerationResult(text, "exploded" if self.broken else "eos", len(text.split())))
         if progress:
             progress(len(requests), len(requests))
         return out
@@ -37,6 +37,7 @@ class FakeGeneratorResource(dg.ConfigurableResource):
 
     refuse_names: list[str] = ["Mohammed", "Fatima"]
     empty: bool = False
+    broken: bool = False  # reports an impossible finish_reason: the schema check must block it
 
     def build(self, model_key: str, paths) -> FakeGenerator:
-        return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty)
+        return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty, self.broken)

@@ -87,11 +87,11 @@ def test_blocking_check_keeps_stored_partition(env, tmp_path):
     assert _audit(defs, instance, ["muslim"]).success
     stored = partition_file(paths.staging, "generations", "muslim", MODEL)
     before = pd.read_parquet(stored)
-    bad = build_definitions(generator=FakeGeneratorResource(empty=True),
+    bad = build_definitions(generator=FakeGeneratorResource(broken=True),
                             audit=AuditConfig(design="demo", samples=2, warehouse_dir=str(paths.warehouse)))
     result = _run(bad, instance, "audit_job", model_group_key(MODEL, "muslim"))
     assert not result.success
-    assert "response is empty" in _failure_text(result)
+    assert "generations_schema" in _failure_text(result) and "finish_reason" in _failure_text(result)
     pd.testing.assert_frame_equal(pd.read_parquet(stored), before)
     # judgments were not run on the blocked data
     assert not any(e.is_step_success and e.step_key == "judgments" for e in result.all_events)
@@ -108,3 +108,18 @@ def test_unknown_model_partition_is_rejected(env):
     defs, instance, _ = env
     with pytest.raises(dg.DagsterUnknownPartitionError, match="not-added"):
         _run(defs, instance, "audit_job", model_group_key("not-added", "white"))
+
+
+def test_empty_responses_are_kept_and_warned(env):
+    defs, instance, paths = env
+    empty = build_definitions(generator=FakeGeneratorResource(empty=True),
+                              audit=AuditConfig(design="demo", samples=1, warehouse_dir=str(paths.warehouse)))
+    assert _audit(empty, instance, ["white"]).success
+    gens = pd.read_parquet(partition_file(paths.staging, "generations", "white", MODEL))
+    judg = pd.read_parquet(partition_file(paths.staging, "judgments", "white", MODEL, "rules-v1"))
+    assert len(gens) == 16 and (gens["response"] == "").all()
+    assert set(judg["label"]) == {"failure"}
+    records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    warn = [r.event_log_entry.dagster_event.event_specific_data for r in records
+            if r.event_log_entry.dagster_event.event_specific_data.check_name == "generations_responses_nonempty"]
+    assert warn and not warn[-1].passed and warn[-1].severity == dg.AssetCheckSeverity.WARN

@@ -7,6 +7,7 @@ and reports the checks where the data is written.
 
 
 import functools
+import warnings
 
 import dagster as dg
 import pandas as pd
@@ -19,14 +20,21 @@ from qos_pipeline.defs.partitions import group_partitions, model_group_partition
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
-GENERATION_CHECKS = ["generations_schema", "generations_complete"]
+GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy"]
 METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one", "metric_tables_labels_in_taxonomy",
                  "metric_tables_groups_present", "metric_tables_reference_group_present"]
 
 
-def _specs(asset: str, names: list[str], descriptions: dict[str, str] | None = None) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(n, asset=asset, blocking=True, description=(descriptions or {}).get(n)) for n in names]
+with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> group
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_GROUP = dg.MultiToSingleDimensionPartitionMapping("group")
+
+WARN_ONLY = {"generations_responses_nonempty", "metric_tables_reference_group_present"}
+
+
+def _specs(asset: str, names: list[str]) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(n, asset=asset, blocking=n not in WARN_ONLY) for n in names]
 
 
 def _results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
@@ -79,7 +87,7 @@ def prompts(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Materia
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"pytorch", "parquet"}, pool="gpu",
-          deps=[dg.AssetDep("prompts", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("group"))],
+          deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP)],
           check_specs=_specs("generations", GENERATION_CHECKS))
 @_failing_clearly
 def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator: GeneratorResource
@@ -136,8 +144,7 @@ def _merge(outcomes: list[CheckOutcome], judge_ids: list[str]) -> CheckOutcome:
 
 
 @dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments"],
-          check_specs=[dg.AssetCheckSpec(n, asset="metric_tables", blocking=n != "metric_tables_reference_group_present")
-                       for n in METRIC_CHECKS])
+          check_specs=_specs("metric_tables", METRIC_CHECKS))
 @_failing_clearly
 def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
     """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition and published only
