@@ -9,17 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from qos_pipeline.config import PROJECT_ROOT, env_int, env_str, project_paths
+from qos_pipeline.config import PROJECT_ROOT, dagster_home, env_int, env_str, project_paths
 
 log = logging.getLogger("qos")
 
 
 def _instance():
-    """The project's Dagster instance (DAGSTER_HOME = project root unless set), so runs show in the UI."""
+    """The project's Dagster instance (``.dagster/`` unless DAGSTER_HOME is set), so runs show in the UI."""
     import dagster as dg
 
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
-    os.chdir(os.environ["DAGSTER_HOME"])  # dagster.yaml's storage paths are relative to it
+    dagster_home()
     return dg.DagsterInstance.get()
 
 
@@ -33,7 +32,6 @@ def _execute(defs, job: str, instance, partition_key=None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    import dagster as dg
 
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, REFERENCE_GROUP, model_group_key
@@ -117,6 +115,22 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
     _execute(build_definitions(), "metrics_job", _instance())
 
 
+def dagster_dev_command(host: str, port: int) -> list[str]:
+    """`dagster dev` (UI + daemon) for this project. `env --default-signal` makes it stop on SIGTERM even
+    when started in the background, where it would otherwise ignore the signal."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return ["env", "--default-signal=INT,TERM", str(dagster), "dev", "-m", "qos_pipeline.definitions",
+            "-h", host, "-p", str(port)]
+
+
+def cmd_ui(args: argparse.Namespace) -> None:
+    home = dagster_home()
+    print(f"Dagster UI and daemon on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops both")
+    os.chdir(PROJECT_ROOT)
+    cmd = dagster_dev_command(args.host, args.port)
+    os.execvp(cmd[0], cmd)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qos", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -144,6 +158,10 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     reb = sub.add_parser("rebuild", help="rebuild warehouse/qos.duckdb from the staged partitions")
     reb.set_defaults(func=cmd_rebuild)
+    ui = sub.add_parser("ui", help="serve the Dagster UI and daemon for this project (dagster dev)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
     return p
 
 

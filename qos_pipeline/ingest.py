@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline import schemas
 from qos_pipeline.design import BLANK, NAME, load_design, pilot_name_key
 from qos_pipeline.pipeline import PROMPT_META, generation_checks, judgment_checks, utc_now
 from qos_pipeline.taxonomy import normalize_label

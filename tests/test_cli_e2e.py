@@ -33,7 +33,7 @@ def test_qos_run_on_embedded_model(tmp_path, monkeypatch, capsys):
     assert instance.get_dynamic_partitions("model") == ["smollm2-135m-instruct"]
     runs = instance.get_runs()
     assert len(runs) == 2 + 2 + 1 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-    assert (home / ".dagster" / "storage").is_dir()  # storage went where dagster.yaml says
+    assert (home / "storage").is_dir() and not (tmp_path / "storage").exists()  # state stays in DAGSTER_HOME
 
 
 def test_cli_reports_bad_design_clearly(tmp_path, monkeypatch):

@@ -123,3 +123,19 @@ def test_empty_responses_are_kept_and_warned(env):
     warn = [r.event_log_entry.dagster_event.event_specific_data for r in records
             if r.event_log_entry.dagster_event.event_specific_data.check_name == "generations_responses_nonempty"]
     assert warn and not warn[-1].passed and warn[-1].severity == dg.AssetCheckSeverity.WARN
+
+
+@pytest.mark.parametrize("key,expected", [("white|fake-model", ("fake-model", "white")),
+                                          (model_group_key("m-1", "muslim"), ("m-1", "muslim"))])
+def test_partition_key_from_ui_string_or_object(key, expected):
+    from qos_pipeline.defs.partitions import split_key
+
+    assert split_key(dg.build_asset_context(partition_key=key)) == expected
+
+
+@pytest.mark.parametrize("key", ["white", "white|a|b", "white|../x"])
+def test_malformed_partition_key_fails_clearly(key):
+    from qos_pipeline.defs.partitions import split_key
+
+    with pytest.raises(dg.Failure, match="not a valid group\\|model key"):
+        split_key(dg.build_asset_context(partition_key=key))

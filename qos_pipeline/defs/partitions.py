@@ -4,6 +4,7 @@ import dagster as dg
 
 from qos_pipeline.config import project_paths
 from qos_pipeline.design import load_groups
+from qos_pipeline.warehouse import check_key
 
 GROUPS, REFERENCE_GROUP = load_groups(project_paths().assets)
 
@@ -17,9 +18,16 @@ def model_group_key(model: str, group: str) -> dg.MultiPartitionKey:
 
 
 def split_key(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    """(model, group) of a model x group run, with a clear error for a malformed key."""
+    """(model, group) of a model x group run, with a clear error for a malformed key.
+
+    A run launched from the UI or by tag carries the key as a plain string ("group|model").
+    """
     key = context.partition_key
-    if not isinstance(key, dg.MultiPartitionKey):
-        raise dg.Failure(f"partition key {key!r} is not a model|group key; pick a partition such as "
-                         f"'{GROUPS[0]}|smollm2-135m-instruct' in the UI")
-    return key.keys_by_dimension["model"], key.keys_by_dimension["group"]
+    try:
+        if not isinstance(key, dg.MultiPartitionKey):
+            key = model_group_partitions.get_partition_key_from_str(key)
+        model, group = key.keys_by_dimension["model"], key.keys_by_dimension["group"]
+        return check_key(model, "model"), check_key(group, "group")
+    except Exception as exc:  # dagster raises CheckError for a string without the "|" separator
+        raise dg.Failure(f"partition key {context.partition_key!r} is not a valid group|model key ({exc}); "
+                         f"pick a partition such as '{GROUPS[0]}|smollm2-135m-instruct' in the UI") from None

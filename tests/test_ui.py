@@ -1,0 +1,55 @@
+"""`dagster dev` on loopback serves the project's assets, partitions and checks, and a partition
+materialized through the UI's API succeeds (runs in the daemon-launched run worker, real model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+
+import dagster as dg
+import duckdb
+import pytest
+
+from tests.paths import ROOT
+
+spec = importlib.util.spec_from_file_location("ui_smoke", ROOT / "scripts" / "ui_smoke.py")
+ui_smoke = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ui_smoke)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    for var, value in {"DAGSTER_HOME": str(home), "QOS_WAREHOUSE": str(tmp_path / "wh"), "QOS_SAMPLES": "1",
+                       "QOS_MAX_NEW_TOKENS": "8"}.items():
+        monkeypatch.setenv(var, value)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("model", ["smollm2-135m-instruct"])
+    port = _free_port()
+    proc = ui_smoke.start(port, tmp_path / "dagster.log")
+    try:
+        ui_smoke.wait_up(port, proc)
+        location = ui_smoke.gql(port, ui_smoke.WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"][0]["name"]
+        nodes = {n["assetKey"]["path"][0]: n for n in ui_smoke.gql(port, ui_smoke.ASSETS_QUERY)["assetNodes"]}
+        assert set(nodes) == {"prompts", "generations", "judgments", "metric_tables"}
+        checks = {a: [c["name"] for c in n["assetChecksOrError"]["checks"]] for a, n in nodes.items()}
+        assert "generations_complete" in checks["generations"]
+        assert ui_smoke.materialize(port, location, ["prompts"], checks, "white") == "SUCCESS"
+        assert ui_smoke.materialize(port, location, ["generations", "judgments"], checks,
+                                    "white|smollm2-135m-instruct") == "SUCCESS"
+        assert ui_smoke.materialize(port, location, ["metric_tables"], checks, None) == "SUCCESS"
+    finally:
+        ui_smoke.stop(proc)
+    assert proc.returncode is not None
+    with duckdb.connect(str(tmp_path / "wh" / "qos.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT name_group, n FROM label_rates_group WHERE label = 'answer'").fetchall()
+    assert rows == [("white", 16)]  # demo design: 2 names x 8 templates, 1 sample
