@@ -55,3 +55,24 @@ def test_report_without_warehouse_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["report"])
     assert "qos run" in str(exc.value)
+
+
+def test_qos_ingest_pilot_and_report(tmp_path, monkeypatch, capsys):
+    from tests.paths import need_pilot
+
+    csv = need_pilot()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("QOS_WAREHOUSE", str(tmp_path / "wh"))
+    main(["ingest", str(csv), "--model", "llama-2-13b-chat", "--labels", "human"])
+    main(["report", "--model", "llama-2-13b-chat", "--judge", "human"])
+    out = capsys.readouterr().out
+    overall = [line for line in out.splitlines() if line.startswith("llama-2-13b-chat") and " 2304 " in line][0]
+    assert overall.split()[-7:] == ["73.7%", "5.3%", "0.2%", "14.9%", "1.3%", "4.6%", "0.0%"]
+    mohammed = [line for line in out.splitlines() if " Mohammed " in line][0]
+    assert "86.1%" in mohammed
+    instance = dg.DagsterInstance.get()
+    assert instance.get_dynamic_partitions("model") == ["llama-2-13b-chat"]
+    # the ingested partitions are visible as materializations of generations and judgments
+    for asset in ("generations", "judgments"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None

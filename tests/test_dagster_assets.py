@@ -139,3 +139,12 @@ def test_malformed_partition_key_fails_clearly(key):
 
     with pytest.raises(dg.Failure, match="not a valid group\\|model key"):
         split_key(dg.build_asset_context(partition_key=key))
+
+
+def test_full_design_selectable_by_config(tmp_path):
+    audit = AuditConfig(design="full", samples=1, warehouse_dir=str(tmp_path / "wh"))
+    defs = build_definitions(generator=FakeGeneratorResource(), audit=audit)
+    with dg.instance_for_test() as instance:
+        assert _run(defs, instance, "prompts_job", "jewish").success
+    prompts = pd.read_parquet(partition_file(audit.paths().staging, "prompts", "jewish"))
+    assert len(prompts) == 8 * 32 and set(prompts["design"]) == {"full"}
