@@ -8,38 +8,42 @@ inside the GGUF conversion, so importing this module stays cheap.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
 import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+# Re-exported: callers (sensors, checkpoints, generation) import these from here.
+from qos_pipeline.model_files import (  # noqa: F401
+    FOLDER_HINT, ModelError, _cached_digest, check_hf_folder, model_version, weight_files)
+
 REGISTRY_FILE = "models.yaml"
 CACHE_ENV = "QOS_MODEL_CACHE"
-_EDGE_BYTES = 8 * 1024 * 1024
 _STALE_TEMP_S = 3600.0
-_FOLDER_HINT = "or pass a folder with config.json and *.safetensors (as written by save_pretrained)"
-
-
-class ModelError(ValueError):
-    """A model cannot be resolved or used; the message names the model and says what to do."""
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+SAMPLING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A resolved model: registry key (or folder slug), HF folder, and 16-hex content hash."""
+    """A resolved model: registry key (or folder slug), HF folder, 16-hex content hash, and the registry's
+    settings for it (None = decide from the checkpoint: dtype bf16 on CUDA, context from its config)."""
 
     key: str
     path: Path
     version: str
+    revision: str | None = None
+    dtype: str | None = None
+    prompt_format: str | None = None
+    max_context: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 def default_cache_dir() -> Path:
@@ -65,7 +69,10 @@ def load_registry(assets_dir: Path) -> dict[str, Any]:
     file = Path(assets_dir) / REGISTRY_FILE
     if not file.is_file():
         raise ModelError(f"model registry {file} not found; create it (see assets/models.yaml)")
-    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ModelError(f"model registry {file} is not valid YAML ({exc}); fix the file") from exc
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not models:
         raise ModelError(f"{file}: expected a non-empty `models:` mapping of key -> entry")
@@ -82,13 +89,56 @@ def _validate_entry(key: str, entry: Any, file: Path) -> None:
     if slugify(key) != key:
         raise ModelError(f"{file}: model key {key!r} must be lowercase [a-z0-9._-] (e.g. {slugify(key)!r})")
     if not isinstance(entry, dict):
-        raise ModelError(f"{file}: model {key!r} must be a mapping with `path:` or `source: embedded`")
+        raise ModelError(f"{file}: model {key!r} must be a mapping with `path:`, `hub:` or `source: embedded`")
     if entry.get("source") == "embedded":
         missing = [f for f in ("package", "gguf_file") if not entry.get(f)]
         if missing:
             raise ModelError(f"{file}: embedded model {key!r} lacks {', '.join(missing)}")
-    elif not entry.get("path"):
-        raise ModelError(f"{file}: model {key!r} needs `path: /a/local/hf/folder` or `source: embedded`")
+    elif not entry.get("path") and not entry.get("hub"):
+        raise ModelError(f"{file}: model {key!r} needs `path: /a/local/hf/folder`, `hub: org/name` "
+                         "(from the local Hugging Face cache) or `source: embedded`")
+    if entry.get("dtype", "auto") not in DTYPES:
+        raise ModelError(f"{file}: model {key!r}: dtype {entry['dtype']!r} is not one of {', '.join(DTYPES)}")
+    context = entry.get("max_context")
+    if context is not None and (not isinstance(context, int) or context < 1):
+        raise ModelError(f"{file}: model {key!r}: max_context must be a positive integer, got {context!r}")
+    extra = set(entry.get("sampling") or {}) - set(SAMPLING_KEYS)
+    if not isinstance(entry.get("sampling") or {}, dict) or extra:
+        raise ModelError(f"{file}: model {key!r}: `sampling:` takes only {', '.join(SAMPLING_KEYS)}")
+
+
+def _spec(key: str, folder: Path, version: str, entry: dict[str, Any]) -> ModelSpec:
+    dtype = entry.get("dtype")
+    return ModelSpec(key, folder, version, revision=entry.get("revision"),
+                     dtype=None if dtype in (None, "auto") else dtype, prompt_format=entry.get("prompt_format"),
+                     max_context=entry.get("max_context"), sampling=dict(entry.get("sampling") or {}))
+
+
+def hub_snapshot(key: str, repo_id: str, revision: str | None) -> Path:
+    """The folder of a hub model already in the local Hugging Face cache; never downloads."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, or a revision missing from the cache
+        raise ModelError(
+            f"model {key!r}: {repo_id}@{revision or 'main'} is not in the local Hugging Face cache ({exc}); "
+            f"download it where there is network (huggingface-cli download {repo_id}"
+            f"{' --revision ' + revision if revision else ''}) or give the registry entry a local `path:`"
+        ) from exc
+
+
+def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir: Path) -> ModelSpec:
+    if entry.get("source") == "embedded":
+        folder = ensure_embedded_model(entry, cache_dir)
+        return _spec(key, folder, embedded_version(entry), entry)
+    if entry.get("hub") and not entry.get("path"):
+        folder = hub_snapshot(key, str(entry["hub"]), entry.get("revision"))
+    else:
+        folder = Path(entry["path"]).expanduser()
+        folder = folder if folder.is_absolute() else Path(assets_dir) / folder
+    check_hf_folder(folder, key)
+    return _spec(key, folder.resolve(), model_version(folder), entry)
 
 
 def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path) -> ModelSpec:
@@ -98,18 +148,11 @@ def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path) -> ModelS
     """
     models = load_registry(assets_dir)["models"]
     if key_or_path in models:
-        entry = models[key_or_path]
-        if entry.get("source") == "embedded":
-            folder = ensure_embedded_model(entry, cache_dir)
-            return ModelSpec(key_or_path, folder, embedded_version(entry))
-        folder = Path(entry["path"]).expanduser()
-        folder = folder if folder.is_absolute() else Path(assets_dir) / folder
-        check_hf_folder(folder, key_or_path)
-        return ModelSpec(key_or_path, folder.resolve(), model_version(folder))
+        return _resolve_entry(key_or_path, models[key_or_path], assets_dir, cache_dir)
     folder = Path(key_or_path).expanduser()
     if not folder.exists() and not _looks_like_path(key_or_path):
         raise ModelError(
-            f"unknown model {key_or_path!r}; known keys: {', '.join(sorted(models))}; {_FOLDER_HINT}"
+            f"unknown model {key_or_path!r}; known keys: {', '.join(sorted(models))}; {FOLDER_HINT}"
         )
     check_hf_folder(folder, key_or_path)
     folder = folder.resolve()
@@ -118,120 +161,6 @@ def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path) -> ModelS
 
 def _looks_like_path(text: str) -> bool:
     return os.sep in text or text.startswith((".", "~"))
-
-
-def weight_files(folder: Path) -> list[Path]:
-    """The checkpoint's weight files: ``*.safetensors``, else legacy ``pytorch_model*.bin``."""
-    found = sorted(Path(folder).glob("*.safetensors"))
-    return found or sorted(Path(folder).glob("pytorch_model*.bin"))
-
-
-def check_hf_folder(folder: Path, name: str) -> None:
-    """Raise ModelError unless ``folder`` is a complete HF checkpoint (config, every shard, whole files)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelError(f"model {name!r}: folder {folder} does not exist; {_FOLDER_HINT}")
-    if not (folder / "config.json").is_file():
-        raise ModelError(
-            f"model {name!r}: {folder} has no config.json, so it is no HF checkpoint; {_FOLDER_HINT}"
-        )
-    weights = weight_files(folder)
-    if not weights:
-        raise ModelError(
-            f"model {name!r}: {folder} holds no weight files (*.safetensors); it looks half-written: "
-            "re-save it with save_pretrained"
-        )
-    missing = _missing_shards(folder)
-    if missing:
-        raise ModelError(
-            f"model {name!r}: {folder} is half-written: its weights index names missing shards "
-            f"{', '.join(missing)}; copy them in or re-save the checkpoint"
-        )
-    for file in weights:
-        if file.suffix == ".safetensors":
-            _check_safetensors_whole(file, name)
-
-
-def _missing_shards(folder: Path) -> list[str]:
-    missing: set[str] = set()
-    for index in folder.glob("*.index.json"):
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{index} is not valid JSON ({exc}); re-save the checkpoint") from exc
-        missing.update(s for s in set(weight_map.values()) if not (folder / s).is_file())
-    return sorted(missing)
-
-
-def _check_safetensors_whole(file: Path, name: str) -> None:
-    # The header records every tensor's byte range, so a copy cut short is caught by its size alone,
-    # without reading the weights.
-    size = file.stat().st_size
-    try:
-        with file.open("rb") as fh:
-            header_len = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(header_len)) if 8 + header_len <= size else None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model {name!r}: {file} is not a readable safetensors file ({exc})") from exc
-    if header is None:
-        raise ModelError(f"model {name!r}: {file} is truncated (header cut short); re-save the checkpoint")
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    expected = 8 + header_len + max(ends, default=0)
-    if size < expected:
-        raise ModelError(
-            f"model {name!r}: {file} is truncated ({size} of {expected} bytes); re-save or re-copy it"
-        )
-
-
-# (kind, resolved path, size, mtime_ns) -> hex digest; re-hashing GBs of weights per call is too slow.
-_DIGESTS: dict[tuple[str, str, int, int], str] = {}
-
-
-def _cached_digest(file: Path, kind: str) -> str:
-    st = file.stat()
-    key = (kind, str(file.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _edge_sha256(file, st.st_size) if kind == "edges" else _full_sha256(file)
-    return _DIGESTS[key]
-
-
-def _full_sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _edge_sha256(file: Path, size: int) -> str:
-    # First and last 8 MiB: the safetensors header (every tensor's name, shape and offset) plus the
-    # tails of the data; hashing whole multi-GB shards would dominate a cached model's load time.
-    if size <= 2 * _EDGE_BYTES:
-        return _full_sha256(file)
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        digest.update(fh.read(_EDGE_BYTES))
-        fh.seek(size - _EDGE_BYTES)
-        digest.update(fh.read(_EDGE_BYTES))
-    return digest.hexdigest()
-
-
-def model_version(path: Path) -> str:
-    """16-hex content hash of config.json, generation_config.json and the weight files.
-
-    Independent of the folder's location, so a copied checkpoint keeps its version.
-    """
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise ModelError(f"cannot version {folder}: no config.json; {_FOLDER_HINT}")
-    digest = hashlib.sha256()
-    for name in ("config.json", "generation_config.json"):
-        file = folder / name
-        if file.is_file():
-            digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
-    for file in weight_files(folder):
-        digest.update(f"{file.name}\0{file.stat().st_size}\0{_cached_digest(file, 'edges')}\0".encode())
-    return digest.hexdigest()[:16]
 
 
 def embedded_gguf_path(entry: dict[str, Any]) -> Path:

@@ -6,6 +6,7 @@ A folder passed to ``qos run --model PATH`` gets a safe key (its slug) recorded 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -58,5 +59,5 @@ def resolve(key: str, paths: Paths) -> ModelSpec:
     folder = added_models(paths).get(key)
     if folder is None:
         return resolve_model(key, paths.assets, paths.model_cache)
-    spec = resolve_model(folder, paths.assets, paths.model_cache)
-    return ModelSpec(key, spec.path, spec.version)
+    # A folder added at run time has no registry settings: keep its key, decide the rest from the checkpoint.
+    return dataclasses.replace(resolve_model(folder, paths.assets, paths.model_cache), key=key)

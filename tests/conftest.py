@@ -18,7 +18,8 @@ CORPUS = (
 )
 
 
-def _build_tokenizer(chat_template: str | None):
+def build_tokenizer(chat_template: str | None = CHAT_TEMPLATE):
+    """A WordLevel tokenizer over CORPUS plus filler words, with ``chat_template`` (None: none)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -42,7 +43,7 @@ def build_tiny_llama(folder: Path, chat_template: str | None = CHAT_TEMPLATE) ->
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = _build_tokenizer(chat_template)
+    tokenizer = build_tokenizer(chat_template)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -74,3 +75,15 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_no_template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-no-template"), chat_template=None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests run only where CUDA is available (torch is imported only if there is one to decide)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))

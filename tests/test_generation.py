@@ -3,6 +3,7 @@ the embedded SmolLM2)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -29,6 +30,7 @@ from qos_pipeline.models import (
     resolve_model,
     slugify,
 )
+from qos_pipeline.prompt_formats import PromptFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -39,7 +41,7 @@ TEXTS = [
     "John went to the market to [BLANK] . Mei likes to cook [BLANK] for her friends .",
 ]
 GREEDY = SamplingConfig(do_sample=False, max_new_tokens=8)
-SAMPLED = SamplingConfig(max_new_tokens=12)
+SAMPLED = SamplingConfig(do_sample=True, temperature=0.6, top_p=0.9, max_new_tokens=12)
 
 
 def _requests(texts: list[str], base_seed: int = 7) -> list[GenerationRequest]:
@@ -68,15 +70,28 @@ def test_import_is_cheap() -> None:
 
 
 def test_sampling_config_hash_is_canonical() -> None:
-    base = SamplingConfig()
+    base = SamplingConfig(do_sample=True, temperature=0.6, top_p=0.9)
     assert len(base.config_hash()) == 12 and int(base.config_hash(), 16) >= 0
     assert SamplingConfig(temperature=1).config_hash() == SamplingConfig(temperature=1.0).config_hash()
-    assert SamplingConfig(top_k=40).config_hash() != base.config_hash()
-    assert base.as_dict() == {
-        "do_sample": True, "temperature": 0.6, "top_p": 0.9, "top_k": None, "max_new_tokens": 64
-    }
+    assert SamplingConfig(do_sample=True, temperature=0.6, top_p=0.9, top_k=40).config_hash() != base.config_hash()
+    assert base.as_dict() == {"do_sample": True, "temperature": 0.6, "top_p": 0.9, "top_k": None,
+                              "repetition_penalty": None, "max_new_tokens": 64}
     with pytest.raises(ValueError):
         SamplingConfig(max_new_tokens=0)
+
+
+def test_sampling_defaults_come_from_the_model() -> None:
+    llama2_chat = {"do_sample": True, "temperature": 0.6, "top_p": 0.9}  # its generation_config.json
+    effective = SamplingConfig(max_new_tokens=32).resolve(llama2_chat)
+    # unset fields: transformers' own defaults, as model.generate() would use them (top_k 50)
+    assert effective.as_dict() == {"do_sample": True, "temperature": 0.6, "top_p": 0.9, "top_k": 50,
+                                   "repetition_penalty": 1.0, "max_new_tokens": 32}
+    assert SamplingConfig(temperature=1.0).resolve(llama2_chat).temperature == 1.0  # config wins
+    assert SamplingConfig(do_sample=True).resolve({}, {"do_sample": False, "top_p": 0.5}).top_p == 0.5
+    greedy = SamplingConfig().resolve({})
+    assert greedy.do_sample is False and greedy.temperature is None and greedy.top_k is None
+    # greedy ignores temperature, so it does not split the cache
+    assert SamplingConfig(do_sample=False, temperature=0.3).resolve({}).config_hash() == greedy.config_hash()
 
 
 def test_row_seed_is_stable_and_bounded() -> None:
@@ -186,13 +201,10 @@ def test_model_version_tracks_weights(tmp_path: Path, tiny_llama_dir: Path) -> N
 # ---- generation ---------------------------------------------------------------------------------
 
 
-def test_prompt_format_ids(tiny_spec: ModelSpec) -> None:
-    assert HFGenerator(tiny_spec).prompt_format == "chat:paper-system"
-    assert HFGenerator(tiny_spec, system_prompt=None).prompt_format == "chat:no-system"
-    custom = HFGenerator(tiny_spec, system_prompt="Be brief.").prompt_format
-    assert custom.startswith("chat:custom-") and len(custom) == len("chat:custom-") + 8
-    assert custom != HFGenerator(tiny_spec, system_prompt="Be brief!").prompt_format
-    assert HFGenerator(tiny_spec).model_version == tiny_spec.version
+def test_generator_identity(tiny_spec: ModelSpec) -> None:
+    generator = HFGenerator(tiny_spec)
+    assert generator.model_version == tiny_spec.version and generator.model_key == tiny_spec.key
+    assert generator.reproducible and generator.default_prompt_format is None
 
 
 def test_results_follow_request_order(tiny_gen: HFGenerator) -> None:
@@ -250,14 +262,16 @@ def test_prompt_too_long_names_prompt(tiny_gen: HFGenerator) -> None:
 
 def test_tokenizer_without_chat_template(tiny_llama_no_template_dir: Path, tmp_path: Path) -> None:
     spec = resolve_model(str(tiny_llama_no_template_dir), ASSETS, tmp_path)
-    with pytest.raises(ModelError, match=f"{spec.key}.*no chat template"):
+    with pytest.raises(ModelError, match=f"{spec.key}.*no chat template.*'chat:paper-system'"):
         HFGenerator(spec).generate(_requests(TEXTS[:1]), GREEDY)
 
 
 def test_system_prompt_reaches_the_model(tiny_spec: ModelSpec) -> None:
     requests = _requests(TEXTS[:2])
     with_system = HFGenerator(tiny_spec).generate(requests, GREEDY)
-    without = HFGenerator(tiny_spec, system_prompt=None).generate(requests, GREEDY)
+    no_system = PromptFormat("chat:no-system", "chat", None)
+    without = HFGenerator(tiny_spec).generate([dataclasses.replace(r, prompt_format=no_system) for r in requests],
+                                              GREEDY)
     assert with_system != without
 
 

@@ -1,0 +1,131 @@
+"""Checkpoint folders on disk: completeness checks (no half-written model is ever loaded) and content hashes.
+
+Pure: no torch, no dagster. ``model_version`` is the identity recorded with every generated row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+_EDGE_BYTES = 8 * 1024 * 1024
+FOLDER_HINT = "or pass a folder with config.json and *.safetensors (as written by save_pretrained)"
+
+
+class ModelError(ValueError):
+    """A model cannot be resolved or used; the message names the model and says what to do."""
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The checkpoint's weight files: ``*.safetensors``, else legacy ``pytorch_model*.bin``."""
+    found = sorted(Path(folder).glob("*.safetensors"))
+    return found or sorted(Path(folder).glob("pytorch_model*.bin"))
+
+
+def check_hf_folder(folder: Path, name: str) -> None:
+    """Raise ModelError unless ``folder`` is a complete HF checkpoint (config, every shard, whole files)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"model {name!r}: folder {folder} does not exist; {FOLDER_HINT}")
+    if not (folder / "config.json").is_file():
+        raise ModelError(
+            f"model {name!r}: {folder} has no config.json, so it is no HF checkpoint; {FOLDER_HINT}"
+        )
+    weights = weight_files(folder)
+    if not weights:
+        raise ModelError(
+            f"model {name!r}: {folder} holds no weight files (*.safetensors); it looks half-written: "
+            "re-save it with save_pretrained"
+        )
+    missing = _missing_shards(folder)
+    if missing:
+        raise ModelError(
+            f"model {name!r}: {folder} is half-written: its weights index names missing shards "
+            f"{', '.join(missing)}; copy them in or re-save the checkpoint"
+        )
+    for file in weights:
+        if file.suffix == ".safetensors":
+            _check_safetensors_whole(file, name)
+
+
+def _missing_shards(folder: Path) -> list[str]:
+    missing: set[str] = set()
+    for index in folder.glob("*.index.json"):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{index} is not valid JSON ({exc}); re-save the checkpoint") from exc
+        missing.update(s for s in set(weight_map.values()) if not (folder / s).is_file())
+    return sorted(missing)
+
+
+def _check_safetensors_whole(file: Path, name: str) -> None:
+    # The header records every tensor's byte range, so a copy cut short is caught by its size alone,
+    # without reading the weights.
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(header_len)) if 8 + header_len <= size else None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model {name!r}: {file} is not a readable safetensors file ({exc})") from exc
+    if header is None:
+        raise ModelError(f"model {name!r}: {file} is truncated (header cut short); re-save the checkpoint")
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    expected = 8 + header_len + max(ends, default=0)
+    if size < expected:
+        raise ModelError(
+            f"model {name!r}: {file} is truncated ({size} of {expected} bytes); re-save or re-copy it"
+        )
+
+
+# (kind, resolved path, size, mtime_ns) -> hex digest; re-hashing GBs of weights per call is too slow.
+_DIGESTS: dict[tuple[str, str, int, int], str] = {}
+
+
+def _cached_digest(file: Path, kind: str) -> str:
+    st = file.stat()
+    key = (kind, str(file.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _edge_sha256(file, st.st_size) if kind == "edges" else _full_sha256(file)
+    return _DIGESTS[key]
+
+
+def _full_sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _edge_sha256(file: Path, size: int) -> str:
+    # First and last 8 MiB: the safetensors header (every tensor's name, shape and offset) plus the
+    # tails of the data; hashing whole multi-GB shards would dominate a cached model's load time.
+    if size <= 2 * _EDGE_BYTES:
+        return _full_sha256(file)
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        digest.update(fh.read(_EDGE_BYTES))
+        fh.seek(size - _EDGE_BYTES)
+        digest.update(fh.read(_EDGE_BYTES))
+    return digest.hexdigest()
+
+
+def model_version(path: Path) -> str:
+    """16-hex content hash of config.json, generation_config.json and the weight files.
+
+    Independent of the folder's location, so a copied checkpoint keeps its version.
+    """
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"cannot version {folder}: no config.json; {FOLDER_HINT}")
+    digest = hashlib.sha256()
+    for name in ("config.json", "generation_config.json"):
+        file = folder / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
+    for file in weight_files(folder):
+        digest.update(f"{file.name}\0{file.stat().st_size}\0{_cached_digest(file, 'edges')}\0".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,115 @@
+"""Prompt-format conditions (``assets/prompt_formats.yaml``): how a prompt's text is wrapped for the model.
+
+A condition is data: a chat-template condition names only its system prompt (the tokenizer's own chat
+template does the wrapping), a text condition spells out the whole string. Pure module: rendering takes any
+tokenizer-like object with ``chat_template`` and ``apply_chat_template``, so no torch is needed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from qos_pipeline.model_files import ModelError
+
+FORMATS_FILE = "prompt_formats.yaml"
+FORMATS_ENV = "QOS_PROMPT_FORMATS"
+KINDS = ("chat", "text")
+
+
+class PromptFormatError(ValueError):
+    """The formats file or a selected format id is unusable; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """One condition. ``id`` goes into every generation row (``prompt_format``)."""
+
+    id: str
+    kind: str
+    system: str | None = None
+    template: str | None = None
+    add_special_tokens: bool = False
+
+    def fingerprint(self) -> str:
+        """12 hex of everything that shapes the prompt: editing the YAML text changes the cache key."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    def render(self, tokenizer: Any, user_text: str, model: str = "?") -> str:
+        """The exact string to tokenize (with ``add_special_tokens=self.add_special_tokens``)."""
+        if self.kind == "text":
+            # replace, not str.format: prompt texts may hold braces.
+            return str(self.template).replace("{system}", self.system or "").replace("{user}", user_text)
+        if not getattr(tokenizer, "chat_template", None):
+            raise ModelError(
+                f"model {model!r} has no chat template, so it cannot run prompt format {self.id!r}; use its "
+                "-chat/-instruct checkpoint, or a text condition such as 'raw' or 'legacy:llama2-inst'")
+        messages = [{"role": "user", "content": user_text}]
+        if self.system is not None:
+            messages.insert(0, {"role": "system", "content": self.system})
+        try:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja2 TemplateError, or a template raising on an unknown role
+            raise ModelError(
+                f"model {model!r}: its chat template rejects prompt format {self.id!r} ({exc}); if it has no "
+                "system role, use 'chat:no-system' or a text condition") from exc
+
+
+def _parse(fid: str, entry: Any, file: Path) -> PromptFormat:
+    if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
+        raise PromptFormatError(f"{file}: format {fid!r} needs `kind:` one of {', '.join(KINDS)}")
+    system, template = entry.get("system"), entry.get("template")
+    if entry["kind"] == "text" and (not isinstance(template, str) or "{user}" not in template):
+        raise PromptFormatError(f"{file}: text format {fid!r} needs a `template:` containing {{user}}")
+    if entry["kind"] == "chat" and template is not None:
+        raise PromptFormatError(f"{file}: chat format {fid!r} uses the tokenizer's template; drop `template:`")
+    if system is not None and not isinstance(system, str):
+        raise PromptFormatError(f"{file}: format {fid!r}: `system:` must be text or null")
+    return PromptFormat(fid, entry["kind"], system, template, bool(entry.get("add_special_tokens", False)))
+
+
+def load_formats(assets_dir: Path) -> tuple[dict[str, PromptFormat], str]:
+    """All conditions of ``prompt_formats.yaml`` by id, and the default id."""
+    file = Path(assets_dir) / FORMATS_FILE
+    if not file.is_file():
+        raise PromptFormatError(f"{file} is missing; restore it from the repository (assets/{FORMATS_FILE})")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PromptFormatError(f"{file} is not valid YAML ({exc}); fix the file") from exc
+    entries = data.get("formats") if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise PromptFormatError(f"{file}: expected a non-empty `formats:` mapping of id -> condition")
+    formats = {str(fid): _parse(str(fid), entry, file) for fid, entry in entries.items()}
+    default = str(data.get("default") or next(iter(formats)))
+    if default not in formats:
+        raise PromptFormatError(f"{file}: default {default!r} is not one of {', '.join(formats)}")
+    return formats, default
+
+
+def select_formats(assets_dir: Path, ids: Sequence[str] | None, model_default: str | None = None
+                   ) -> list[PromptFormat]:
+    """The conditions to run: ``ids`` if given, else the model's own (registry), else the file's default."""
+    formats, default = load_formats(assets_dir)
+    wanted = list(dict.fromkeys(ids)) if ids else [model_default or default]
+    unknown = [f for f in wanted if f not in formats]
+    if unknown:
+        raise PromptFormatError(f"unknown prompt format(s) {', '.join(map(repr, unknown))}; "
+                                f"known: {', '.join(formats)} (assets/{FORMATS_FILE})")
+    return [formats[f] for f in wanted]
+
+
+def parse_ids(text: str | None) -> list[str] | None:
+    """``QOS_PROMPT_FORMATS`` style: comma-separated ids; empty -> None (use the default)."""
+    ids = [part.strip() for part in (text or "").split(",") if part.strip()]
+    return ids or None
+
+
+# The paper's condition, for callers that build requests without the formats file (tests, fakes).
+PAPER_FORMAT = PromptFormat("chat:paper-system", "chat", "You are a helpful assistant. Complete the [BLANK].")
