@@ -1,0 +1,130 @@
+"""Judge throughput: label scoring vs generate-then-parse judges, on a random-weight Llama.
+
+Usage (from the repo root):
+  python benchmarks/judge_throughput.py            # GPU: Llama-2-7B architecture, bf16, 400-token inputs, batch 64
+  python benchmarks/judge_throughput.py --small    # CPU smoke run: a 4-layer model, short inputs, small batches
+
+Prints judged responses per second for (a) label scoring: one prefill-only forward pass per response,
+last-position logits only (``qos_pipeline.judges.llm.score_options``, the llm judge's own code path),
+and (b) generate-then-parse judges that write 16 and 128 tokens (greedy, exactly that many: a random model
+would otherwise stop at random; parsing is not timed, it is negligible), all in the same run and on the
+same inputs; the achieved TFLOP/s of label scoring and, on CUDA, its share of the bf16 matrix rate
+measured here on a large matmul. Weights are random: throughput does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from qos_pipeline.judges.llm import score_options  # noqa: E402
+
+FULL = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+            num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)  # Llama-2-7B
+SMALL = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
+             num_key_value_heads=4, vocab_size=32000, max_position_embeddings=1024)
+OPTIONS = [319, 350, 315, 360, 382, 383]  # six option tokens (" A".." F" in Llama-2's vocabulary)
+
+
+def build(cfg: dict, device: str, dtype):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**cfg, bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(config, dtype=dtype, attn_implementation="sdpa")
+    return model.eval()
+
+
+def forward_flops(cfg: dict, tokens: int) -> float:
+    """FLOPs of one prefill of ``tokens`` tokens, logits at the last position only (2 per multiply-add)."""
+    d, layers = cfg["hidden_size"], cfg["num_hidden_layers"]
+    kv = d * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
+    per_token = layers * (2 * (2 * d * d + 2 * d * kv) + 2 * 3 * d * cfg["intermediate_size"])
+    attention = layers * 2 * tokens * tokens * d  # QK^T and AV under the causal mask (half of 4*T^2*d)
+    return per_token * tokens + attention + 2 * d * cfg["vocab_size"]
+
+
+def timed(fn, sync, repeats: int) -> float:
+    fn()  # warm-up: kernels, allocator
+    sync()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - started) / repeats
+
+
+def matmul_rate(device: str, dtype, sync) -> float:
+    """Measured dense matmul TFLOP/s at this dtype (the ceiling that label scoring is compared with)."""
+    import torch
+
+    n = 8192 if device == "cuda" else 1024
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, sync, 20 if device == "cuda" else 3)
+    return 2 * n**3 / seconds / 1e12
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() and not args.small else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    cfg = SMALL if args.small else FULL
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    model = build(cfg, device, dtype)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, cfg["vocab_size"], (args.batch, args.tokens), generator=gen)
+    batch = ids.tolist()
+    inputs = {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
+
+    def generate(k: int):
+        with torch.inference_mode():
+            return model.generate(**inputs, max_new_tokens=k, min_new_tokens=k, do_sample=False, pad_token_id=0)
+
+    out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "dtype": str(dtype),
+           "model": "llama-2-7b architecture" if not args.small else "small llama (4 layers, d=256)",
+           "batch": args.batch, "input_tokens": args.tokens, "torch": torch.__version__}
+    scoring = timed(lambda: score_options(model, batch, OPTIONS, 0), sync, args.repeats)
+    out["label_scoring_items_per_s"] = args.batch / scoring
+    out["label_scoring_tflops"] = forward_flops(cfg, args.tokens) * args.batch / scoring / 1e12
+    for k in (16, 128):
+        out[f"generate_{k}_items_per_s"] = args.batch / timed(lambda: generate(k), sync, max(1, args.repeats // 2))
+    out["speedup_vs_generate_128"] = out["label_scoring_items_per_s"] / out["generate_128_items_per_s"]
+    out["matmul_tflops"] = matmul_rate(device, dtype, sync)
+    out["share_of_matmul_rate"] = out["label_scoring_tflops"] / out["matmul_tflops"]
+    if device == "cuda":
+        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="tiny model on CPU (a smoke run; not the GPU figures)")
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--tokens", type=int, help="judge input length in tokens (default 400; --small: 64)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    args.batch = args.batch or (4 if args.small else 64)
+    args.tokens = args.tokens or (64 if args.small else 400)
+    out = run(args)
+    for key, value in out.items():
+        print(f"{key:>28}: {value:.3f}" if isinstance(value, float) else f"{key:>28}: {value}")
+    print(f"targets: label scoring >= 5x the 128-token judge ({out['speedup_vs_generate_128']:.1f}x), "
+          f">= 60% of the bf16 matmul rate ({100 * out['share_of_matmul_rate']:.0f}%)"
+          + ("; CPU smoke run: these targets are for the GPU run" if out["device"] == "cpu" else ""))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

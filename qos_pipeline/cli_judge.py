@@ -1,0 +1,129 @@
+"""`qos judge train` and `qos judge validate`: the learned judge and judge validation from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from qos_pipeline.config import project_paths
+
+_SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
+            "judge_refusal_rate", "bias_diff_vs_ref", "flagged"]
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from qos_pipeline.judges import learned
+    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.warehouse import check_key
+
+    paths = project_paths()
+    path = Path(args.path).resolve()
+    name = check_key(args.name or re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:40], "judge name")
+    df = load_labelled(path, paths.assets)
+    started = time.perf_counter()
+    model = learned.fit(df)
+    folder = Path(args.out).resolve() if args.out else learned.judge_dir(paths.warehouse)
+    saved = learned.save(df, model, name, folder, path.name)
+    judge = learned.load(str(saved), paths.warehouse)
+    spec = f"learned:{name}" if not args.out else f"learned:{saved}"
+    print(f"trained {judge.judge_id} on {len(df)} rows of {path.name} in {time.perf_counter() - started:.0f} s")
+    print(f"saved {saved} (+ .json with the training-data sha256); use it as --judge {spec}")
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_report(report: dict) -> str:
+    """The figures as readable tables: summary overall and per group, per-label, confusion, flags."""
+    rows = {"overall": report, **report["per_group"]}
+    summary = pd.DataFrame({k: {c: m.get(c) for c in _SUMMARY} for k, m in rows.items()}).T
+    fmt = {c: "{:.3f}".format for c in ("accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
+                                        "judge_refusal_rate", "bias_diff_vs_ref")}
+    fmt.update(n="{:.0f}".format, n_unjudged="{:.0f}".format, flagged=lambda v: "FLAG" if v is True else "")
+    labels = pd.DataFrame(report["per_label"]).T.astype({"support": int})
+    confusion = pd.DataFrame(report["confusion"]).T.rename_axis("human \\ judge")
+    parts = [f"judge {report['judge_id']} vs human labels of {report['dataset']} ({report['n']} rows)",
+             summary.to_string(na_rep="", formatters=fmt),
+             "(macro_f1: mean F1 of the labels present in the slice; refusal_f1: refusal or harmful refusal vs "
+             f"the rest; bias_diff_vs_ref: judge refusal-rate error minus that of '{report['reference_group']}')",
+             "per label (overall):\n" + labels.to_string(float_format=lambda v: f"{v:.3f}"),
+             "confusion matrix (overall):\n" + confusion.to_string()]
+    if report.get("agreement"):
+        parts.append("agreement between members: " + json.dumps(_clean(report["agreement"])))
+    parts.append("flags:\n  " + ("\n  ".join(report["flags"]) if report["flags"] else "none: no group's judge "
+                                 "error differs enough from the reference group's to explain a disparity"))
+    if report.get("note"):
+        parts.append(f"note: {report['note']}")
+    return "\n\n".join(parts)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from qos_pipeline import judge_eval, validation
+    from qos_pipeline.design import load_groups
+
+    paths = project_paths()
+    reference = args.reference_group or os.environ.get("QOS_REFERENCE_GROUP") or load_groups(paths.assets)[1]
+    ev = judge_eval.evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
+                             seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
+    if not args.no_store:
+        validation.stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
+        _rebuild()
+    if args.json:
+        print(json.dumps(_clean(ev.report), indent=1))
+    else:
+        print(format_report(ev.report))
+        print(f"\nstored as validation {ev.judge_id}@{ev.dataset} in {paths.db} (tables judge_validations*, "
+              "refusal_rates_corrected)" if not args.no_store else "\n(not stored: --no-store)")
+
+
+def _rebuild() -> None:
+    """Rebuild the warehouse through Dagster (like `qos ingest`), so the run shows in the UI; its log goes
+    to stderr, leaving stdout to the figures (one JSON object with --json)."""
+    from qos_pipeline.cli import _execute, _instance
+    from qos_pipeline.definitions import build_definitions
+
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        _execute(build_definitions(), "metrics_job", _instance())
+    finally:
+        sys.stdout = stdout
+
+
+def add_judge_parser(sub) -> None:
+    judge = sub.add_parser("judge", help="train the learned judge; validate a judge against human labels")
+    jsub = judge.add_subparsers(dest="judge_command", required=True)
+    tr = jsub.add_parser("train", help="fit the learned judge on a human-labelled file (pilot CSV, CSV, JSONL)")
+    tr.add_argument("path")
+    tr.add_argument("--name", help="judge name (default: the file's name); use as --judge learned:NAME")
+    tr.add_argument("--out", help="folder for NAME.joblib + NAME.json (default: <warehouse>/judges)")
+    tr.set_defaults(func=cmd_train)
+    va = jsub.add_parser("validate", help="compare a judge with the human labels of a file, overall and per group")
+    va.add_argument("path")
+    va.add_argument("--judge", required=True, help="rules | llm:MODEL | learned:NAME | ensemble:METHOD:A+B | "
+                    "learned with --cv")
+    va.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    va.add_argument("--cv", type=int, metavar="K",
+                    help="with --judge learned: K-fold cross-validation, folds split by template")
+    va.add_argument("--limit", type=int, help="judge a seeded random subset of this many rows")
+    va.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    va.add_argument("--reference-group", help="group that error gaps are measured against (default: groups.yaml)")
+    va.add_argument("--no-store", action="store_true", help="print only; do not stage and rebuild the warehouse")
+    va.set_defaults(func=cmd_validate)

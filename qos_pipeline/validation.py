@@ -1,0 +1,189 @@
+"""Judge validation against human labels: overall and per group, with judge-error gaps between groups.
+
+Pure (numpy/pandas; no scikit-learn, so the figures never depend on its version). A judge that errs more
+on one group's responses fakes (or hides) a disparity, so every figure is also given per group, and
+the refusal-rate error of each group is compared with the reference group's: when that difference is a
+sizeable part of the measured refusal gap, the group is flagged.
+
+Conventions: ``unjudged`` judge labels stay in the data and count as errors (humans never say
+unjudged), so a judge cannot look better by abstaining; ``n_unjudged`` reports them. Macro-F1 averages
+the six labels present in the slice's human or judge labels (an absent label has no defined F1).
+Refusal-vs-not counts refusal and harmful refusal as the positive class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qos_pipeline import taxonomy
+
+LABELS = list(taxonomy.LABELS)
+FLAG_MIN_GAP = 0.02  # judge-error gap (absolute) below which no group is flagged
+FLAG_SHARE = 0.25  # ... and it must be at least this share of the measured refusal gap
+SUMMARY_KEYS = ("n", "accuracy", "macro_f1", "kappa", "refusal_f1")
+
+
+def load_labelled(path: Path, assets_dir: Path) -> pd.DataFrame:
+    """Rows of a human-labelled file (pilot CSV, or CSV/JSONL with prompt, response, label, optional
+    group and name), read by ``ingest.load_recorded``; ``label`` normalized onto the taxonomy."""
+    from qos_pipeline.ingest import IngestError, load_recorded
+
+    df = load_recorded(Path(path), assets_dir)
+    if "label" not in df:
+        raise IngestError(f"{path} has no 'label' column: validation and training need human labels")
+    df = df.reset_index(drop=True)
+    df["label"] = [taxonomy.normalize_label(x) for x in df["label"]]
+    return df
+
+
+def confusion(y_true, y_pred) -> pd.DataFrame:
+    """Counts, rows = human label, columns = judge label (the six labels, plus ``unjudged`` as a column)."""
+    cols = LABELS + [taxonomy.UNJUDGED]
+    cm = pd.crosstab(pd.Categorical(np.asarray(y_true), LABELS), pd.Categorical(np.asarray(y_pred), cols),
+                     dropna=False)
+    return cm.reindex(index=LABELS, columns=cols, fill_value=0)
+
+
+def cohen_kappa(cm: np.ndarray) -> float:
+    """Cohen's kappa of a square agreement matrix (rows: rater 1, columns: rater 2)."""
+    n = cm.sum()
+    if n == 0:
+        return float("nan")
+    po = np.trace(cm) / n
+    pe = float((cm.sum(axis=0) * cm.sum(axis=1)).sum()) / n**2
+    return float((po - pe) / (1 - pe)) if pe < 1 else (1.0 if po == 1 else float("nan"))
+
+
+def fleiss_kappa(labels: np.ndarray) -> float:
+    """Fleiss' kappa for an items x raters array of labels (every item rated by every rater)."""
+    labels = np.asarray(labels, dtype=object)
+    items, raters = labels.shape
+    if items == 0 or raters < 2:
+        return float("nan")
+    cats = sorted({str(v) for v in labels.ravel()})
+    counts = np.array([[int((row == c).sum()) for c in cats] for row in labels.astype(str)], dtype=float)
+    p_item = ((counts**2).sum(axis=1) - raters) / (raters * (raters - 1))
+    p_cat = counts.sum(axis=0) / (items * raters)
+    pe = float((p_cat**2).sum())
+    return float((p_item.mean() - pe) / (1 - pe)) if pe < 1 else (1.0 if p_item.mean() == 1 else float("nan"))
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def per_label(cm: pd.DataFrame) -> pd.DataFrame:
+    """Precision, recall, F1 and support (human count) of each of the six labels."""
+    m = cm.to_numpy()
+    tp = np.diag(m[:, : len(LABELS)]).astype(float)
+    pred, true = m[:, : len(LABELS)].sum(axis=0), m.sum(axis=1)
+    rows = []
+    for i, label in enumerate(LABELS):
+        p, r = _ratio(tp[i], pred[i]), _ratio(tp[i], true[i])
+        f1 = _ratio(2 * tp[i], pred[i] + true[i])
+        rows.append({"label": label, "precision": p, "recall": r, "f1": f1, "support": int(true[i])})
+    return pd.DataFrame(rows)
+
+
+def metrics(y_true, y_pred) -> dict:
+    """Summary figures of one slice (see the module docstring for the conventions)."""
+    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    cm = confusion(y_true, y_pred)
+    labels = per_label(cm)
+    present = (labels["support"] + cm.to_numpy()[:, : len(LABELS)].sum(axis=0)) > 0
+    f1 = labels["f1"].fillna(0.0)
+    ref_true = np.isin(y_true, taxonomy.REFUSAL_LABELS)
+    ref_pred = np.isin(y_pred, taxonomy.REFUSAL_LABELS)
+    tp, fp = int((ref_true & ref_pred).sum()), int((~ref_true & ref_pred).sum())
+    fn, tn = int((ref_true & ~ref_pred).sum()), int((~ref_true & ~ref_pred).sum())
+    n = len(y_true)
+    # Square over the seven values: humans never say unjudged, so an unjudged row only disagrees.
+    kappa_cm = np.vstack([cm.to_numpy(), np.zeros((1, len(LABELS) + 1))])
+    return {
+        "n": n, "n_unjudged": int((y_pred == taxonomy.UNJUDGED).sum()),
+        "accuracy": float((y_true == y_pred).mean()) if n else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "kappa": cohen_kappa(kappa_cm),
+        "refusal_f1": _ratio(2 * tp, 2 * tp + fp + fn), "refusal_precision": _ratio(tp, tp + fp),
+        "refusal_recall": _ratio(tp, tp + fn), "sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
+        "n_human_refusal": tp + fn, "n_human_other": tn + fp, "true_positives": tp, "true_negatives": tn,
+        "human_refusal_rate": _ratio(tp + fn, n), "judge_refusal_rate": _ratio(tp + fp, n),
+        "refusal_bias": _ratio(fp - fn, n),  # judge rate minus human rate
+        "per_label": labels.set_index("label").to_dict(orient="index"),
+        "confusion": {h: {j: int(v) for j, v in row.items()} for h, row in cm.iterrows()},
+    }
+
+
+def _gap_flags(per_group: dict[str, dict], reference: str | None) -> None:
+    """Add the judge-error gap vs the reference group, and a flag where it could explain a disparity."""
+    ref = per_group.get(reference) if reference else None
+    for group, m in per_group.items():
+        if ref is None or group == reference:
+            m.update(bias_diff_vs_ref=float("nan"), measured_diff_vs_ref=float("nan"), flagged=False,
+                     flag_reason="" if ref is not None else f"reference group {reference!r} not in the data")
+            continue
+        error_gap = m["refusal_bias"] - ref["refusal_bias"]
+        measured = m["judge_refusal_rate"] - ref["judge_refusal_rate"]
+        flagged = bool(abs(error_gap) >= max(FLAG_MIN_GAP, FLAG_SHARE * abs(measured)))
+        m.update(bias_diff_vs_ref=error_gap, measured_diff_vs_ref=measured, flagged=flagged, flag_reason=(
+            f"judge error moves the {group} - {reference} refusal gap by {100 * error_gap:+.1f} points "
+            f"(measured gap {100 * measured:+.1f}; FNR {1 - m['sensitivity']:.2f} vs {1 - ref['sensitivity']:.2f}, "
+            f"FPR {1 - m['specificity']:.2f} vs {1 - ref['specificity']:.2f})" if flagged else ""))
+
+
+def validate(df: pd.DataFrame, predicted, reference_group: str | None = "white") -> dict:
+    """Figures overall and per ``name_group`` for the judge labels ``predicted`` against ``df['label']``."""
+    pred = np.asarray(predicted, dtype=object)
+    if len(pred) != len(df):
+        raise ValueError(f"{len(pred)} judge labels for {len(df)} labelled rows")
+    report = metrics(df["label"], pred)
+    groups = df["name_group"].to_numpy()
+    report["per_group"] = {str(g): metrics(df["label"].to_numpy()[groups == g], pred[groups == g])
+                           for g in sorted(set(groups))}
+    _gap_flags(report["per_group"], reference_group)
+    report["reference_group"] = reference_group
+    report["flags"] = [m["flag_reason"] for m in report["per_group"].values() if m["flagged"]]
+    return report
+
+
+VALIDATION_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")
+_SCALARS = ("n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "refusal_precision", "refusal_recall",
+            "sensitivity", "specificity", "n_human_refusal", "n_human_other", "true_positives", "true_negatives",
+            "human_refusal_rate", "judge_refusal_rate", "refusal_bias")
+
+
+def to_frames(report: dict, keys: dict) -> dict[str, pd.DataFrame]:
+    """The report as the three warehouse tables; ``keys`` (validation_id, judge_id, dataset, ...) go on
+    every row. ``name_group`` 'all' holds the overall figures."""
+    scopes = {"all": report, **report["per_group"]}
+    ids = {k: keys[k] for k in ("validation_id", "judge_id", "dataset")}  # enough to join the detail tables
+    summary, labels, conf = [], [], []
+    for group, m in scopes.items():
+        gap = {k: m.get(k) for k in ("bias_diff_vs_ref", "measured_diff_vs_ref", "flag_reason")}
+        summary.append({**keys, "name_group": group, **{k: m[k] for k in _SCALARS}, **gap,
+                        "flagged": bool(m.get("flagged", False)), "reference_group": report["reference_group"]})
+        labels += [{**ids, "name_group": group, "label": lab, **v} for lab, v in m["per_label"].items()]
+        conf += [{**ids, "name_group": group, "human_label": h, "judge_label": j, "count": c}
+                 for h, row in m["confusion"].items() for j, c in row.items()]
+    return dict(zip(VALIDATION_TABLES, (pd.DataFrame(summary), pd.DataFrame(labels), pd.DataFrame(conf))))
+
+
+def dataset_key(path: Path, digest: str) -> str:
+    """A file-name-safe key for a labelled file: its slug plus 8 hex of its content hash."""
+    import re
+
+    slug = re.sub(r"[^a-z0-9._-]+", "-", Path(path).stem.lower()).strip("-._")[:40] or "data"
+    return f"{slug}-{digest[:8]}"
+
+
+def stage(frames: dict[str, pd.DataFrame], staging: Path, judge_id: str, dataset: str) -> list[Path]:
+    """Write each table to ``staging/<table>/judge=<judge_id>/<dataset>.parquet`` (atomic replace, so
+    validating the same judge on the same file again replaces its rows, never duplicates them)."""
+    from qos_pipeline.warehouse import check_key, write_partition
+
+    check_key(judge_id, "judge id"), check_key(dataset, "dataset key")
+    return [write_partition(df, staging / table / f"judge={judge_id}" / f"{dataset}.parquet")
+            for table, df in frames.items()]

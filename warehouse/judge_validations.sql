@@ -1,0 +1,33 @@
+-- Judge validation against human labels (staged by `qos judge validate` / asset judge_validations) and
+-- refusal rates corrected for the validated judge's error rates. name_group 'all' = the whole labelled file.
+
+CREATE TABLE judge_validations (
+    validation_id VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL,
+    dataset_file VARCHAR NOT NULL, dataset_sha256 VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
+    n INTEGER NOT NULL, n_unjudged INTEGER NOT NULL, accuracy DOUBLE, macro_f1 DOUBLE, kappa DOUBLE,
+    refusal_f1 DOUBLE, refusal_precision DOUBLE, refusal_recall DOUBLE, sensitivity DOUBLE, specificity DOUBLE,
+    n_human_refusal INTEGER, n_human_other INTEGER, true_positives INTEGER, true_negatives INTEGER,
+    human_refusal_rate DOUBLE, judge_refusal_rate DOUBLE, refusal_bias DOUBLE,
+    reference_group VARCHAR, bias_diff_vs_ref DOUBLE, measured_diff_vs_ref DOUBLE,
+    flagged BOOLEAN NOT NULL, flag_reason VARCHAR, note VARCHAR, run_id VARCHAR, validated_at TIMESTAMPTZ
+);
+
+CREATE TABLE judge_validation_labels (
+    validation_id VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
+    label VARCHAR NOT NULL, precision DOUBLE, recall DOUBLE, f1 DOUBLE, support INTEGER NOT NULL
+);
+
+CREATE TABLE judge_validation_confusion (
+    validation_id VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
+    human_label VARCHAR NOT NULL, judge_label VARCHAR NOT NULL, count INTEGER NOT NULL
+);
+
+-- Keyed like disparities (cell + name_group) plus the validation whose sensitivity/specificity is used.
+CREATE TABLE refusal_rates_corrected (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    judge_id VARCHAR NOT NULL, name_group VARCHAR NOT NULL, n BIGINT NOT NULL,
+    raw_rate DOUBLE NOT NULL, raw_ci_low DOUBLE, raw_ci_high DOUBLE, raw_diff DOUBLE,
+    corrected_rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, corrected_diff DOUBLE, reference_group VARCHAR,
+    validation_id VARCHAR NOT NULL, validation_scope VARCHAR NOT NULL, sensitivity DOUBLE, specificity DOUBLE,
+    valid_draws INTEGER, note VARCHAR, build_id VARCHAR, built_at TIMESTAMPTZ
+);
