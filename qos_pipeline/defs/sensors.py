@@ -1,0 +1,151 @@
+"""Sensors: a new checkpoint in a watched folder becomes a ``model`` partition with its audit runs; finished
+audit runs trigger one rebuild of the metric tables.
+
+Both are off by default (``QOS_SENSORS=on`` starts them with the daemon; otherwise turn them on in the UI
+under Automation, or ``dagster sensor start``). Checkpoint rules live in ``qos_pipeline.checkpoints``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+
+from qos_pipeline import checkpoints, warehouse
+from qos_pipeline.config import Paths, env_int
+from qos_pipeline.defs.jobs import audit_job, metrics_job, prompts_job
+from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
+from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.design import load_design
+from qos_pipeline.models import ModelError
+from qos_pipeline.registry import added_models, register
+
+SENSORS_ENV = "QOS_SENSORS"
+INTERVAL_ENV = "QOS_SENSOR_INTERVAL_S"
+TRIGGER_TAG = "qos/trigger"
+# Runs that change staged generations/judgments; the judge-only job lives with the schedule.
+AUDIT_JOBS = ("audit_job", "judge_job")
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+
+
+def default_status() -> dg.DefaultSensorStatus:
+    """Off unless ``QOS_SENSORS`` says on: a fresh clone must not start auditing folders by itself."""
+    on = os.environ.get(SENSORS_ENV, "").strip().lower() in ("1", "on", "true", "yes")
+    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+
+
+def _load(cursor: str | None) -> dict:
+    state = json.loads(cursor) if cursor else {}
+    return {"seen": state.get("seen", {}), "requested": state.get("requested", {}),
+            "rejected": state.get("rejected", {}), "prompts": state.get("prompts", {})}
+
+
+def design_groups(audit: AuditConfig, paths: Paths) -> list[str]:
+    """The groups an audit covers: the design's groups that are partitions (as ``qos run`` does)."""
+    return [g for g in load_design(audit.design, paths.assets).groups if g in GROUPS]
+
+
+def _register(ready: checkpoints.Ready, paths: Paths) -> str | None:
+    """Remember key -> folder for the generator; the reason it cannot be registered, or None."""
+    try:
+        spec = register(str(ready.path), paths)
+    except ModelError as exc:  # key taken by another folder or by assets/models.yaml
+        return str(exc)
+    return None if spec.key == ready.key else f"registered as {spec.key!r}, not {ready.key!r}"
+
+
+def _audit_requests(ready: checkpoints.Ready, todo: list[str], has_prompts: set[str]) -> list[dg.RunRequest]:
+    """One audit run per group whose prompts exist. The run key names key, content version and group,
+    so a later tick never repeats it and a replaced checkpoint (new version) gets new runs."""
+    tags = {TRIGGER_TAG: "checkpoint_sensor", "qos/model_version": ready.version, "qos/checkpoint": str(ready.path)}
+    return [dg.RunRequest(job_name=audit_job.name, partition_key=model_group_key(ready.key, g),
+                          run_key=f"audit:{ready.key}@{ready.version}:{g}", tags=tags)
+            for g in todo if g in has_prompts]
+
+
+def _log_changes(context: dg.SensorEvaluationContext, state: dict, scan: checkpoints.ScanResult) -> None:
+    # Rejections are logged once (the cursor remembers them); waiting folders on every tick, as info.
+    for where, why in scan.rejected.items():
+        if state["rejected"].get(where) != why:
+            context.log.warning(f"checkpoint {where} rejected: {why}")
+    for where, why in scan.waiting.items():
+        context.log.info(f"checkpoint {where} not ready: {why}")
+    state["rejected"] = scan.rejected
+
+
+def evaluate_checkpoints(context: dg.SensorEvaluationContext, audit: AuditConfig) -> dg.SensorResult:
+    """The checkpoint sensor's body: scan, register, add partitions, request prompts and audit runs."""
+    state, roots = _load(context.cursor), checkpoints.watched_dirs()
+    if not roots:
+        return dg.SensorResult(skip_reason=f"no folder to watch: set {checkpoints.DIRS_ENV}")
+    paths = audit.paths()
+    scan = checkpoints.scan(roots, state["seen"], os.environ.get(checkpoints.MARKER_ENV) or checkpoints.DEFAULT_MARKER,
+                            claimed=added_models(paths))
+    groups = design_groups(audit, paths)
+    has_prompts = {g for g in groups if warehouse.partition_file(paths.staging, "prompts", g).is_file()}
+    runs, new_keys, need_prompts = [], [], set()
+    for ready in scan.ready:
+        version_key = f"{ready.key}@{ready.version}"
+        todo = [g for g in groups if g not in state["requested"].get(version_key, [])]
+        if not todo:
+            continue
+        problem = _register(ready, paths)
+        if problem:
+            scan.rejected[str(ready.path)] = problem
+            continue
+        if not context.instance.has_dynamic_partition(model_partitions.name, ready.key):
+            new_keys.append(ready.key)
+        runs += _audit_requests(ready, todo, has_prompts)
+        need_prompts |= set(todo) - has_prompts
+        state["requested"][version_key] = sorted(set(groups) - (set(todo) - has_prompts))
+    # Prompts first: their audit runs follow on a later tick, once the prompts are staged.
+    asked = set(state["prompts"].get(audit.design, []))
+    runs += [dg.RunRequest(job_name=prompts_job.name, partition_key=g, run_key=f"prompts:{audit.design}:{g}",
+                           tags={TRIGGER_TAG: "checkpoint_sensor"}) for g in sorted(need_prompts - asked)]
+    state["prompts"][audit.design] = sorted(asked | need_prompts)
+    state["seen"] = scan.seen
+    _log_changes(context, state, scan)
+    return dg.SensorResult(
+        run_requests=runs, cursor=json.dumps(state, sort_keys=True),
+        dynamic_partitions_requests=[model_partitions.build_add_request(new_keys)] if new_keys else [],
+        skip_reason=None if runs else f"no new complete checkpoint ({len(scan.waiting)} waiting, "
+                                      f"{len(scan.rejected)} rejected)")
+
+
+@dg.sensor(name="checkpoint_sensor", jobs=[prompts_job, audit_job], default_status=default_status(),
+           minimum_interval_seconds=env_int(INTERVAL_ENV, 30))
+def checkpoint_sensor(context: dg.SensorEvaluationContext, audit: AuditConfig) -> dg.SensorResult:
+    """Watches the folders in QOS_CHECKPOINT_DIRS for complete Hugging Face checkpoints (config, tokenizer,
+    every indexed shard, unchanged since the previous tick or marked with QOS_CHECKPOINT_MARKER, default
+    `.complete`), adds each as a `model` partition (its folder name made safe) and requests the prompts and
+    the audit runs of every group once per checkpoint version."""
+    return evaluate_checkpoints(context, audit)
+
+
+def evaluate_metrics(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Request one metric-table rebuild after the latest successful audit run, once none is in flight."""
+    instance = context.instance
+    if any(instance.get_runs_count(dg.RunsFilter(job_name=j, statuses=IN_PROGRESS)) for j in AUDIT_JOBS):
+        return dg.SkipReason("audit runs still queued or running; rebuilding once they are done")
+    latest = [r for j in AUDIT_JOBS
+              for r in instance.get_run_records(dg.RunsFilter(job_name=j, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)]
+    if not latest:
+        return dg.SkipReason("no successful audit run yet")
+    newest = max(latest, key=lambda r: r.create_timestamp).dagster_run.run_id
+    if newest == context.cursor:
+        return dg.SkipReason(f"metric tables already rebuilt after run {newest}")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"metrics-after:{newest}", tags={TRIGGER_TAG: "metrics_after_audit_sensor"})],
+                           cursor=newest)
+
+
+@dg.sensor(name="metrics_after_audit_sensor", job=metrics_job, default_status=default_status(),
+           minimum_interval_seconds=env_int(INTERVAL_ENV, 30))
+def metrics_after_audit_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Rebuilds the DuckDB metric tables (metrics_job) once after new audit or judge runs succeeded and
+    none is still queued or running, so a checkpoint's results land in the warehouse by themselves."""
+    return evaluate_metrics(context)
+
+
+sensors = [checkpoint_sensor, metrics_after_audit_sensor]

@@ -1,0 +1,45 @@
+"""The checkpoint sensor under a real `dagster dev` (UI + daemon) on loopback: a tiny checkpoint dropped
+into the watched folder ends as rows in DuckDB, with no command but starting the sensors."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+
+import duckdb
+import pytest
+
+from tests.paths import ROOT
+
+spec = importlib.util.spec_from_file_location("daemon_smoke", ROOT / "scripts" / "daemon_smoke.py")
+daemon_smoke = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(daemon_smoke)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_sensor_turns_a_dropped_checkpoint_into_warehouse_rows(tmp_path, monkeypatch):
+    for var in list(os.environ):  # run_smoke sets these for dagster dev; monkeypatch restores them after
+        if var.startswith("QOS_") or var == "DAGSTER_HOME":
+            monkeypatch.delenv(var)
+    for var in daemon_smoke.prepare(tmp_path):
+        monkeypatch.setenv(var, "")
+    seen = daemon_smoke.run_smoke(tmp_path, _free_port(), timeout=240)
+    assert seen["exit"] is not None  # dagster dev was stopped by PID
+    assert seen["partitions"] == [daemon_smoke.CHECKPOINT]
+    # one group: its prompts, its audit, then the rebuild the metrics sensor requested
+    assert seen["runs"] == {"prompts_job": ["SUCCESS"], "audit_job": ["SUCCESS"], "metrics_job": ["SUCCESS"]}
+    with duckdb.connect(str(tmp_path / "wh" / "qos.duckdb"), read_only=True) as con:
+        gens = con.execute("SELECT count(*), count(DISTINCT model_version) FROM generations WHERE model_key = ?",
+                           [daemon_smoke.CHECKPOINT]).fetchone()
+        rates = con.execute("SELECT sum(rate) FROM label_rates_model WHERE model_key = ?",
+                            [daemon_smoke.CHECKPOINT]).fetchone()[0]
+    assert gens == (4, 1)  # 2 names x 2 templates, 1 sample, one content version
+    assert rates == pytest.approx(1.0)
