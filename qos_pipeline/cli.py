@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from qos_pipeline.config import PROJECT_ROOT, dagster_home, env_int, env_str, project_paths
+from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
 
 log = logging.getLogger("qos")
 
@@ -35,9 +36,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, REFERENCE_GROUP, model_group_key
-    from qos_pipeline.defs.resources import AuditConfig
+    from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
     from qos_pipeline.design import load_design
     from qos_pipeline.models import load_registry
+    from qos_pipeline.prompt_formats import select_formats
     from qos_pipeline.registry import register
 
     paths = project_paths()
@@ -48,10 +50,16 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(f"no groups to run: design {design.name} has {design.groups}, requested {args.groups}")
     models = args.model or [load_registry(paths.assets)["default"]]
     keys = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths).key for m in models]
+    formats = args.prompt_format or parse_ids(os.environ.get(FORMATS_ENV))
+    if formats:
+        select_formats(paths.assets, formats)  # an unknown id fails here, before any run starts
     audit = AuditConfig(design=design_arg, samples=args.samples, seed=args.seed, batch_size=args.batch_size,
                         max_new_tokens=args.max_new_tokens, judges=args.judge,
-                        reference_group=args.reference_group or REFERENCE_GROUP)
-    defs = build_definitions(audit=audit)
+                        reference_group=args.reference_group or REFERENCE_GROUP,
+                        prompt_formats=formats, do_sample=_do_sample(args),
+                        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
+    generator = GeneratorResource(compile=True) if args.compile else None
+    defs = build_definitions(generator=generator, audit=audit)
     instance = _instance()
     instance.add_dynamic_partitions("model", [k for k in keys if not instance.has_dynamic_partition("model", k)])
     start = time.perf_counter()
@@ -64,6 +72,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     _execute(defs, "metrics_job", instance)
     log.info("audit finished in %.0f s: %s", time.perf_counter() - start, paths.db)
     _print_report(paths.db, None, None)
+
+
+def _do_sample(args: argparse.Namespace) -> bool | None:
+    """--greedy: off; a sampling setting given: on (it would be ignored otherwise); else the model's default."""
+    if args.greedy:
+        return False
+    return True if any(v is not None for v in (args.temperature, args.top_p, args.top_k)) else None
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -143,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=env_int("QOS_SEED", 0))
     run.add_argument("--batch-size", type=int, default=env_int("QOS_BATCH_SIZE", 64))
     run.add_argument("--max-new-tokens", type=int, default=env_int("QOS_MAX_NEW_TOKENS", 64))
+    run.add_argument("--prompt-format", action="append", metavar="ID",
+                     help="prompt-format condition of assets/prompt_formats.yaml (repeatable; "
+                     f"default: ${FORMATS_ENV} (comma-separated), else the model's registry format)")
+    run.add_argument("--greedy", action="store_true", help="greedy decoding (default: the model's own settings)")
+    run.add_argument("--temperature", type=float, help="sampling temperature (default: the model's own)")
+    run.add_argument("--top-p", type=float, help="nucleus sampling mass (default: the model's own)")
+    run.add_argument("--top-k", type=int, help="top-k filter, 0 = none (default: the model's own)")
+    run.add_argument("--compile", action="store_true", default=env_str("QOS_COMPILE", "0") == "1",
+                     help="CUDA: static KV cache + torch.compile (one-off compile, then faster)")
     run.add_argument("--judge", action="append", default=None, help="judge id (repeatable; default rules)")
     run.add_argument("--reference-group", default=os.environ.get("QOS_REFERENCE_GROUP"))
     run.set_defaults(func=cmd_run)
@@ -162,6 +186,9 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+    from qos_pipeline.cli_judge import add_judge_parser  # `qos judge train|validate`
+
+    add_judge_parser(sub)
     return p
 
 

@@ -95,4 +95,32 @@ def validate_database(db: Path) -> list[CheckOutcome]:
         run_suite(ctx, "metric_tables_reference_group_present", disparities, [
             gxe.ExpectColumnValuesToNotBeNull(column="ref_any_refusal_rate"),
         ], blocking=False),
+        judge_tables_suite(ctx, db),
     ]
+
+
+def judge_tables_suite(ctx, db: Path) -> CheckOutcome:
+    """``metric_tables_judge_tables_valid``: validation figures and corrected rates in range, the
+    corrected rate inside its interval. One outcome over both tables (they are built together)."""
+    import duckdb
+    import great_expectations.expectations as gxe
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        vals = con.execute("SELECT accuracy, macro_f1, refusal_f1, kappa, n FROM judge_validations").df()
+        corr = con.execute("SELECT corrected_rate, ci_low, ci_high, raw_rate FROM refusal_rates_corrected "
+                           "WHERE corrected_rate IS NOT NULL").df()
+    unit = [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in ("accuracy", "macro_f1")]
+    outcomes = [
+        run_suite(ctx, "judge_validations_in_range", vals, [
+            *unit, gxe.ExpectColumnValuesToBeBetween(column="refusal_f1", min_value=0, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="kappa", min_value=-1, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="n", min_value=1)]),
+        run_suite(ctx, "refusal_rates_corrected_in_range", corr, [
+            *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1)
+              for c in ("corrected_rate", "ci_low", "ci_high", "raw_rate")],
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="corrected_rate", column_B="ci_low", or_equal=True),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ci_high", column_B="corrected_rate", or_equal=True)]),
+    ]
+    return CheckOutcome("metric_tables_judge_tables_valid", all(o.passed for o in outcomes),
+                        "; ".join(f"{o.name}: {o.description}" for o in outcomes),
+                        {o.name: o.metadata["failed"] for o in outcomes})

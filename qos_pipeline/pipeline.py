@@ -13,9 +13,10 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from qos_pipeline import expectations, schemas, warehouse
+from qos_pipeline import expectations, gen_cache, schemas, warehouse
 from qos_pipeline.design import Design, render_prompts
 from qos_pipeline.generation import GenerationRequest, Generator, SamplingConfig, row_seed
+from qos_pipeline.prompt_formats import PAPER_FORMAT, PromptFormat
 from qos_pipeline.judges.base import Judge, JudgeInput
 
 PROMPT_META = ["design", "template_id", "template_text", "target_group", "name", "name_group",
@@ -53,30 +54,30 @@ def build_prompts(design: Design, group: str, run_id: str) -> tuple[pd.DataFrame
 
 def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConfig, samples: int,
              base_seed: int, batch_size: int, run_id: str,
-             progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
-    """``samples`` generations per prompt, one seed per (prompt, sample)."""
-    rows = [(p, s) for p in prompts.itertuples(index=False) for s in range(samples)]
-    requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s)) for p, s in rows]
-    results = generator.generate(requests, sampling, batch_size=batch_size, progress=progress)
-    df = pd.DataFrame({
-        "prompt_id": [r.prompt_id for r in requests], "sample": [r.sample for r in requests],
-        "model_key": generator.model_key, "model_version": generator.model_version,
-        "prompt_format": generator.prompt_format, "system_prompt": getattr(generator, "system_prompt", None),
-        "gen_config": json.dumps(sampling.as_dict(), sort_keys=True), "gen_config_hash": sampling.config_hash(),
-        "seed": pd.array([r.seed for r in requests], dtype="Int64"),
-        "response": [r.response for r in results], "finish_reason": [r.finish_reason for r in results],
-        "n_new_tokens": pd.array([r.n_new_tokens for r in results], dtype="Int64"), "source": "generated",
-        "run_id": run_id, "created_at": utc_now(),
-    })
-    meta = prompts.set_index("prompt_id")[PROMPT_META]
-    df = df.join(meta, on="prompt_id")
-    return df, generation_checks(df, prompts["prompt_id"].tolist(), samples)
+             progress: Callable[[int, int], None] | None = None,
+             formats: Sequence[PromptFormat] | None = None, cache_dir: Path | None = None,
+             ) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+    """``samples`` generations per prompt under each prompt format, one seed per (prompt, sample).
+
+    With ``cache_dir``, finished batches are stored as they complete and stored rows are reused (see
+    ``gen_cache``); the seed does not depend on the format, so conditions are compared on equal draws."""
+    formats = list(formats or [PAPER_FORMAT])
+    resolve = getattr(generator, "resolve_sampling", None)
+    effective = resolve(sampling) if resolve else sampling.resolve()
+    requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s), f)
+                for f in formats for p in prompts.itertuples(index=False) for s in range(samples)]
+    rows, _ = gen_cache.generate_rows(generator, requests, effective, batch_size, run_id,
+                                      gen_cache.RowStore(cache_dir), progress)
+    df = gen_cache.rows_frame(rows).join(prompts.set_index("prompt_id")[PROMPT_META], on="prompt_id")
+    return df, generation_checks(df, prompts["prompt_id"].tolist(), samples, [f.id for f in formats])
 
 
-def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int) -> list[schemas.CheckOutcome]:
+def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int,
+                      formats: Sequence[str] | None = None) -> list[schemas.CheckOutcome]:
+    """``formats``: the prompt formats expected (None: whichever the rows carry, as for ingested files)."""
     return [
         schemas.schema_check("generations_schema", schemas.generations_schema, df),
-        schemas.generations_complete("generations_complete", df, list(prompt_ids), samples),
+        schemas.generations_complete("generations_complete", df, list(prompt_ids), samples, formats),
         schemas.responses_nonempty("generations_responses_nonempty", df),
     ]
 

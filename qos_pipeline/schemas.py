@@ -60,6 +60,8 @@ generations_schema = pa.DataFrameSchema(
         "n_new_tokens": pa.Column("Int64", nullable=True),
         "source": pa.Column(**_str),
         "created_at": pa.Column(**_utc),
+        # Generated rows carry their cache key (gen_cache); ingested rows have none.
+        "cache_key": pa.Column(str, nullable=True, required=False),
     },
     unique=["model_key", "model_version", "prompt_format", "prompt_id", "sample"], strict=True, name="generations",
 )
@@ -110,15 +112,19 @@ def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str]
                         {"missing": len(missing), "unexpected": len(extra), "examples": str(sorted(missing)[:5])})
 
 
-def generations_complete(name: str, generations: pd.DataFrame, prompt_ids: list[str], samples: int) -> CheckOutcome:
-    """One row per (prompt, sample) of the partition: nothing lost, nothing duplicated."""
-    got = generations.groupby(["prompt_id", "sample"]).size()
-    want = {(p, s) for p in prompt_ids for s in range(samples)}
+def generations_complete(name: str, generations: pd.DataFrame, prompt_ids: list[str], samples: int,
+                         formats: list[str] | None = None) -> CheckOutcome:
+    """One row per (prompt format, prompt, sample) of the partition: nothing lost, nothing duplicated.
+
+    ``formats`` None: the formats the rows carry (ingested files record one of their own)."""
+    formats = list(formats) if formats is not None else sorted(set(generations["prompt_format"]))
+    got = generations.groupby(["prompt_format", "prompt_id", "sample"]).size()
+    want = {(f, p, s) for f in formats for p in prompt_ids for s in range(samples)}
     missing = want - set(got.index)
     dup = int((got > 1).sum())
     ok = bool(want) and not missing and not dup and len(generations) == len(want)
-    return CheckOutcome(name, ok, f"{len(generations)} rows for {len(want)} (prompt, sample) pairs",
-                        {"missing": len(missing), "duplicated": dup})
+    return CheckOutcome(name, ok, f"{len(generations)} rows for {len(want)} (prompt format, prompt, sample) triples",
+                        {"missing": len(missing), "duplicated": dup, "prompt_formats": ", ".join(formats)})
 
 
 def responses_nonempty(name: str, generations: pd.DataFrame) -> CheckOutcome:

@@ -125,6 +125,7 @@ def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: 
         for table, (dims, pooled) in LABEL_RATE_TABLES.items():
             con.execute(_label_rates_sql(sql_dir, table, dims, pooled))
         con.execute((sql_dir / "disparities.sql").read_text())
+        counts.update(build_judge_tables(con, staging, sql_dir))
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         con.execute("CHECKPOINT")
@@ -135,6 +136,37 @@ def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: 
         raise
     finally:
         con.close()
+
+
+JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")
+
+
+def build_judge_tables(con, staging: Path, sql_dir: Path) -> dict[str, int]:
+    """Judge validations staged under ``staging/judge_validation*/`` and, from them and ``disparities``,
+    ``refusal_rates_corrected`` (Rogan-Gladen; see ``qos_pipeline.prevalence``). Returns row counts."""
+    from qos_pipeline.prevalence import correct_table
+
+    con.execute((sql_dir / "judge_validations.sql").read_text())
+    for table in JUDGE_TABLES:
+        files = [str(f) for f in sorted((staging / table).rglob("*.parquet"))]
+        try:
+            if files:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true, "
+                            "hive_partitioning = false)", [files])
+        except Exception as exc:
+            raise WarehouseError(f"staged {table} files cannot be loaded ({exc}); re-run `qos judge validate`") from exc
+    rates = con.execute("SELECT model_key, model_version, prompt_format, judge_id, name_group, n, "
+                        "any_refusal_rate AS raw_rate, any_refusal_diff AS raw_diff, reference_group "
+                        "FROM disparities").df()
+    corrected = correct_table(rates, con.execute("SELECT * FROM judge_validations").df())
+    if len(corrected):
+        con.register("corrected_src", corrected)
+        con.execute("INSERT INTO refusal_rates_corrected BY NAME SELECT *, "
+                    "wilson_low(round(raw_rate * n), n) AS raw_ci_low, wilson_high(round(raw_rate * n), n) AS raw_ci_high, "
+                    "getvariable('build_id') AS build_id, getvariable('built_at')::TIMESTAMPTZ AS built_at "
+                    "FROM corrected_src ORDER BY ALL")
+        con.unregister("corrected_src")
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (*JUDGE_TABLES, "refusal_rates_corrected")}
 
 
 def temp_build_path(db: Path) -> Path:

@@ -120,7 +120,7 @@ def main() -> None:
         entry = gql(args.port, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"][0]
         check(entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", f"code location {entry['name']} loads")
         nodes = {"/".join(n["assetKey"]["path"]): n for n in gql(args.port, ASSETS_QUERY)["assetNodes"]}
-        check(set(nodes) == {"prompts", "generations", "judgments", "metric_tables"}, f"assets shown: {sorted(nodes)}")
+        check(set(nodes) == {"prompts", "generations", "judgments", "metric_tables", "judge_validations"}, f"assets shown: {sorted(nodes)}")
         dims = nodes["generations"]["partitionDefinition"]["dimensionTypes"]
         check({(d["name"], d["type"]) for d in dims} == {("model", "DYNAMIC"), ("group", "STATIC")},
               f"generations partitioned by {dims}")

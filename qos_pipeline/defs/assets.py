@@ -12,18 +12,22 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import pipeline, warehouse
+from qos_pipeline import gen_cache, pipeline, warehouse
 from qos_pipeline.design import load_design
+from qos_pipeline.prompt_formats import select_formats
 from qos_pipeline.judges import get_judge
 from qos_pipeline.schemas import CheckOutcome
 from qos_pipeline.defs.partitions import group_partitions, model_group_partitions, split_key
+from qos_pipeline.defs.executors import GPU_STEP_TAGS, judge_step_tags
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
-JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy"]
+JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
+JUDGMENT_WARN_ONLY = {"judgments_unjudged"}  # unjudged rows are kept and counted; a warning, not a stop
 METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one", "metric_tables_labels_in_taxonomy",
-                 "metric_tables_groups_present", "metric_tables_reference_group_present"]
+                 "metric_tables_groups_present", "metric_tables_reference_group_present",
+                 "metric_tables_judge_tables_valid"]
 
 
 with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> group
@@ -87,60 +91,84 @@ def prompts(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Materia
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"pytorch", "parquet"}, pool="gpu",
-          deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP)],
+          deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP)], op_tags=GPU_STEP_TAGS,
           check_specs=_specs("generations", GENERATION_CHECKS))
 @_failing_clearly
 def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator: GeneratorResource
                 ) -> dg.MaterializeResult:
-    """Chat-model outputs for one model x group: ``samples`` generations per prompt with the paper's
-    system prompt through the tokenizer's chat template, seeded per (prompt, sample).
-    Grain: one row per (prompt_id, sample) with model version, prompt format and sampling provenance."""
+    """Chat-model outputs for one model x group: ``samples`` generations per prompt under each configured
+    prompt format (chat template with the paper's system prompt by default), seeded per (prompt, sample).
+    Batches are stored as they finish (a killed run resumes) and rows already generated under the same
+    model version, prompt, format, sampling settings and seed are reused, not generated again.
+    Grain: one row per (prompt_format, prompt_id, sample) with model version, format and sampling provenance."""
     model, group = split_key(context)
     paths = audit.paths()
     prompts_df = warehouse.read_partition(warehouse.partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
     gen = generator.build(model, paths)
+    formats = select_formats(paths.assets, audit.prompt_formats, getattr(gen, "default_prompt_format", None))
     df, outcomes = pipeline.generate(
         prompts_df, gen, audit.sampling(), audit.samples, audit.seed, audit.batch_size, context.run_id,
-        progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"))
+        progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
+        formats=formats, cache_dir=gen_cache.cache_folder(paths.warehouse, model, group))
     _guard(f"generations[{model}|{group}]", outcomes)
     path = warehouse.write_partition(df, warehouse.partition_file(paths.staging, "generations", group, model))
+    fresh = int((df["run_id"] == context.run_id).sum())
     return dg.MaterializeResult(
-        metadata={"rows": len(df), "model_version": gen.model_version, "prompt_format": gen.prompt_format,
+        metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
+                  "model_version": gen.model_version, "prompt_formats": ", ".join(f.id for f in formats),
+                  "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
                   "finish_reasons": _counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)},
         check_results=_results(outcomes))
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
-          deps=["generations"], check_specs=_specs("judgments", JUDGMENT_CHECKS))
+          deps=["generations"], op_tags=judge_step_tags(),
+          check_specs=[dg.AssetCheckSpec(n, asset="judgments", blocking=n not in JUDGMENT_WARN_ONLY)
+                       for n in JUDGMENT_CHECKS])
 @_failing_clearly
 def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
     """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
-    or ``unjudged``) for each generation of one model x group, by each configured judge.
+    or ``unjudged``) for each generation of one model x group, by each configured judge (``rules``,
+    ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
+    A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept.
     Grain: one row per (prompt_id, sample, judge_id)."""
+    from qos_pipeline import judging  # (imported here to keep this asset's change self-contained)
+
     model, group = split_key(context)
     paths = audit.paths()
     gens = warehouse.read_partition(warehouse.partition_file(paths.staging, "generations", group, model),
                                     f"generations[{model}|{group}]")
-    frames, outcomes = {}, []
-    for judge_id in audit.judges:
-        judge_impl = get_judge(judge_id)
-        frames[judge_impl.judge_id], checks = pipeline.judge(gens, judge_impl, context.run_id)
-        outcomes += checks
+    frames, outcomes, reused, extra = {}, [], [], {}
+    for spec in audit.judges:
+        judge_impl = get_judge(spec, paths)
+        stored = warehouse.partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
+        df, checks, was_reused = judging.judge_partition(gens, judge_impl, context.run_id, stored)
+        frames[judge_impl.judge_id], outcomes = df, outcomes + checks
+        if was_reused:
+            reused.append(judge_impl.judge_id)
+        if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
+            extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
+                {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
     _guard(f"judgments[{model}|{group}]", outcomes)
     for judge_id, df in frames.items():
-        warehouse.write_partition(df, warehouse.partition_file(paths.staging, "judgments", group, model, judge_id))
+        if judge_id not in reused:
+            warehouse.write_partition(df, warehouse.partition_file(paths.staging, "judgments", group, model, judge_id))
     all_rows = pd.concat(frames.values())
     return dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": _counts(all_rows, "label"),
-                  "dagster/row_count": len(all_rows)},
-        check_results=_results([_merge(outcomes, list(frames))]))
+                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows)},
+        check_results=_results(_merge(outcomes, list(frames))))
 
 
-def _merge(outcomes: list[CheckOutcome], judge_ids: list[str]) -> CheckOutcome:
-    """One result for the taxonomy check, whichever number of judges ran it."""
-    return CheckOutcome(
-        outcomes[0].name, all(o.passed for o in outcomes), "; ".join(o.description for o in outcomes),
-        {f"{j}/{k}": v for j, o in zip(judge_ids, outcomes) for k, v in o.metadata.items()})
+def _merge(outcomes: list[CheckOutcome], judge_ids: list[str]) -> list[CheckOutcome]:
+    """One result per check, whichever number of judges ran it (each judge yields every check, in order)."""
+    merged = []
+    for name in dict.fromkeys(o.name for o in outcomes):
+        mine = [o for o in outcomes if o.name == name]
+        merged.append(CheckOutcome(
+            name, all(o.passed for o in mine), "; ".join(f"{j}: {o.description}" for j, o in zip(judge_ids, mine)),
+            {f"{j}/{k}": v for j, o in zip(judge_ids, mine) for k, v in o.metadata.items()}, mine[0].blocking))
+    return merged
 
 
 @dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments"],

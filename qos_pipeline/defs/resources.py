@@ -10,23 +10,30 @@ from typing import Optional
 import dagster as dg
 
 from qos_pipeline.config import Paths, env_int, env_str, project_paths
-from qos_pipeline.generation import SYSTEM_PROMPT, Generator, HFGenerator, SamplingConfig
+from qos_pipeline.generation import DecodeOptions, Generator, HFGenerator, SamplingConfig
+from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
 from qos_pipeline.registry import resolve
 
 _LOADED: dict[tuple, Generator] = {}  # loaded models, reused across in-process runs of one session
 
 
 class AuditConfig(dg.ConfigurableResource):
-    """What an audit uses: design, samples per prompt, sampling, judges, reference group."""
+    """What an audit uses: design, samples per prompt, prompt formats, sampling, judges, reference group.
+
+    Sampling fields left at None take the model's own defaults (registry ``sampling:``, else its
+    generation_config.json, else transformers' defaults); the effective values are recorded per row.
+    ``prompt_formats`` None: the model's registry ``prompt_format``, else the formats file's default."""
 
     design: str = "demo"
     samples: int = 3
     seed: int = 0
     batch_size: int = 64
     max_new_tokens: int = 64
-    do_sample: bool = True
-    temperature: float = 0.6
-    top_p: float = 0.9
+    do_sample: Optional[bool] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    prompt_formats: Optional[list[str]] = None
     judges: list[str] = ["rules"]
     reference_group: str = "white"
     warehouse_dir: Optional[str] = None
@@ -36,6 +43,7 @@ class AuditConfig(dg.ConfigurableResource):
         return cls(
             design=env_str("QOS_DESIGN", "demo"), samples=env_int("QOS_SAMPLES", 3), seed=env_int("QOS_SEED", 0),
             batch_size=env_int("QOS_BATCH_SIZE", 64), max_new_tokens=env_int("QOS_MAX_NEW_TOKENS", 64),
+            prompt_formats=parse_ids(env_str(FORMATS_ENV, "")),
             judges=env_str("QOS_JUDGES", "rules").split(","),
             reference_group=env_str("QOS_REFERENCE_GROUP", reference_group),
         )
@@ -48,19 +56,25 @@ class AuditConfig(dg.ConfigurableResource):
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_new_tokens)
+                              top_k=self.top_k, max_new_tokens=self.max_new_tokens)
 
 
 class GeneratorResource(dg.ConfigurableResource):
-    """Builds the HF transformers generator for a model partition (GPU when present)."""
+    """Builds the HF transformers generator for a model partition (GPU when present).
 
-    system_prompt: Optional[str] = SYSTEM_PROMPT
+    ``compile`` (default from ``QOS_COMPILE=1``): static KV cache + torch.compile'd forward on CUDA (a
+    one-off compile of about a minute, then several times the tokens/s; no effect on CPU).
+    ``static_cache`` alone is mostly for tests."""
+
     device: Optional[str] = None
+    compile: bool = env_str("QOS_COMPILE", "0") == "1"
+    static_cache: bool = False
 
     def build(self, model_key: str, paths: Paths) -> Generator:
         spec = resolve(model_key, paths)
-        cache_key = (spec.key, str(spec.path), spec.version, self.system_prompt, self.device)
+        options = DecodeOptions(static_cache=self.static_cache, compile=self.compile)
+        cache_key = (spec.key, str(spec.path), spec.version, self.device, options)
         if cache_key not in _LOADED:
             _LOADED.clear()  # keep one model in memory at a time
-            _LOADED[cache_key] = HFGenerator(spec, system_prompt=self.system_prompt, device=self.device)
+            _LOADED[cache_key] = HFGenerator(spec, device=self.device, options=options)
         return _LOADED[cache_key]
