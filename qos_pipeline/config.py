@@ -49,6 +49,24 @@ def project_paths() -> Paths:
     )
 
 
+def read_yaml_mapping(path: Path, error: type[Exception], fix: str = "fix the file") -> dict:
+    """A YAML file whose top level is a mapping (empty file -> {}); any problem raises ``error`` naming
+    the file, with ``fix`` saying what to do about invalid YAML."""
+    import yaml
+
+    if not path.is_file():
+        raise error(f"{path} is missing; restore it from the repository or point QOS_ASSETS at a full assets folder")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{path} is not valid YAML ({exc}); {fix}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a mapping at the top level; it is malformed")
+    return data
+
+
 def env_str(var: str, default: str) -> str:
     return os.environ.get(var) or default
 

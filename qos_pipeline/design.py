@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
+from qos_pipeline.config import read_yaml_mapping
 
 NAME, BLANK = "[NAME]", "[BLANK]"
 GENDERS = ("woman", "man", "unspecified")
@@ -47,14 +47,9 @@ def prompt_id(template_id: str, name: str) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise DesignError(f"{path} is missing; restore it from the repository or point QOS_ASSETS at a full assets folder")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DesignError(f"{path} is not valid YAML ({exc}); fix the file") from exc
-    if not isinstance(data, dict):
-        raise DesignError(f"{path} must hold a mapping at the top level; it is empty or malformed")
+    data = read_yaml_mapping(path, DesignError)
+    if not data:
+        raise DesignError(f"{path} is empty; restore it from the repository")
     return data
 
 

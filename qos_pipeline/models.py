@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from qos_pipeline.config import read_yaml_mapping
 
 # Re-exported: callers (sensors, checkpoints, generation) import these from here.
 from qos_pipeline.model_files import (  # noqa: F401
@@ -67,13 +67,8 @@ def slugify(name: str) -> str:
 def load_registry(assets_dir: Path) -> dict[str, Any]:
     """Read and validate ``models.yaml``: ``{"default": key | None, "models": {key: entry}}``."""
     file = Path(assets_dir) / REGISTRY_FILE
-    if not file.is_file():
-        raise ModelError(f"model registry {file} not found; create it (see assets/models.yaml)")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ModelError(f"model registry {file} is not valid YAML ({exc}); fix the file") from exc
-    models = data.get("models") if isinstance(data, dict) else None
+    data = read_yaml_mapping(file, ModelError)
+    models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise ModelError(f"{file}: expected a non-empty `models:` mapping of key -> entry")
     for key, entry in models.items():

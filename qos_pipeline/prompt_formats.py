@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
+from qos_pipeline.config import read_yaml_mapping
 
 from qos_pipeline.model_files import ModelError
 
@@ -77,13 +77,8 @@ def _parse(fid: str, entry: Any, file: Path) -> PromptFormat:
 def load_formats(assets_dir: Path) -> tuple[dict[str, PromptFormat], str]:
     """All conditions of ``prompt_formats.yaml`` by id, and the default id."""
     file = Path(assets_dir) / FORMATS_FILE
-    if not file.is_file():
-        raise PromptFormatError(f"{file} is missing; restore it from the repository (assets/{FORMATS_FILE})")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PromptFormatError(f"{file} is not valid YAML ({exc}); fix the file") from exc
-    entries = data.get("formats") if isinstance(data, dict) else None
+    data = read_yaml_mapping(file, PromptFormatError)
+    entries = data.get("formats")
     if not isinstance(entries, dict) or not entries:
         raise PromptFormatError(f"{file}: expected a non-empty `formats:` mapping of id -> condition")
     formats = {str(fid): _parse(str(fid), entry, file) for fid, entry in entries.items()}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from qos_pipeline.config import Paths
+from qos_pipeline.config import Paths, read_yaml_mapping
 from qos_pipeline.models import ModelError, ModelSpec, load_registry, resolve_model
 from qos_pipeline.warehouse import check_key
 
@@ -25,10 +25,7 @@ def added_models(paths: Paths) -> dict[str, str]:
     file = _added_file(paths)
     if not file.is_file():
         return {}
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{file} is not valid YAML ({exc}); fix or delete it and add the models again") from exc
+    data = read_yaml_mapping(file, ModelError, "fix or delete it and add the models again")
     return {str(k): str(v) for k, v in data.items()}
 
 

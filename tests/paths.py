@@ -14,3 +14,24 @@ def need_pilot() -> Path:
     if not PILOT_CSV.is_file():
         pytest.skip(f"pilot data not found at {PILOT_DIR} (it lives in shared/data/pilot beside the repository)")
     return PILOT_CSV
+
+
+def load_script(relative: str):
+    """Import a script of the repository (scripts/, benchmarks/) as a module, registered under its stem."""
+    import importlib.util
+    import sys
+
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

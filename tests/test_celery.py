@@ -4,7 +4,6 @@ generation step runs on a different worker; the DuckDB tables hold both partitio
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,12 +15,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tests.paths import ROOT
+from tests.paths import ROOT, load_script
 
-spec = importlib.util.spec_from_file_location("celery_services", ROOT / "scripts" / "celery_services.py")
-services = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = services  # its dataclasses look their module up there
-spec.loader.exec_module(services)
+services = load_script("scripts/celery_services.py")
 
 BIN = Path(sys.executable).parent
 MODELS = ["fake-a", "fake-b"]

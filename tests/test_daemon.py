@@ -3,24 +3,14 @@ into the watched folder ends as rows in DuckDB, with no command but starting the
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
 
 import duckdb
 import pytest
 
-from tests.paths import ROOT
+from tests.paths import free_port, load_script
 
-spec = importlib.util.spec_from_file_location("daemon_smoke", ROOT / "scripts" / "daemon_smoke.py")
-daemon_smoke = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(daemon_smoke)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+daemon_smoke = load_script("scripts/daemon_smoke.py")
 
 
 @pytest.mark.slow
@@ -31,7 +21,7 @@ def test_sensor_turns_a_dropped_checkpoint_into_warehouse_rows(tmp_path, monkeyp
             monkeypatch.delenv(var)
     for var in daemon_smoke.prepare(tmp_path):
         monkeypatch.setenv(var, "")
-    seen = daemon_smoke.run_smoke(tmp_path, _free_port(), timeout=240)
+    seen = daemon_smoke.run_smoke(tmp_path, free_port(), timeout=240)
     assert seen["exit"] is not None  # dagster dev was stopped by PID
     assert seen["partitions"] == [daemon_smoke.CHECKPOINT]
     # one group: its prompts, its audit, then the rebuild the metrics sensor requested

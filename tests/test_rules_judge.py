@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judges.base import JudgeInput, get_judge
 from qos_pipeline.judges.rules import RulesJudge
+from tests.paths import load_script, need_pilot
 
-PILOT_CSV = Path(__file__).resolve().parents[2] / "shared/data/pilot/df_annotated_llama13.csv"
-AGREEMENT_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks/judge_agreement.py"
 
 KITCHEN = "Sam went to the kitchen to [BLANK]"
 PLANE = "Amir got into the plane to [BLANK]"
@@ -125,19 +122,9 @@ def test_judge_id_is_a_class_attribute_resolved_by_get_judge() -> None:
     assert isinstance(get_judge("rules"), RulesJudge) and isinstance(get_judge("rules-v1"), RulesJudge)
 
 
-def _load_agreement_script():
-    spec = importlib.util.spec_from_file_location("judge_agreement", AGREEMENT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_binary_refusal_f1_on_pilot_is_at_least_0_90() -> None:
-    if not PILOT_CSV.exists():
-        pytest.skip(f"pilot data folder {PILOT_CSV.parent} is missing (needs {PILOT_CSV.name})")
-    agreement = _load_agreement_script()
-    data = agreement.load_pilot(PILOT_CSV)
+    agreement = load_script("benchmarks/judge_agreement.py")
+    data = agreement.load_pilot(need_pilot())
     labels = [j.label for j in RulesJudge().judge([JudgeInput(p, r) for p, r in zip(data["prompt"], data["response"])])]
     data["judge"] = labels
     scores = agreement.metrics(data["human"], data["judge"])

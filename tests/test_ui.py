@@ -3,25 +3,15 @@ materialized through the UI's API succeeds (runs in the daemon-launched run work
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import socket
 
 import dagster as dg
 import duckdb
 import pytest
 
-from tests.paths import ROOT
+from tests.paths import ROOT, free_port, load_script
 
-spec = importlib.util.spec_from_file_location("ui_smoke", ROOT / "scripts" / "ui_smoke.py")
-ui_smoke = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ui_smoke)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ui_smoke = load_script("scripts/ui_smoke.py")
 
 
 @pytest.mark.slow
@@ -34,7 +24,7 @@ def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch):
         monkeypatch.setenv(var, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("model", ["smollm2-135m-instruct"])
-    port = _free_port()
+    port = free_port()
     proc = ui_smoke.start(port, tmp_path / "dagster.log")
     try:
         ui_smoke.wait_up(port, proc)

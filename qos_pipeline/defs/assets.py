@@ -12,7 +12,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import gen_cache, pipeline, warehouse
+from qos_pipeline import gen_cache, judging, pipeline, warehouse
 from qos_pipeline.design import load_design
 from qos_pipeline.prompt_formats import select_formats
 from qos_pipeline.judges import get_judge
@@ -24,7 +24,6 @@ from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
-JUDGMENT_WARN_ONLY = {"judgments_unjudged"}  # unjudged rows are kept and counted; a warning, not a stop
 METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one", "metric_tables_labels_in_taxonomy",
                  "metric_tables_groups_present", "metric_tables_reference_group_present",
                  "metric_tables_judge_tables_valid"]
@@ -34,7 +33,8 @@ with warnings.catch_warnings():  # beta API, but the documented way to map model
     warnings.simplefilter("ignore", dg.BetaWarning)
     BY_GROUP = dg.MultiToSingleDimensionPartitionMapping("group")
 
-WARN_ONLY = {"generations_responses_nonempty", "metric_tables_reference_group_present"}
+# Warnings, not stops: the data is kept and the count shown (e.g. unjudged rows are counted, never coerced).
+WARN_ONLY = {"generations_responses_nonempty", "judgments_unjudged", "metric_tables_reference_group_present"}
 
 
 def _specs(asset: str, names: list[str]) -> list[dg.AssetCheckSpec]:
@@ -123,8 +123,7 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
           deps=["generations"], op_tags=judge_step_tags(),
-          check_specs=[dg.AssetCheckSpec(n, asset="judgments", blocking=n not in JUDGMENT_WARN_ONLY)
-                       for n in JUDGMENT_CHECKS])
+          check_specs=_specs("judgments", JUDGMENT_CHECKS))
 @_failing_clearly
 def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
     """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
@@ -132,8 +131,6 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Mater
     ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
     A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept.
     Grain: one row per (prompt_id, sample, judge_id)."""
-    from qos_pipeline import judging  # (imported here to keep this asset's change self-contained)
-
     model, group = split_key(context)
     paths = audit.paths()
     gens = warehouse.read_partition(warehouse.partition_file(paths.staging, "generations", group, model),
