@@ -33,7 +33,6 @@ def _execute(defs, job: str, instance, partition_key=None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, REFERENCE_GROUP, model_group_key
     from qos_pipeline.defs.resources import AuditConfig, GeneratorResource

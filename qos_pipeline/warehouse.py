@@ -78,17 +78,21 @@ def read_partition(path: Path, what: str) -> pd.DataFrame:
         ) from exc
 
 
-def _load_base_table(con, staging: Path, table: str) -> int:
+def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:
+    """Load every staged file of ``table``; a broken file is named, with ``fix`` saying what to do."""
     files = sorted((staging / table).rglob("*.parquet"))
     for f in files:  # name the broken file instead of failing on a glob
         try:
             con.execute("SELECT count(*) FROM read_parquet(?)", [str(f)]).fetchone()
         except Exception as exc:
-            raise WarehouseError(f"staged file {f} is unreadable ({exc}); re-materialize its partition") from exc
+            raise WarehouseError(f"staged file {f} is unreadable ({exc}); {fix}") from exc
     if files:
         # hive_partitioning off: the model=/group= folders are already columns inside each file.
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
-                    "read_parquet(?, union_by_name = true, hive_partitioning = false)", [[str(f) for f in files]])
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
+                        "read_parquet(?, union_by_name = true, hive_partitioning = false)", [[str(f) for f in files]])
+        except Exception as exc:  # e.g. a file staged by an older version with other columns
+            raise WarehouseError(f"staged {table} files cannot be loaded ({exc}); {fix}") from exc
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
@@ -148,13 +152,7 @@ def build_judge_tables(con, staging: Path, sql_dir: Path) -> dict[str, int]:
 
     con.execute((sql_dir / "judge_validations.sql").read_text())
     for table in JUDGE_TABLES:
-        files = [str(f) for f in sorted((staging / table).rglob("*.parquet"))]
-        try:
-            if files:
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true, "
-                            "hive_partitioning = false)", [files])
-        except Exception as exc:
-            raise WarehouseError(f"staged {table} files cannot be loaded ({exc}); re-run `qos judge validate`") from exc
+        _load_base_table(con, staging, table, "re-run `qos judge validate`")
     rates = con.execute("SELECT model_key, model_version, prompt_format, judge_id, name_group, n, "
                         "any_refusal_rate AS raw_rate, any_refusal_diff AS raw_diff, reference_group "
                         "FROM disparities").df()
