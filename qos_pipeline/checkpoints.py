@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qos_pipeline.models import ModelError, check_hf_folder, model_version, slugify
-from qos_pipeline.warehouse import check_key
+from qos_pipeline.models import ModelError, check_hf_folder, model_version
+from qos_pipeline.provenance import slugify
+from qos_pipeline.provenance import check_key
 
 DIRS_ENV = "QOS_CHECKPOINT_DIRS"
 MARKER_ENV = "QOS_CHECKPOINT_MARKER"

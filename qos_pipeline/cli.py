@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from qos_pipeline.config import PROJECT_ROOT, dagster_home, env_int, env_str, project_paths
+from qos_pipeline.settings import PROJECT_ROOT, dagster_home, env_int, env_str, project_paths
 from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
+from qos_pipeline.staging import partition_file, write_partition
 
 log = logging.getLogger("qos")
 
@@ -83,7 +84,7 @@ def _do_sample(args: argparse.Namespace) -> bool | None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from qos_pipeline import ingest, warehouse
+    from qos_pipeline import ingest
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, model_group_key
 
@@ -99,11 +100,11 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     if not instance.has_dynamic_partition("model", args.model):
         instance.add_dynamic_partitions("model", [args.model])
     for group, (gen, judg) in parts.items():
-        warehouse.write_partition(gen, warehouse.partition_file(paths.staging, "generations", group, args.model))
+        write_partition(gen, partition_file(paths.staging, "generations", group, args.model))
         key = model_group_key(args.model, group)
         events = [dg.AssetMaterialization("generations", partition=key, metadata={"rows": len(gen), "source": str(path)})]
         if judg is not None:
-            warehouse.write_partition(judg, warehouse.partition_file(
+            write_partition(judg, partition_file(
                 paths.staging, "judgments", group, args.model, ingest.HUMAN_JUDGE))
             events.append(dg.AssetMaterialization("judgments", partition=key, metadata={"rows": len(judg), "judge": "human"}))
         for event in events:

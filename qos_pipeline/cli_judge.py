@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.config import project_paths
+from qos_pipeline.settings import project_paths
 
 _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
             "judge_refusal_rate", "bias_diff_vs_ref", "flagged"]
@@ -22,7 +22,7 @@ _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "h
 def cmd_train(args: argparse.Namespace) -> None:
     from qos_pipeline.judges import learned
     from qos_pipeline.validation import load_labelled
-    from qos_pipeline.warehouse import check_key
+    from qos_pipeline.provenance import check_key
 
     paths = project_paths()
     path = Path(args.path).resolve()

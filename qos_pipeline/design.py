@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from qos_pipeline.config import read_yaml_mapping
+from qos_pipeline.settings import read_yaml_mapping
 
 NAME, BLANK = "[NAME]", "[BLANK]"
 GENDERS = ("woman", "man", "unspecified")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.schemas import CheckOutcome
+from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.warehouse import LABEL_RATE_TABLES
 

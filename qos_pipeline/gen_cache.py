@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 
 from qos_pipeline.generation import GenerationRequest, GenerationResult, Generator, SamplingConfig
-from qos_pipeline.warehouse import check_key, write_partition
+from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import write_partition
 
 CACHE_COLUMNS = ["cache_key", "prompt_id", "sample", "prompt_format", "system_prompt", "model_key",
                  "model_version", "gen_config", "gen_config_hash", "seed", "response", "finish_reason",

@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.design import BLANK, NAME, load_design, pilot_name_key
-from qos_pipeline.pipeline import PROMPT_META, generation_checks, judgment_checks, utc_now
+from qos_pipeline.pipeline import PROMPT_META, generation_checks, judgment_checks
+from qos_pipeline.provenance import utc_now
 from qos_pipeline.taxonomy import normalize_label
-from qos_pipeline.warehouse import check_key
+from qos_pipeline.provenance import check_key
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 HUMAN_JUDGE = "human"

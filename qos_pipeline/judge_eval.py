@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline import validation
-from qos_pipeline.config import Paths
+from qos_pipeline.settings import Paths
 from qos_pipeline.judges.base import JudgeInput, get_judge
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from qos_pipeline import pipeline
 from qos_pipeline.judges.base import Judge
-from qos_pipeline.schemas import CheckOutcome
+from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.taxonomy import UNJUDGED
 
 HASHED = ["prompt_id", "sample", "model_key", "model_version", "prompt_format", "prompt_text", "name", "response"]

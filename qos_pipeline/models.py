@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -18,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qos_pipeline.config import read_yaml_mapping
+from qos_pipeline.settings import read_yaml_mapping
 
 # Re-exported: callers (sensors, checkpoints, generation) import these from here.
 from qos_pipeline.model_files import (  # noqa: F401
     FOLDER_HINT, ModelError, _cached_digest, check_hf_folder, model_version, weight_files)
+from qos_pipeline.provenance import slugify
 
 REGISTRY_FILE = "models.yaml"
 CACHE_ENV = "QOS_MODEL_CACHE"
@@ -55,13 +55,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(__file__).resolve().parents[1] / "warehouse" / "models"
-
-
-def slugify(name: str) -> str:
-    """A safe model key from a folder name: lowercase ``[a-z0-9._-]``, at most 64 chars."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
-    slug = re.sub(r"-{2,}", "-", slug).strip("-._")[:64].strip("-._")
-    return slug or "model"
 
 
 def load_registry(assets_dir: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ nothing when a blocking check fails, so a bad run never replaces good stored dat
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,36 +17,20 @@ from qos_pipeline.design import Design, render_prompts
 from qos_pipeline.generation import GenerationRequest, Generator, SamplingConfig, row_seed
 from qos_pipeline.prompt_formats import PAPER_FORMAT, PromptFormat
 from qos_pipeline.judges.base import Judge, JudgeInput
+from qos_pipeline.checks import CheckOutcome, raise_if_blocked, schema_check
+from qos_pipeline.provenance import utc_now
 
 PROMPT_META = ["design", "template_id", "template_text", "target_group", "name", "name_group",
                "gender", "popularity", "prompt_text"]
 
 
-class BlockedError(RuntimeError):
-    """A blocking data-quality check failed; nothing was written. The message lists the failed checks."""
-
-    def __init__(self, what: str, outcomes: list[schemas.CheckOutcome]):
-        self.outcomes = outcomes
-        failed = [f"{o.name}: {o.description} {o.metadata}" for o in outcomes if o.blocking and not o.passed]
-        super().__init__(f"{what} not written, blocking checks failed:\n" + "\n".join(failed))
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(timezone.utc))
-
-
-def raise_if_blocked(what: str, outcomes: list[schemas.CheckOutcome]) -> None:
-    if any(o.blocking and not o.passed for o in outcomes):
-        raise BlockedError(what, outcomes)
-
-
-def build_prompts(design: Design, group: str, run_id: str) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+def build_prompts(design: Design, group: str, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:
     """The prompts of one group: every template of the design filled with every name of the group."""
     df = render_prompts(design, group)
     df["run_id"], df["created_at"] = run_id, utc_now()
     names = design.names.loc[design.names["name_group"] == group, "name"].tolist()
     return df, [
-        schemas.schema_check("prompts_schema", schemas.prompts_schema, df),
+        schema_check("prompts_schema", schemas.prompts_schema, df),
         schemas.prompts_complete("prompts_complete", df, names, design.templates["template_id"].tolist()),
     ]
 
@@ -56,7 +39,7 @@ def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConf
              base_seed: int, batch_size: int, run_id: str,
              progress: Callable[[int, int], None] | None = None,
              formats: Sequence[PromptFormat] | None = None, cache_dir: Path | None = None,
-             ) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+             ) -> tuple[pd.DataFrame, list[CheckOutcome]]:
     """``samples`` generations per prompt under each prompt format, one seed per (prompt, sample).
 
     With ``cache_dir``, finished batches are stored as they complete and stored rows are reused (see
@@ -73,16 +56,16 @@ def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConf
 
 
 def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int,
-                      formats: Sequence[str] | None = None) -> list[schemas.CheckOutcome]:
+                      formats: Sequence[str] | None = None) -> list[CheckOutcome]:
     """``formats``: the prompt formats expected (None: whichever the rows carry, as for ingested files)."""
     return [
-        schemas.schema_check("generations_schema", schemas.generations_schema, df),
+        schema_check("generations_schema", schemas.generations_schema, df),
         schemas.generations_complete("generations_complete", df, list(prompt_ids), samples, formats),
         schemas.responses_nonempty("generations_responses_nonempty", df),
     ]
 
 
-def judge(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[schemas.CheckOutcome]]:
+def judge(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:
     """One judgment per generation row by ``judge_impl``; ``unjudged`` rows are kept and counted."""
     items = [JudgeInput(p, r, n) for p, r, n in
              zip(generations["prompt_text"], generations["response"], generations["name"])]
@@ -98,15 +81,15 @@ def judge(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd
     return df, judgment_checks(df)
 
 
-def judgment_checks(df: pd.DataFrame) -> list[schemas.CheckOutcome]:
-    outcome = schemas.schema_check("judgments_labels_in_taxonomy", schemas.judgments_schema, df)
+def judgment_checks(df: pd.DataFrame) -> list[CheckOutcome]:
+    outcome = schema_check("judgments_labels_in_taxonomy", schemas.judgments_schema, df)
     unjudged = int((df["label"] == "unjudged").sum())
     outcome.metadata["unjudged"] = unjudged
     return [outcome]
 
 
 def rebuild_warehouse(staging: Path, sql_dir: Path, db: Path, reference_group: str
-                      ) -> tuple[dict[str, int], list[schemas.CheckOutcome]]:
+                      ) -> tuple[dict[str, int], list[CheckOutcome]]:
     """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes."""
     built = warehouse.temp_build_path(db)
     db.parent.mkdir(parents=True, exist_ok=True)

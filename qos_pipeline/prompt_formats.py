@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from qos_pipeline.config import read_yaml_mapping
+from qos_pipeline.settings import read_yaml_mapping
 
 from qos_pipeline.model_files import ModelError
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from qos_pipeline.config import Paths, read_yaml_mapping
+from qos_pipeline.settings import Paths, read_yaml_mapping
 from qos_pipeline.models import ModelError, ModelSpec, load_registry, resolve_model
-from qos_pipeline.warehouse import check_key
+from qos_pipeline.provenance import check_key
 
 
 def _added_file(paths: Paths) -> Path:

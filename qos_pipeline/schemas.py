@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.design import BLANK, GENDERS, NAME, POPULARITIES
 from qos_pipeline.taxonomy import ALL_LABELS
+from qos_pipeline.checks import CheckOutcome
 
 _str = dict(dtype=str, nullable=False)
 _nonempty = pa.Check.str_length(min_value=1)
@@ -77,29 +77,6 @@ judgments_schema = pa.DataFrameSchema(
     unique=["model_key", "model_version", "prompt_format", "judge_id", "prompt_id", "sample"],
     strict=True, name="judgments",
 )
-
-
-@dataclass
-class CheckOutcome:
-    """The result of one data-quality check, independent of Dagster (``defs`` turns it into a check result)."""
-
-    name: str
-    passed: bool
-    description: str
-    metadata: dict = field(default_factory=dict)
-    blocking: bool = True
-
-
-def schema_check(name: str, schema: pa.DataFrameSchema, df: pd.DataFrame) -> CheckOutcome:
-    """Validate lazily so the outcome lists every failing column/check, not just the first."""
-    try:
-        schema.validate(df, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-        summary = cases.groupby(["column", "check"], dropna=False).size().reset_index(name="failures")
-        return CheckOutcome(name, False, f"{schema.name}: {len(cases)} failing values",
-                            {"failures": summary.head(20).to_string(index=False)})
-    return CheckOutcome(name, True, f"{schema.name}: {len(df)} rows match the schema", {"rows": len(df)})
 
 
 def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str], expected_templates: list[str]) -> CheckOutcome:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline import warehouse
-from qos_pipeline.config import Paths
+from qos_pipeline.settings import Paths
 from qos_pipeline.design import Design, render_prompts
+from qos_pipeline.staging import partition_file
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def stale_prompts(paths: Paths, design: Design, groups: list[str]) -> dict[str, 
     out = {}
     for group in groups:
         current = prompt_signature(render_prompts(design, group))
-        if _staged_signature(warehouse.partition_file(paths.staging, "prompts", group)) != current:
+        if _staged_signature(partition_file(paths.staging, "prompts", group)) != current:
             out[group] = current
     return out
 
@@ -77,14 +77,14 @@ def stale_generations(paths: Paths, groups: list[str], version_of: Callable[[str
     for model, group in staged_partitions(paths):
         if group not in groups:
             continue
-        gens = pd.read_parquet(warehouse.partition_file(paths.staging, "generations", group, model),
+        gens = pd.read_parquet(partition_file(paths.staging, "generations", group, model),
                                columns=["prompt_id", "prompt_text", "model_version", "source"])
         if gens.empty or not gens["source"].astype(str).str.startswith("generated").all():
             continue
         version = version_of(model)
         if version is None:
             continue
-        prompts_sig = _staged_signature(warehouse.partition_file(paths.staging, "prompts", group))
+        prompts_sig = _staged_signature(partition_file(paths.staging, "prompts", group))
         token = f"{prompts_sig}:{version}"
         if prompt_signature(gens) != prompts_sig:
             out.append(StalePartition(model, group, "prompts changed", token))
@@ -100,10 +100,10 @@ def stale_judgments(paths: Paths, judge_ids: list[str], skip: set[tuple[str, str
     for model, group in staged_partitions(paths):
         if (model, group) in skip:
             continue
-        gens = warehouse.partition_file(paths.staging, "generations", group, model)
+        gens = partition_file(paths.staging, "generations", group, model)
         written = gens.stat().st_mtime_ns
         for judge_id in judge_ids:
-            file = warehouse.partition_file(paths.staging, "judgments", group, model, judge_id)
+            file = partition_file(paths.staging, "judgments", group, model, judge_id)
             if not file.is_file() or file.stat().st_mtime_ns < written:
                 out.append(StalePartition(model, group, f"judge {judge_id} has not labelled these", f"{judge_id}:{written}"))
                 break

@@ -182,7 +182,8 @@ def dataset_key(path: Path, digest: str) -> str:
 def stage(frames: dict[str, pd.DataFrame], staging: Path, judge_id: str, dataset: str) -> list[Path]:
     """Write each table to ``staging/<table>/judge=<judge_id>/<dataset>.parquet`` (atomic replace, so
     validating the same judge on the same file again replaces its rows, never duplicates them)."""
-    from qos_pipeline.warehouse import check_key, write_partition
+    from qos_pipeline.provenance import check_key
+    from qos_pipeline.staging import write_partition
 
     check_key(judge_id, "judge id"), check_key(dataset, "dataset key")
     return [write_partition(df, staging / table / f"judge={judge_id}" / f"{dataset}.parquet")

@@ -9,17 +9,16 @@ partition replaces its file, so rows are never duplicated; analysts reading the 
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
+from qos_pipeline.staging import WarehouseError
+from qos_pipeline.provenance import check_key
 
 BASE_TABLES = ("prompts", "generations", "judgments")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 # label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
 LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
@@ -31,51 +30,6 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_template": (["template_id", "target_group", "template_text"], False),
 }
 METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities")
-
-
-class WarehouseError(RuntimeError):
-    """A staged file or the database cannot be read or written; the message names it and what to do."""
-
-
-def check_key(value: str, what: str) -> str:
-    """Partition keys travel into file names, Dagster keys and SQL: allow only a safe alphabet."""
-    if not isinstance(value, str) or not _KEY.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a valid key: use 1-64 characters of lowercase a-z, 0-9, '.', '_', '-', "
-            "starting with a letter or digit (e.g. 'llama-2-7b-chat')"
-        )
-    return value
-
-
-def partition_file(staging: Path, table: str, group: str, model: str | None = None, part: str = "data") -> Path:
-    """``staging/<table>/[model=<m>/]group=<g>/<part>.parquet``."""
-    folder = staging / table
-    if model is not None:
-        folder = folder / f"model={check_key(model, 'model')}"
-    return folder / f"group={check_key(group, 'group')}" / f"{check_key(part, 'part')}.parquet"
-
-
-def write_partition(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` to ``path`` atomically: a crash mid-write leaves the previous file as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def read_partition(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise WarehouseError(f"{what} has not been materialized yet ({path} is missing): materialize it first")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
-        raise WarehouseError(
-            f"{what}: staged file {path} cannot be read ({exc}); re-materialize that partition to rewrite it"
-        ) from exc
 
 
 def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from qos_pipeline.cli import dagster_dev_command
-from qos_pipeline.config import PROJECT_ROOT as ROOT, dagster_home
+from qos_pipeline.settings import PROJECT_ROOT as ROOT, dagster_home
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName description
   partitionDefinition { type dimensionTypes { name type } }

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from qos_pipeline import checkpoints
-from qos_pipeline.warehouse import check_key
+from qos_pipeline.provenance import check_key
 
 
 @pytest.mark.parametrize("name,key", [("Llama-2-7B-Chat", "llama-2-7b-chat"), ("a|b", "a-b"),

@@ -10,7 +10,7 @@ import pytest
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.warehouse import partition_file
+from qos_pipeline.staging import partition_file
 from tests.fakes import FakeGeneratorResource
 
 MODEL = "fake-model"

@@ -28,8 +28,8 @@ from qos_pipeline.models import (
     load_registry,
     model_version,
     resolve_model,
-    slugify,
 )
+from qos_pipeline.provenance import slugify
 from qos_pipeline.prompt_formats import PromptFormat
 
 ROOT = Path(__file__).resolve().parents[1]

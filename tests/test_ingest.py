@@ -7,18 +7,18 @@ import json
 import duckdb
 import pytest
 
-from qos_pipeline import warehouse
 from qos_pipeline.ingest import IngestError, load_recorded, strip_echo, to_partitions
 from qos_pipeline.pipeline import rebuild_warehouse
 from tests.paths import ASSETS, ROOT, need_pilot
+from qos_pipeline.staging import partition_file, write_partition
 
 
 def _ingest(path, staging, model="llama-2-13b-chat", labels=True):
     parts = to_partitions(load_recorded(path, ASSETS), path, model, "recorded", "run-1", labels)
     for group, (gen, judg) in parts.items():
-        warehouse.write_partition(gen, warehouse.partition_file(staging, "generations", group, model))
+        write_partition(gen, partition_file(staging, "generations", group, model))
         if judg is not None:
-            warehouse.write_partition(judg, warehouse.partition_file(staging, "judgments", group, model, "human"))
+            write_partition(judg, partition_file(staging, "judgments", group, model, "human"))
     return parts
 
 

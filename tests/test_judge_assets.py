@@ -11,7 +11,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.judge_assets import judge_validations
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.warehouse import partition_file
+from qos_pipeline.staging import partition_file
 from tests.fakes import REFUSAL, FakeGeneratorResource
 
 MODEL = "fake-model"

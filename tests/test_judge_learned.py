@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from qos_pipeline import taxonomy
-from qos_pipeline.config import Paths
+from qos_pipeline.settings import Paths
 from qos_pipeline.judges import learned
 from qos_pipeline.judges.base import JudgeInput, Judgment, get_judge
 from qos_pipeline.judges.ensemble import EnsembleJudge

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qos_pipeline import taxonomy
-from qos_pipeline.config import Paths
+from qos_pipeline.settings import Paths
 from qos_pipeline.judges.base import JudgeInput, get_judge
 from qos_pipeline.judges.llm import LLMJudge
 from qos_pipeline.judges.rubric import RubricError, load_rubric

@@ -14,7 +14,7 @@ from qos_pipeline.defs import schedules
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.registry import register, resolve
-from qos_pipeline.warehouse import partition_file
+from qos_pipeline.staging import partition_file
 from tests.fakes import FakeGeneratorResource
 
 NAMES = {"white_names": ["John", "Emily"]}

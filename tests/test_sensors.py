@@ -14,7 +14,8 @@ from qos_pipeline.defs.partitions import GROUPS
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.defs.sensors import checkpoint_sensor, design_groups
 from qos_pipeline.registry import resolve
-from qos_pipeline.warehouse import check_key, partition_file
+from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import partition_file
 
 
 class Ticks:

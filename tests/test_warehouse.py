@@ -8,8 +8,10 @@ import pytest
 
 from qos_pipeline import warehouse
 from qos_pipeline.design import load_design
-from qos_pipeline.pipeline import BlockedError, build_prompts, rebuild_warehouse
+from qos_pipeline.checks import BlockedError
+from qos_pipeline.pipeline import build_prompts, rebuild_warehouse
 from tests.paths import ASSETS, ROOT
+from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
 SQL = ROOT / "warehouse"
 
@@ -27,26 +29,26 @@ def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"
                                              "name_group", "gender", "popularity", "prompt_text")}})
     judg = gen[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
         judge_id="rules-v1", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))
-    warehouse.write_partition(gen, warehouse.partition_file(staging, "generations", group, model))
-    warehouse.write_partition(judg, warehouse.partition_file(staging, "judgments", group, model, "rules-v1"))
+    write_partition(gen, partition_file(staging, "generations", group, model))
+    write_partition(judg, partition_file(staging, "judgments", group, model, "rules-v1"))
 
 
 def test_partition_keys_are_validated(tmp_path):
     for bad in ("a|b", "../x", "x'; drop table", "", "UPPER"):
         with pytest.raises(ValueError, match="not a valid key"):
-            warehouse.partition_file(tmp_path, "generations", "white", bad)
+            partition_file(tmp_path, "generations", "white", bad)
 
 
 def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "p.parquet"
-    warehouse.write_partition(pd.DataFrame({"a": [1]}), path)
+    write_partition(pd.DataFrame({"a": [1]}), path)
 
     def boom(self, *a, **k):
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
     with pytest.raises(OSError):
-        warehouse.write_partition(pd.DataFrame({"a": [2, 3]}), path)
+        write_partition(pd.DataFrame({"a": [2, 3]}), path)
     monkeypatch.undo()
     assert pd.read_parquet(path)["a"].tolist() == [1]
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -69,10 +71,10 @@ def test_corrupt_partition_is_named_and_db_kept(tmp_path):
     _stage_judged(staging)
     rebuild_warehouse(staging, SQL, db, "white")
     before = db.read_bytes()
-    broken = warehouse.partition_file(staging, "generations", "muslim", "m")
+    broken = partition_file(staging, "generations", "muslim", "m")
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"PAR1 not really parquet")
-    with pytest.raises(warehouse.WarehouseError, match="group=muslim"):
+    with pytest.raises(WarehouseError, match="group=muslim"):
         rebuild_warehouse(staging, SQL, db, "white")
     assert db.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".building")] == []
@@ -84,9 +86,9 @@ def test_failed_suite_does_not_publish(tmp_path):
     rebuild_warehouse(staging, SQL, db, "white")
     # a second judge that covers only the muslim group: 'every group present' must block the build
     _stage_judged(staging, group="muslim")
-    judg = pd.read_parquet(warehouse.partition_file(staging, "judgments", "muslim", "m", "rules-v1"))
-    warehouse.write_partition(judg.assign(judge_id="other"),
-                              warehouse.partition_file(staging, "judgments", "muslim", "m", "other"))
+    judg = pd.read_parquet(partition_file(staging, "judgments", "muslim", "m", "rules-v1"))
+    write_partition(judg.assign(judge_id="other"),
+                              partition_file(staging, "judgments", "muslim", "m", "other"))
     with pytest.raises(BlockedError, match="metric_tables_groups_present"):
         rebuild_warehouse(staging, SQL, db, "white")
     with duckdb.connect(str(db), read_only=True) as con:
@@ -101,5 +103,5 @@ def test_missing_reference_group_only_warns(tmp_path):
 
 
 def test_readonly_connect_names_missing_db(tmp_path):
-    with pytest.raises(warehouse.WarehouseError, match="qos run"):
+    with pytest.raises(WarehouseError, match="qos run"):
         warehouse.connect_readonly(tmp_path / "none.duckdb")

@@ -12,14 +12,16 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import gen_cache, judging, pipeline, warehouse
+from qos_pipeline import gen_cache, judging, pipeline
 from qos_pipeline.design import load_design
 from qos_pipeline.prompt_formats import select_formats
 from qos_pipeline.judges import get_judge
-from qos_pipeline.schemas import CheckOutcome
+from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.partitions import group_partitions, model_group_partitions, split_key
 from qos_pipeline.defs.executors import GPU_STEP_TAGS, judge_step_tags
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
+from qos_pipeline.checks import BlockedError, raise_if_blocked
+from qos_pipeline.staging import WarehouseError, partition_file, read_partition, write_partition
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
@@ -52,8 +54,8 @@ def _results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
 def _guard(what: str, outcomes: list[CheckOutcome]) -> None:
     """Stop before writing when a blocking check fails, so stored data stays as it was."""
     try:
-        pipeline.raise_if_blocked(what, outcomes)
-    except pipeline.BlockedError as exc:
+        raise_if_blocked(what, outcomes)
+    except BlockedError as exc:
         raise dg.Failure(description=str(exc)) from None
 
 
@@ -65,7 +67,7 @@ def _failing_clearly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, warehouse.WarehouseError) as exc:
+        except (ValueError, WarehouseError) as exc:
             raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     return wrapper
 
@@ -84,7 +86,7 @@ def prompts(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Materia
     design = load_design(audit.design, paths.assets)
     df, outcomes = pipeline.build_prompts(design, group, context.run_id)
     _guard(f"prompts[{group}]", outcomes)
-    path = warehouse.write_partition(df, warehouse.partition_file(paths.staging, "prompts", group))
+    path = write_partition(df, partition_file(paths.staging, "prompts", group))
     return dg.MaterializeResult(
         metadata={"rows": len(df), "design": design.name, "path": str(path), "dagster/row_count": len(df)},
         check_results=_results(outcomes))
@@ -103,7 +105,7 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
     Grain: one row per (prompt_format, prompt_id, sample) with model version, format and sampling provenance."""
     model, group = split_key(context)
     paths = audit.paths()
-    prompts_df = warehouse.read_partition(warehouse.partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
+    prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
     gen = generator.build(model, paths)
     formats = select_formats(paths.assets, audit.prompt_formats, getattr(gen, "default_prompt_format", None))
     df, outcomes = pipeline.generate(
@@ -111,7 +113,7 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
         progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
         formats=formats, cache_dir=gen_cache.cache_folder(paths.warehouse, model, group))
     _guard(f"generations[{model}|{group}]", outcomes)
-    path = warehouse.write_partition(df, warehouse.partition_file(paths.staging, "generations", group, model))
+    path = write_partition(df, partition_file(paths.staging, "generations", group, model))
     fresh = int((df["run_id"] == context.run_id).sum())
     return dg.MaterializeResult(
         metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
@@ -133,12 +135,12 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Mater
     Grain: one row per (prompt_id, sample, judge_id)."""
     model, group = split_key(context)
     paths = audit.paths()
-    gens = warehouse.read_partition(warehouse.partition_file(paths.staging, "generations", group, model),
+    gens = read_partition(partition_file(paths.staging, "generations", group, model),
                                     f"generations[{model}|{group}]")
     frames, outcomes, reused, extra = {}, [], [], {}
     for spec in audit.judges:
         judge_impl = get_judge(spec, paths)
-        stored = warehouse.partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
+        stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
         df, checks, was_reused = judging.judge_partition(gens, judge_impl, context.run_id, stored)
         frames[judge_impl.judge_id], outcomes = df, outcomes + checks
         if was_reused:
@@ -149,7 +151,7 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Mater
     _guard(f"judgments[{model}|{group}]", outcomes)
     for judge_id, df in frames.items():
         if judge_id not in reused:
-            warehouse.write_partition(df, warehouse.partition_file(paths.staging, "judgments", group, model, judge_id))
+            write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
     all_rows = pd.concat(frames.values())
     return dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": _counts(all_rows, "label"),
@@ -179,7 +181,7 @@ def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.M
     paths = audit.paths()
     try:
         counts, outcomes = pipeline.rebuild_warehouse(paths.staging, paths.sql, paths.db, audit.reference_group)
-    except pipeline.BlockedError as exc:
+    except BlockedError as exc:
         raise dg.Failure(description=str(exc)) from None
     return dg.MaterializeResult(
         metadata={**{f"rows/{t}": n for t, n in counts.items()}, "path": str(paths.db)},

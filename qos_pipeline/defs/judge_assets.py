@@ -11,7 +11,7 @@ import dagster as dg
 
 from qos_pipeline import judge_eval, validation
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.schemas import CheckOutcome
+from qos_pipeline.checks import CheckOutcome
 
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import dagster as dg
 
-from qos_pipeline.config import Paths, env_int, env_str, project_paths
+from qos_pipeline.settings import Paths, env_int, env_str, project_paths
 from qos_pipeline.generation import DecodeOptions, Generator, HFGenerator, SamplingConfig
 from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
 from qos_pipeline.registry import resolve

@@ -12,14 +12,15 @@ import os
 
 import dagster as dg
 
-from qos_pipeline import checkpoints, warehouse
-from qos_pipeline.config import Paths, env_int
+from qos_pipeline import checkpoints
+from qos_pipeline.settings import Paths, env_int
 from qos_pipeline.defs.jobs import audit_job, metrics_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.design import load_design
 from qos_pipeline.models import ModelError
 from qos_pipeline.registry import added_models, register
+from qos_pipeline.staging import partition_file
 
 SENSORS_ENV = "QOS_SENSORS"
 INTERVAL_ENV = "QOS_SENSOR_INTERVAL_S"
@@ -84,7 +85,7 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, audit: AuditConfig
     scan = checkpoints.scan(roots, state["seen"], os.environ.get(checkpoints.MARKER_ENV) or checkpoints.DEFAULT_MARKER,
                             claimed=added_models(paths))
     groups = design_groups(audit, paths)
-    has_prompts = {g for g in groups if warehouse.partition_file(paths.staging, "prompts", g).is_file()}
+    has_prompts = {g for g in groups if partition_file(paths.staging, "prompts", g).is_file()}
     runs, new_keys, need_prompts = [], [], set()
     for ready in scan.ready:
         version_key = f"{ready.key}@{ready.version}"

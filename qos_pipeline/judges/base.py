@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 if TYPE_CHECKING:
-    from qos_pipeline.config import Paths
+    from qos_pipeline.settings import Paths
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def get_judge(judge_id: str, paths: "Paths | None" = None) -> Judge:
         return RulesJudge()
     kind, _, rest = judge_id.partition(":")
     if kind in ("llm", "learned", "ensemble") and rest:
-        from qos_pipeline.config import project_paths
+        from qos_pipeline.settings import project_paths
 
         return _BUILDERS[kind](rest, paths or project_paths())
     raise ValueError(

@@ -1,0 +1,36 @@
+"""Keys, content hashes and timestamps that every stored row carries.
+
+Pure: no dagster, no torch. Keys travel into file names, Dagster partition keys and SQL, so they are
+checked against one safe alphabet here; hashes are hex digests of canonical bytes, so the same content
+gives the same id on every machine.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pandas as pd
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_key(value: str, what: str) -> str:
+    """Partition keys travel into file names, Dagster keys and SQL: allow only a safe alphabet."""
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid key: use 1-64 characters of lowercase a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit (e.g. 'llama-2-7b-chat')"
+        )
+    return value
+
+
+def slugify(name: str) -> str:
+    """A safe key from a free-form name (a folder, a file): lowercase ``[a-z0-9._-]``, at most 64 chars."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-._")[:64].strip("-._")
+    return slug or "model"
+
+
+def utc_now() -> pd.Timestamp:
+    return pd.Timestamp(datetime.now(timezone.utc))
