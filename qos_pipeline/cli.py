@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, REFERENCE_GROUP, model_group_key
     from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
-    from qos_pipeline.design import load_design
+    from qos_pipeline.prompts.design import load_design
     from qos_pipeline.models import load_registry
     from qos_pipeline.prompt_formats import select_formats
     from qos_pipeline.registry import register

@@ -77,7 +77,7 @@ def format_report(report: dict) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     from qos_pipeline import judge_eval, validation
-    from qos_pipeline.design import load_groups
+    from qos_pipeline.prompts.design import load_groups
 
     paths = project_paths()
     reference = args.reference_group or os.environ.get("QOS_REFERENCE_GROUP") or load_groups(paths.assets)[1]

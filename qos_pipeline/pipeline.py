@@ -13,26 +13,13 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from qos_pipeline import expectations, gen_cache, schemas, warehouse
-from qos_pipeline.design import Design, render_prompts
 from qos_pipeline.generation import GenerationRequest, Generator, SamplingConfig, row_seed
 from qos_pipeline.prompt_formats import PAPER_FORMAT, PromptFormat
 from qos_pipeline.judges.base import Judge, JudgeInput
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked, schema_check
 from qos_pipeline.provenance import utc_now
+from qos_pipeline.prompts.design import PROMPT_META
 
-PROMPT_META = ["design", "template_id", "template_text", "target_group", "name", "name_group",
-               "gender", "popularity", "prompt_text"]
-
-
-def build_prompts(design: Design, group: str, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:
-    """The prompts of one group: every template of the design filled with every name of the group."""
-    df = render_prompts(design, group)
-    df["run_id"], df["created_at"] = run_id, utc_now()
-    names = design.names.loc[design.names["name_group"] == group, "name"].tolist()
-    return df, [
-        schema_check("prompts_schema", schemas.prompts_schema, df),
-        schemas.prompts_complete("prompts_complete", df, names, design.templates["template_id"].tolist()),
-    ]
 
 
 def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConfig, samples: int,

@@ -6,60 +6,33 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
-from qos_pipeline.design import BLANK, GENDERS, NAME, POPULARITIES
+from qos_pipeline.prompts.checks import NONEMPTY, PROMPT_FIELDS, STR, UTC
 from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.checks import CheckOutcome
 
-_str = dict(dtype=str, nullable=False)
-_nonempty = pa.Check.str_length(min_value=1)
-_utc = dict(dtype=pd.DatetimeTZDtype("ns", "UTC"), coerce=True)
 
 
-def _contains(token: str) -> pa.Check:
-    # Literal match: pandera's str_contains treats its pattern as a regex, and "[BLANK]" is a char class.
-    return pa.Check(lambda s: s.str.contains(token, regex=False), name=f"contains {token}")
-
-
-PROMPT_COLUMNS = {
-    "prompt_id": pa.Column(**_str, checks=pa.Check.str_matches(r"^[0-9a-f]{16}$")),
-    "design": pa.Column(**_str),
-    "template_id": pa.Column(**_str, checks=_nonempty),
-    "template_text": pa.Column(**_str, checks=[_contains(NAME), _contains(BLANK)]),
-    "target_group": pa.Column(**_str),
-    "name": pa.Column(**_str, checks=_nonempty),
-    "name_group": pa.Column(**_str),
-    "gender": pa.Column(**_str, checks=pa.Check.isin(GENDERS)),
-    "popularity": pa.Column(**_str, checks=pa.Check.isin(POPULARITIES)),
-    "prompt_text": pa.Column(**_str, checks=[
-        pa.Check(lambda s: ~s.str.contains(NAME, regex=False), error=f"no {NAME} left in the prompt"),
-        _contains(BLANK)]),
-}
 _KEYS = {
-    "model_key": pa.Column(**_str, checks=pa.Check.str_matches(r"^[a-z0-9][a-z0-9._-]{0,63}$")),
-    "model_version": pa.Column(**_str, checks=_nonempty),
-    "prompt_format": pa.Column(**_str, checks=_nonempty),
-    "prompt_id": PROMPT_COLUMNS["prompt_id"],
+    "model_key": pa.Column(**STR, checks=pa.Check.str_matches(r"^[a-z0-9][a-z0-9._-]{0,63}$")),
+    "model_version": pa.Column(**STR, checks=NONEMPTY),
+    "prompt_format": pa.Column(**STR, checks=NONEMPTY),
+    "prompt_id": PROMPT_FIELDS["prompt_id"],
     "sample": pa.Column(int, checks=pa.Check.ge(0)),
-    "run_id": pa.Column(**_str),
+    "run_id": pa.Column(**STR),
 }
-
-prompts_schema = pa.DataFrameSchema(
-    {**PROMPT_COLUMNS, "run_id": _KEYS["run_id"], "created_at": pa.Column(**_utc)},
-    unique=["prompt_id"], strict=True, name="prompts",
-)
 
 generations_schema = pa.DataFrameSchema(
     {
-        **_KEYS, **{k: v for k, v in PROMPT_COLUMNS.items() if k != "prompt_id"},
+        **_KEYS, **{k: v for k, v in PROMPT_FIELDS.items() if k != "prompt_id"},
         "system_prompt": pa.Column(str, nullable=True),
-        "gen_config": pa.Column(**_str), "gen_config_hash": pa.Column(**_str),
+        "gen_config": pa.Column(**STR), "gen_config_hash": pa.Column(**STR),
         "seed": pa.Column("Int64", nullable=True),
         # An empty response is a real model output (judged `failure`), not bad data: see responses_nonempty.
-        "response": pa.Column(**_str),
-        "finish_reason": pa.Column(**_str, checks=pa.Check.isin(["eos", "length", "recorded"])),
+        "response": pa.Column(**STR),
+        "finish_reason": pa.Column(**STR, checks=pa.Check.isin(["eos", "length", "recorded"])),
         "n_new_tokens": pa.Column("Int64", nullable=True),
-        "source": pa.Column(**_str),
-        "created_at": pa.Column(**_utc),
+        "source": pa.Column(**STR),
+        "created_at": pa.Column(**UTC),
         # Generated rows carry their cache key (gen_cache); ingested rows have none.
         "cache_key": pa.Column(str, nullable=True, required=False),
     },
@@ -69,24 +42,14 @@ generations_schema = pa.DataFrameSchema(
 judgments_schema = pa.DataFrameSchema(
     {
         **_KEYS,
-        "judge_id": pa.Column(**_str, checks=_nonempty),
-        "label": pa.Column(**_str, checks=pa.Check.isin(ALL_LABELS)),
+        "judge_id": pa.Column(**STR, checks=NONEMPTY),
+        "label": pa.Column(**STR, checks=pa.Check.isin(ALL_LABELS)),
         "reason": pa.Column(str, nullable=True), "scores": pa.Column(str, nullable=True),
-        "judged_at": pa.Column(**_utc),
+        "judged_at": pa.Column(**UTC),
     },
     unique=["model_key", "model_version", "prompt_format", "judge_id", "prompt_id", "sample"],
     strict=True, name="judgments",
 )
-
-
-def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str], expected_templates: list[str]) -> CheckOutcome:
-    """Every template filled with every name of the design, once."""
-    got = set(zip(prompts["template_id"], prompts["name"]))
-    want = {(t, n) for t in expected_templates for n in expected_names}
-    missing, extra = want - got, got - want
-    ok = not missing and not extra and len(prompts) == len(want)
-    return CheckOutcome(name, ok, f"{len(got & want)}/{len(want)} template x name pairs present",
-                        {"missing": len(missing), "unexpected": len(extra), "examples": str(sorted(missing)[:5])})
 
 
 def generations_complete(name: str, generations: pd.DataFrame, prompt_ids: list[str], samples: int,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.settings import Paths
-from qos_pipeline.design import Design, render_prompts
+from qos_pipeline.prompts.design import Design, render_prompts
 from qos_pipeline.staging import partition_file
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from qos_pipeline import gen_cache, pipeline
-from qos_pipeline.design import load_design, render_prompts
+from qos_pipeline.prompts.design import load_design, render_prompts
 from qos_pipeline.generation import GenerationRequest, HFGenerator, SamplingConfig, row_seed
 from qos_pipeline.models import resolve_model
 from qos_pipeline.prompt_formats import select_formats

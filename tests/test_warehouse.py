@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from qos_pipeline import warehouse
-from qos_pipeline.design import load_design
+from qos_pipeline.prompts.design import load_design
 from qos_pipeline.checks import BlockedError
-from qos_pipeline.pipeline import build_prompts, rebuild_warehouse
+from qos_pipeline.prompts.step import build_prompts
+from qos_pipeline.pipeline import rebuild_warehouse
 from tests.paths import ASSETS, ROOT
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from qos_pipeline import gen_cache, judging, pipeline
-from qos_pipeline.design import load_design
+from qos_pipeline.prompts.design import load_design
 from qos_pipeline.prompt_formats import select_formats
 from qos_pipeline.judges import get_judge
 from qos_pipeline.checks import CheckOutcome
@@ -22,6 +22,7 @@ from qos_pipeline.defs.executors import GPU_STEP_TAGS, judge_step_tags
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 from qos_pipeline.checks import BlockedError, raise_if_blocked
 from qos_pipeline.staging import WarehouseError, partition_file, read_partition, write_partition
+from qos_pipeline.prompts.step import build_prompts
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
@@ -84,7 +85,7 @@ def prompts(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Materia
     filled with every name of the group. Grain: one row per (template, name); key ``prompt_id``."""
     group, paths = context.partition_key, audit.paths()
     design = load_design(audit.design, paths.assets)
-    df, outcomes = pipeline.build_prompts(design, group, context.run_id)
+    df, outcomes = build_prompts(design, group, context.run_id)
     _guard(f"prompts[{group}]", outcomes)
     path = write_partition(df, partition_file(paths.staging, "prompts", group))
     return dg.MaterializeResult(

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from qos_pipeline.settings import project_paths
-from qos_pipeline.design import load_groups
+from qos_pipeline.prompts.design import load_groups
 from qos_pipeline.provenance import check_key
 
 GROUPS, REFERENCE_GROUP = load_groups(project_paths().assets)

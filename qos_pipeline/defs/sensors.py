@@ -17,7 +17,7 @@ from qos_pipeline.settings import Paths, env_int
 from qos_pipeline.defs.jobs import audit_job, metrics_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.design import load_design
+from qos_pipeline.prompts.design import load_design
 from qos_pipeline.models import ModelError
 from qos_pipeline.registry import added_models, register
 from qos_pipeline.staging import partition_file

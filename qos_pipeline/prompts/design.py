@@ -23,6 +23,8 @@ PROMPT_COLUMNS = [
     "prompt_id", "design", "template_id", "template_text", "target_group",
     "name", "name_group", "gender", "popularity", "prompt_text",
 ]
+PROMPT_META = [c for c in PROMPT_COLUMNS if c != "prompt_id"]
+"""The prompt columns every generation row repeats (denormalized, so a row reads on its own)."""
 _SAFE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 

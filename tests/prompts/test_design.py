@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qos_pipeline.design import DesignError, load_design, load_groups, prompt_id, render_prompts
-from qos_pipeline.pipeline import build_prompts
+from qos_pipeline.prompts.design import DesignError, load_design, load_groups, prompt_id, render_prompts
+from qos_pipeline.prompts.step import build_prompts
 from tests.paths import ASSETS, PILOT_DIR
 
 
