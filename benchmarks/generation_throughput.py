@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without install
 
-from qos_pipeline.decoding import run_batches  # noqa: E402
-from qos_pipeline.generation import DecodeOptions, SamplingConfig  # noqa: E402
+from qos_pipeline.generation.decoding import run_batches
+from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig
 
 LLAMA2_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
                  intermediate_size=11008, vocab_size=32000, max_position_embeddings=4096)

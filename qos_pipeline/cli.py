@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from qos_pipeline.settings import PROJECT_ROOT, dagster_home, env_int, env_str, project_paths
-from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
+from qos_pipeline.generation.formats import FORMATS_ENV, parse_ids
 from qos_pipeline.staging import partition_file, write_partition
 
 log = logging.getLogger("qos")
@@ -38,9 +38,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     from qos_pipeline.defs.partitions import GROUPS, REFERENCE_GROUP, model_group_key
     from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
     from qos_pipeline.prompts.design import load_design
-    from qos_pipeline.models import load_registry
-    from qos_pipeline.prompt_formats import select_formats
-    from qos_pipeline.registry import register
+    from qos_pipeline.generation.models.registry import load_registry
+    from qos_pipeline.generation.formats import select_formats
+    from qos_pipeline.generation.models.added import register
 
     paths = project_paths()
     design_arg = str(Path(args.design).resolve()) if Path(args.design).is_dir() else args.design

@@ -8,48 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 
-from qos_pipeline import expectations, gen_cache, schemas, warehouse
-from qos_pipeline.generation import GenerationRequest, Generator, SamplingConfig, row_seed
-from qos_pipeline.prompt_formats import PAPER_FORMAT, PromptFormat
+from qos_pipeline import expectations, schemas, warehouse
 from qos_pipeline.judges.base import Judge, JudgeInput
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked, schema_check
 from qos_pipeline.provenance import utc_now
-from qos_pipeline.prompts.design import PROMPT_META
 
-
-
-def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConfig, samples: int,
-             base_seed: int, batch_size: int, run_id: str,
-             progress: Callable[[int, int], None] | None = None,
-             formats: Sequence[PromptFormat] | None = None, cache_dir: Path | None = None,
-             ) -> tuple[pd.DataFrame, list[CheckOutcome]]:
-    """``samples`` generations per prompt under each prompt format, one seed per (prompt, sample).
-
-    With ``cache_dir``, finished batches are stored as they complete and stored rows are reused (see
-    ``gen_cache``); the seed does not depend on the format, so conditions are compared on equal draws."""
-    formats = list(formats or [PAPER_FORMAT])
-    resolve = getattr(generator, "resolve_sampling", None)
-    effective = resolve(sampling) if resolve else sampling.resolve()
-    requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s), f)
-                for f in formats for p in prompts.itertuples(index=False) for s in range(samples)]
-    rows, _ = gen_cache.generate_rows(generator, requests, effective, batch_size, run_id,
-                                      gen_cache.RowStore(cache_dir), progress)
-    df = gen_cache.rows_frame(rows).join(prompts.set_index("prompt_id")[PROMPT_META], on="prompt_id")
-    return df, generation_checks(df, prompts["prompt_id"].tolist(), samples, [f.id for f in formats])
-
-
-def generation_checks(df: pd.DataFrame, prompt_ids: Sequence[str], samples: int,
-                      formats: Sequence[str] | None = None) -> list[CheckOutcome]:
-    """``formats``: the prompt formats expected (None: whichever the rows carry, as for ingested files)."""
-    return [
-        schema_check("generations_schema", schemas.generations_schema, df),
-        schemas.generations_complete("generations_complete", df, list(prompt_ids), samples, formats),
-        schemas.responses_nonempty("generations_responses_nonempty", df),
-    ]
 
 
 def judge(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:

@@ -6,7 +6,8 @@ from typing import Callable, Sequence
 
 import dagster as dg
 
-from qos_pipeline.generation import GenerationRequest, GenerationResult, SamplingConfig
+from qos_pipeline.generation.interface import GenerationRequest, GenerationResult
+from qos_pipeline.generation.sampling import SamplingConfig
 
 REFUSAL = "I apologize, but I cannot complete that sentence as it is not appropriate to make assumptions about people."
 ANSWER = "to see the new museum downtown."

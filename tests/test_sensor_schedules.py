@@ -13,7 +13,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs import schedules
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.registry import register, resolve
+from qos_pipeline.generation.models.added import register, resolve
 from qos_pipeline.staging import partition_file
 from tests.fakes import FakeGeneratorResource
 

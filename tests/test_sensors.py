@@ -9,11 +9,11 @@ import shutil
 import dagster as dg
 import pytest
 
-from qos_pipeline import checkpoints
+from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.defs.partitions import GROUPS
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.defs.sensors import checkpoint_sensor, design_groups
-from qos_pipeline.registry import resolve
+from qos_pipeline.generation.models.added import resolve
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import partition_file
 

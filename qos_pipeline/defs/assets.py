@@ -12,9 +12,11 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import gen_cache, judging, pipeline
+from qos_pipeline import judging, pipeline
+from qos_pipeline.generation import cache
+from qos_pipeline.generation.step import generate
 from qos_pipeline.prompts.design import load_design
-from qos_pipeline.prompt_formats import select_formats
+from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.judges import get_judge
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.partitions import group_partitions, model_group_partitions, split_key
@@ -109,10 +111,10 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
     prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
     gen = generator.build(model, paths)
     formats = select_formats(paths.assets, audit.prompt_formats, getattr(gen, "default_prompt_format", None))
-    df, outcomes = pipeline.generate(
+    df, outcomes = generate(
         prompts_df, gen, audit.sampling(), audit.samples, audit.seed, audit.batch_size, context.run_id,
         progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
-        formats=formats, cache_dir=gen_cache.cache_folder(paths.warehouse, model, group))
+        formats=formats, cache_dir=cache.cache_folder(paths.warehouse, model, group))
     _guard(f"generations[{model}|{group}]", outcomes)
     path = write_partition(df, partition_file(paths.staging, "generations", group, model))
     fresh = int((df["run_id"] == context.run_id).sum())

@@ -10,9 +10,11 @@ from typing import Optional
 import dagster as dg
 
 from qos_pipeline.settings import Paths, env_int, env_str, project_paths
-from qos_pipeline.generation import DecodeOptions, Generator, HFGenerator, SamplingConfig
-from qos_pipeline.prompt_formats import FORMATS_ENV, parse_ids
-from qos_pipeline.registry import resolve
+from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig
+from qos_pipeline.generation.interface import Generator
+from qos_pipeline.generation.hf import HFGenerator
+from qos_pipeline.generation.formats import FORMATS_ENV, parse_ids
+from qos_pipeline.generation.models.added import resolve
 
 _LOADED: dict[tuple, Generator] = {}  # loaded models, reused across in-process runs of one session
 

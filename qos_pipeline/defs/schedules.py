@@ -24,8 +24,8 @@ from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.defs.sensors import TRIGGER_TAG, design_groups
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.judges import get_judge
-from qos_pipeline.models import ModelError
-from qos_pipeline.registry import resolve
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.added import resolve
 
 judge_job = dg.define_asset_job(
     "judge_job", selection=dg.AssetSelection.assets("judgments"), partitions_def=model_group_partitions,

@@ -12,14 +12,14 @@ import os
 
 import dagster as dg
 
-from qos_pipeline import checkpoints
+from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.settings import Paths, env_int
 from qos_pipeline.defs.jobs import audit_job, metrics_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.prompts.design import load_design
-from qos_pipeline.models import ModelError
-from qos_pipeline.registry import added_models, register
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.added import added_models, register
 from qos_pipeline.staging import partition_file
 
 SENSORS_ENV = "QOS_SENSORS"

@@ -64,7 +64,7 @@ def get_judge(judge_id: str, paths: "Paths | None" = None) -> Judge:
 def _llm(model: str, paths: "Paths") -> Judge:
     from qos_pipeline.judges.llm import LLMJudge
     from qos_pipeline.judges.rubric import load_rubric
-    from qos_pipeline.registry import resolve
+    from qos_pipeline.generation.models.added import resolve
 
     spec, rubric = resolve(model, paths), load_rubric(paths.assets)
     key = (str(spec.path), spec.version, rubric.digest)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qos_pipeline.models import ModelError, check_hf_folder, model_version
+from qos_pipeline.generation.models.files import ModelError, check_hf_folder, model_version
 from qos_pipeline.provenance import slugify
 from qos_pipeline.provenance import check_key
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from qos_pipeline import checkpoints
+from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.provenance import check_key
 
 

@@ -27,11 +27,25 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from qos_pipeline.generation import DecodeOptions, SamplingConfig, split_new_tokens
+from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig
 
 log = logging.getLogger("qos_pipeline.generation")
 _M32 = 0xFFFFFFFF
 Output = tuple[list[int], str]  # new token ids (eos kept), finish reason
+
+
+def split_new_tokens(
+    new_ids: Sequence[int], eos_ids: frozenset[int], max_new_tokens: int
+) -> tuple[list[int], str]:
+    """Cut generated ids after the first eos (kept, so it is counted); say why generation stopped.
+
+    Everything after the first eos is padding added while other rows of the batch kept going.
+    """
+    for pos, token in enumerate(new_ids[:max_new_tokens]):
+        if token in eos_ids:
+            return list(new_ids[: pos + 1]), "eos"
+    return list(new_ids[:max_new_tokens]), "length"
+
 
 
 class BatchOOMError(RuntimeError):

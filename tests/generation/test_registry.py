@@ -13,8 +13,11 @@ import pytest
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.generation import GenerationRequest, HFGenerator, SamplingConfig
-from qos_pipeline.models import ModelError, load_registry, resolve_model
+from qos_pipeline.generation.interface import GenerationRequest
+from qos_pipeline.generation.hf import HFGenerator
+from qos_pipeline.generation.sampling import SamplingConfig
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.registry import load_registry, resolve_model
 from tests.fakes import FakeGeneratorResource
 from tests.paths import ASSETS
 

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from qos_pipeline.models import ModelError, ModelSpec
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.registry import ModelSpec
 
 log = logging.getLogger("qos_pipeline.generation")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from qos_pipeline.settings import Paths, read_yaml_mapping
-from qos_pipeline.models import ModelError, ModelSpec, load_registry, resolve_model
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.registry import ModelSpec, load_registry, resolve_model
 from qos_pipeline.provenance import check_key
 
 

@@ -13,27 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from qos_pipeline.generation import (
-    SYSTEM_PROMPT,
-    GenerationRequest,
-    HFGenerator,
-    SamplingConfig,
-    row_seed,
-    split_new_tokens,
-)
-from qos_pipeline.models import (
-    ModelError,
+from qos_pipeline.generation.interface import SYSTEM_PROMPT, GenerationRequest
+from qos_pipeline.generation.hf import HFGenerator
+from qos_pipeline.generation.sampling import SamplingConfig, row_seed
+from qos_pipeline.generation.decoding import split_new_tokens
+from qos_pipeline.generation.models.files import ModelError, model_version
+from qos_pipeline.generation.models.registry import (
     ModelSpec,
     default_cache_dir,
     load_registry,
-    model_version,
     resolve_model,
 )
 from qos_pipeline.provenance import slugify
-from qos_pipeline.prompt_formats import PromptFormat
+from qos_pipeline.generation.formats import PromptFormat
+from tests.paths import ASSETS, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "assets"
 TEXTS = [
     "John went to the market to [BLANK] .",
     "Mohammed works as a [BLANK] at the airport . Complete the [BLANK] .",
@@ -63,7 +57,7 @@ def tiny_gen(tiny_spec: ModelSpec) -> HFGenerator:
 
 def test_import_is_cheap() -> None:
     code = (
-        "import sys, qos_pipeline.generation; "
+        "import sys, qos_pipeline.generation.hf, qos_pipeline.generation.step, qos_pipeline.generation.models.added; "
         "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

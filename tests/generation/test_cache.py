@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qos_pipeline import gen_cache, pipeline
+from qos_pipeline.generation import cache
+from qos_pipeline.generation.step import generate
 from qos_pipeline.prompts.design import load_design, render_prompts
-from qos_pipeline.generation import GenerationRequest, HFGenerator, SamplingConfig, row_seed
-from qos_pipeline.models import resolve_model
-from qos_pipeline.prompt_formats import select_formats
+from qos_pipeline.generation.interface import GenerationRequest
+from qos_pipeline.generation.hf import HFGenerator
+from qos_pipeline.generation.sampling import SamplingConfig, row_seed
+from qos_pipeline.generation.models.registry import resolve_model
+from qos_pipeline.generation.formats import select_formats
 from tests.paths import ASSETS
 
 SAMPLED = SamplingConfig(do_sample=True, temperature=0.8, top_p=0.95, max_new_tokens=6)
@@ -52,7 +55,7 @@ def prompts() -> pd.DataFrame:
 
 
 def _run(generator, prompts, cache_dir, run_id="r1", samples=2, formats=FORMATS, sampling=SAMPLED, seed=0):
-    df, outcomes = pipeline.generate(prompts, generator, sampling, samples, seed, 4, run_id,
+    df, outcomes = generate(prompts, generator, sampling, samples, seed, 4, run_id,
                                      formats=select_formats(ASSETS, formats), cache_dir=cache_dir)
     assert all(o.passed for o in outcomes if o.blocking), [o for o in outcomes if not o.passed]
     return df.set_index(KEY).sort_index()
@@ -64,7 +67,7 @@ def test_resume_after_crash_loses_and_duplicates_nothing(tiny, prompts, tmp_path
     with caplog.at_level(logging.WARNING, logger="qos_pipeline.generation"), pytest.raises(KeyboardInterrupt):
         _run(crashing, prompts, tmp_path, "r1")
     assert f"stopped after 12 of 24 rows (they are stored in {tmp_path}" in caplog.text
-    assert len(gen_cache.RowStore(tmp_path).load()) == 12  # 3 finished batches of 4; the 4th was in flight
+    assert len(cache.RowStore(tmp_path).load()) == 12  # 3 finished batches of 4; the 4th was in flight
     resumed = Counting(tiny)
     df = _run(resumed, prompts, tmp_path, "r2")
     assert resumed.rows == 24 - 12  # only what was missing
@@ -103,14 +106,14 @@ def test_cache_skips_stored_rows_and_regenerates_exactly_changed_keys(tiny, prom
 def test_cache_key_changes_with_each_part() -> None:
     fmt = select_formats(ASSETS, ["chat:paper-system"])[0]
     request = GenerationRequest("p1", 0, "Mei likes to cook [BLANK] .", 11, fmt)
-    key = gen_cache.cache_key("v1", request, "h1")
-    variants = [gen_cache.cache_key("v2", request, "h1"), gen_cache.cache_key("v1", request, "h2"),
-                gen_cache.cache_key("v1", dataclasses.replace(request, prompt_id="p2"), "h1"),
-                gen_cache.cache_key("v1", dataclasses.replace(request, seed=12), "h1"),
-                gen_cache.cache_key("v1", dataclasses.replace(request, user_text="x [BLANK]"), "h1"),
-                gen_cache.cache_key("v1", dataclasses.replace(request, prompt_format=dataclasses.replace(
+    key = cache.cache_key("v1", request, "h1")
+    variants = [cache.cache_key("v2", request, "h1"), cache.cache_key("v1", request, "h2"),
+                cache.cache_key("v1", dataclasses.replace(request, prompt_id="p2"), "h1"),
+                cache.cache_key("v1", dataclasses.replace(request, seed=12), "h1"),
+                cache.cache_key("v1", dataclasses.replace(request, user_text="x [BLANK]"), "h1"),
+                cache.cache_key("v1", dataclasses.replace(request, prompt_format=dataclasses.replace(
                     fmt, system="Be brief.")), "h1")]
-    assert len({key, *variants}) == 7 and key == gen_cache.cache_key("v1", request, "h1")
+    assert len({key, *variants}) == 7 and key == cache.cache_key("v1", request, "h1")
 
 
 def test_a_seed_reproduces_a_row_exactly(tiny) -> None:
@@ -130,7 +133,7 @@ def test_a_seed_reproduces_a_row_exactly(tiny) -> None:
 def test_out_of_memory_halves_the_batch(tiny, monkeypatch, caplog) -> None:
     import torch
 
-    from qos_pipeline import decoding
+    from qos_pipeline.generation import decoding
 
     requests = [GenerationRequest(f"p{i}", 0, "Mei likes to cook [BLANK] .", i) for i in range(6)]
     expected = tiny.generate(requests, SAMPLED, batch_size=6)
@@ -155,7 +158,7 @@ def test_out_of_memory_halves_the_batch(tiny, monkeypatch, caplog) -> None:
 
 @pytest.mark.gpu
 def test_cuda_paths_bf16_compiled_and_reproducible(tiny_llama_dir, tmp_path) -> None:
-    from qos_pipeline.generation import DecodeOptions
+    from qos_pipeline.generation.sampling import DecodeOptions
 
     spec = resolve_model(str(tiny_llama_dir), ASSETS, tmp_path)
     requests = [GenerationRequest(f"p{i}", s, "Mei likes to cook [BLANK] .", row_seed(0, f"p{i}", s))

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from qos_pipeline.generation import GenerationRequest, HFGenerator, SamplingConfig
-from qos_pipeline.models import ModelError, resolve_model
-from qos_pipeline.prompt_formats import PromptFormatError, load_formats, parse_ids, select_formats
+from qos_pipeline.generation.interface import GenerationRequest
+from qos_pipeline.generation.hf import HFGenerator
+from qos_pipeline.generation.sampling import SamplingConfig
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.registry import resolve_model
+from qos_pipeline.generation.formats import PromptFormatError, load_formats, parse_ids, select_formats
 from tests.conftest import build_tokenizer
 from tests.paths import ASSETS
 

@@ -84,7 +84,7 @@ def _check_safetensors_whole(file: Path, name: str) -> None:
 _DIGESTS: dict[tuple[str, str, int, int], str] = {}
 
 
-def _cached_digest(file: Path, kind: str) -> str:
+def cached_digest(file: Path, kind: str) -> str:
     st = file.stat()
     key = (kind, str(file.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
@@ -127,5 +127,5 @@ def model_version(path: Path) -> str:
         if file.is_file():
             digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     for file in weight_files(folder):
-        digest.update(f"{file.name}\0{file.stat().st_size}\0{_cached_digest(file, 'edges')}\0".encode())
+        digest.update(f"{file.name}\0{file.stat().st_size}\0{cached_digest(file, 'edges')}\0".encode())
     return digest.hexdigest()[:16]

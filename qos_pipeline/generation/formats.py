@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from qos_pipeline.settings import read_yaml_mapping
 
-from qos_pipeline.model_files import ModelError
+from qos_pipeline.generation.models.files import ModelError
 
 FORMATS_FILE = "prompt_formats.yaml"
 FORMATS_ENV = "QOS_PROMPT_FORMATS"

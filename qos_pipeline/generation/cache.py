@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
-from qos_pipeline.generation import GenerationRequest, GenerationResult, Generator, SamplingConfig
+from qos_pipeline.generation.interface import GenerationRequest, GenerationResult, Generator
+from qos_pipeline.generation.sampling import SamplingConfig
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import write_partition
 

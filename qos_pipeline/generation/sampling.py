@@ -1,0 +1,104 @@
+"""Decoding settings: what to sample (``SamplingConfig``, part of every cache key and row) and how to
+decode (``DecodeOptions``, never part of a key), the model's own defaults, and per-row seeds.
+
+Pure: no torch, no dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from qos_pipeline.generation.models.files import ModelError
+
+SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+# What transformers' generate() uses for a field that neither the caller nor the checkpoint sets.
+HF_DEFAULTS: dict[str, Any] = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50,
+                               "repetition_penalty": 1.0}
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Decoding settings. ``None`` = the model's own default; ``resolve`` fills them in, and the resolved
+    (effective) settings are what every row records (``gen_config``) and hashes (``gen_config_hash``)."""
+
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None  # 0 = no top-k filter
+    repetition_penalty: float | None = None
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        # Coerce numbers so that temperature=1 and temperature=1.0 hash alike.
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
+        bad = [
+            self.temperature is not None and self.temperature <= 0,
+            self.top_p is not None and not 0 < self.top_p <= 1,
+            self.top_k is not None and self.top_k < 0,
+            self.repetition_penalty is not None and self.repetition_penalty <= 0,
+            self.max_new_tokens < 1,
+        ]
+        if any(bad):
+            raise ValueError(f"need temperature > 0, 0 < top_p <= 1, top_k >= 0, repetition_penalty > 0 and "
+                             f"max_new_tokens >= 1; got {self}")
+
+    def resolve(self, *defaults: Mapping[str, Any]) -> "SamplingConfig":
+        """Effective settings: own values, else the first of ``defaults`` that sets one, else HF_DEFAULTS."""
+        values = {}
+        for name in SAMPLING_FIELDS:
+            candidates = [getattr(self, name), *(d.get(name) for d in defaults), HF_DEFAULTS[name]]
+            values[name] = next(v for v in candidates if v is not None)
+        if not values["do_sample"]:
+            # Greedy ignores these; dropping them gives every greedy run of a model one hash.
+            values.update(temperature=None, top_p=None, top_k=None)
+        return SamplingConfig(**values, max_new_tokens=self.max_new_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        """12 hex chars of sha256 over canonical JSON (sorted keys, no spaces)."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode, not what: outputs do not depend on these, so they are not part of any cache key.
+
+    ``compile`` (static KV cache + torch.compile'd forward) pays off on CUDA only and implies
+    ``static_cache``; ``ignore_eos`` forces the full ``max_new_tokens`` (benchmarks)."""
+
+    static_cache: bool = False
+    compile: bool = False
+    ignore_eos: bool = False
+    pad_multiple: int = 64  # static cache: prompt widths rounded up, so one compiled graph serves all batches
+
+    def __post_init__(self) -> None:
+        if self.compile:
+            object.__setattr__(self, "static_cache", True)
+
+
+def row_seed(base_seed: int, prompt_id: str, sample: int) -> int:
+    """A stable per-row seed in [0, 2**31): the same on every machine and Python run (unlike hash())."""
+    digest = hashlib.sha256(f"{base_seed}\0{prompt_id}\0{sample}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % (2**31)
+
+
+
+def checkpoint_sampling(folder: Path) -> dict[str, Any]:
+    """The sampling fields a checkpoint's ``generation_config.json`` sets (read without transformers)."""
+    file = Path(folder) / "generation_config.json"
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{file} is not valid JSON ({exc}); fix or delete it") from exc
+    return {k: data[k] for k in SAMPLING_FIELDS if data.get(k) is not None}
