@@ -24,7 +24,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qos_pipeline import taxonomy, validation  # noqa: E402
+from qos_pipeline import taxonomy  # noqa: E402
+from qos_pipeline.judging.evaluation import metrics as validation  # noqa: E402
 from qos_pipeline.cli_judge import format_report  # noqa: E402
 from qos_pipeline.settings import project_paths
 
@@ -61,7 +62,7 @@ def metrics(y_true: pd.Series, y_pred: pd.Series) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qos_pipeline import judge_eval
+    from qos_pipeline.judging.evaluation.evaluate import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pilot file not found: {args.csv.resolve()}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ev = judge_eval.evaluate(args.csv, args.judge, project_paths(), "white", cv_folds=args.cv, limit=args.limit,
+    ev = evaluate(args.csv, args.judge, project_paths(), "white", cv_folds=args.cv, limit=args.limit,
                              seed=args.seed, run_id="benchmark")
     seconds = time.perf_counter() - started
     pd.set_option("display.width", 200)

@@ -5,7 +5,7 @@ Usage (from the repo root):
   python benchmarks/judge_throughput.py --small    # CPU smoke run: a 4-layer model, short inputs, small batches
 
 Prints judged responses per second for (a) label scoring: one prefill-only forward pass per response,
-last-position logits only (``qos_pipeline.judges.llm.score_options``, the llm judge's own code path),
+last-position logits only (``qos_pipeline.judging.llm.score_options``, the llm judge's own code path),
 and (b) generate-then-parse judges that write 16 and 128 tokens (greedy, exactly that many: a random model
 would otherwise stop at random; parsing is not timed, it is negligible), all in the same run and on the
 same inputs; the achieved TFLOP/s of label scoring and, on CUDA, its share of the bf16 matrix rate
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qos_pipeline.judges.llm import score_options  # noqa: E402
+from qos_pipeline.judging.llm import score_options
 
 FULL = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
             num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)  # Llama-2-7B

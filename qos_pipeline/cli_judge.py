@@ -20,8 +20,8 @@ _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "h
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from qos_pipeline.judges import learned
-    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.judging import learned
+    from qos_pipeline.judging.evaluation.labelled import load_labelled
     from qos_pipeline.provenance import check_key
 
     paths = project_paths()
@@ -76,15 +76,15 @@ def format_report(report: dict) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from qos_pipeline import judge_eval, validation
+    from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
     from qos_pipeline.prompts.design import load_groups
 
     paths = project_paths()
     reference = args.reference_group or os.environ.get("QOS_REFERENCE_GROUP") or load_groups(paths.assets)[1]
-    ev = judge_eval.evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
+    ev = evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
                              seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
     if not args.no_store:
-        validation.stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
+        stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
         _rebuild()
     if args.json:
         print(json.dumps(_clean(ev.report), indent=1))

@@ -17,7 +17,7 @@ import pandas as pd
 from qos_pipeline.prompts.design import BLANK, NAME, load_design, pilot_name_key
 from qos_pipeline.prompts.design import PROMPT_META
 from qos_pipeline.generation.checks import generation_checks
-from qos_pipeline.pipeline import judgment_checks
+from qos_pipeline.judging.checks import judgment_checks
 from qos_pipeline.provenance import utc_now
 from qos_pipeline.taxonomy import normalize_label
 from qos_pipeline.provenance import check_key

@@ -102,7 +102,7 @@ JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validatio
 def build_judge_tables(con, staging: Path, sql_dir: Path) -> dict[str, int]:
     """Judge validations staged under ``staging/judge_validation*/`` and, from them and ``disparities``,
     ``refusal_rates_corrected`` (Rogan-Gladen; see ``qos_pipeline.prevalence``). Returns row counts."""
-    from qos_pipeline.prevalence import correct_table
+    from qos_pipeline.judging.evaluation.prevalence import correct_table
 
     con.execute((sql_dir / "judge_validations.sql").read_text())
     for table in JUDGE_TABLES:

@@ -12,12 +12,13 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import judging, pipeline
+from qos_pipeline import pipeline
+from qos_pipeline.judging.step import judge_partition
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.step import generate
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.generation.formats import select_formats
-from qos_pipeline.judges import get_judge
+from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.partitions import group_partitions, model_group_partitions, split_key
 from qos_pipeline.defs.executors import GPU_STEP_TAGS, judge_step_tags
@@ -144,7 +145,7 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Mater
     for spec in audit.judges:
         judge_impl = get_judge(spec, paths)
         stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
-        df, checks, was_reused = judging.judge_partition(gens, judge_impl, context.run_id, stored)
+        df, checks, was_reused = judge_partition(gens, judge_impl, context.run_id, stored)
         frames[judge_impl.judge_id], outcomes = df, outcomes + checks
         if was_reused:
             reused.append(judge_impl.judge_id)

@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from qos_pipeline import judge_eval, validation
+from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.checks import CheckOutcome
 
@@ -60,10 +60,10 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     try:
         for file in files:
             for spec in audit.judges:
-                ev = judge_eval.evaluate(file, spec, paths, audit.reference_group, limit=config.limit or None,
+                ev = evaluate(file, spec, paths, audit.reference_group, limit=config.limit or None,
                                          seed=config.seed, run_id=context.run_id)
                 reports.append(ev.report)
-                staged += validation.stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
+                staged += stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
     except (ValueError, FileNotFoundError) as exc:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     table = "\n".join(f"| {r['judge_id']} | {r['dataset']} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} "

@@ -23,7 +23,7 @@ from qos_pipeline.defs.partitions import model_group_key, model_group_partitions
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.defs.sensors import TRIGGER_TAG, design_groups
 from qos_pipeline.prompts.design import load_design
-from qos_pipeline.judges import get_judge
+from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.generation.models.added import resolve
 

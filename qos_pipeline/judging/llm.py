@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judges.base import JudgeInput, Judgment
-from qos_pipeline.judges.rubric import Rubric
+from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.judging.rubric import Rubric
 
 log = logging.getLogger(__name__)
 MIN_PREFIX = 16  # tokens; a shorter shared prefix is not worth a cache

@@ -8,10 +8,11 @@ import pytest
 
 from qos_pipeline import taxonomy
 from qos_pipeline.settings import Paths
-from qos_pipeline.judges.base import JudgeInput, get_judge
-from qos_pipeline.judges.llm import LLMJudge
-from qos_pipeline.judges.rubric import RubricError, load_rubric
-from qos_pipeline.judging import unjudged_check
+from qos_pipeline.judging.base import JudgeInput
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.judging.llm import LLMJudge
+from qos_pipeline.judging.rubric import RubricError, load_rubric
+from qos_pipeline.judging.checks import unjudged_check
 from tests.paths import ASSETS
 
 TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"

@@ -13,7 +13,6 @@ Refusal-vs-not counts refusal and harmful refusal as the positive class.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,19 +23,6 @@ LABELS = list(taxonomy.LABELS)
 FLAG_MIN_GAP = 0.02  # judge-error gap (absolute) below which no group is flagged
 FLAG_SHARE = 0.25  # ... and it must be at least this share of the measured refusal gap
 SUMMARY_KEYS = ("n", "accuracy", "macro_f1", "kappa", "refusal_f1")
-
-
-def load_labelled(path: Path, assets_dir: Path) -> pd.DataFrame:
-    """Rows of a human-labelled file (pilot CSV, or CSV/JSONL with prompt, response, label, optional
-    group and name), read by ``ingest.load_recorded``; ``label`` normalized onto the taxonomy."""
-    from qos_pipeline.ingest import IngestError, load_recorded
-
-    df = load_recorded(Path(path), assets_dir)
-    if "label" not in df:
-        raise IngestError(f"{path} has no 'label' column: validation and training need human labels")
-    df = df.reset_index(drop=True)
-    df["label"] = [taxonomy.normalize_label(x) for x in df["label"]]
-    return df
 
 
 def confusion(y_true, y_pred) -> pd.DataFrame:
@@ -169,22 +155,3 @@ def to_frames(report: dict, keys: dict) -> dict[str, pd.DataFrame]:
         conf += [{**ids, "name_group": group, "human_label": h, "judge_label": j, "count": c}
                  for h, row in m["confusion"].items() for j, c in row.items()]
     return dict(zip(VALIDATION_TABLES, (pd.DataFrame(summary), pd.DataFrame(labels), pd.DataFrame(conf))))
-
-
-def dataset_key(path: Path, digest: str) -> str:
-    """A file-name-safe key for a labelled file: its slug plus 8 hex of its content hash."""
-    import re
-
-    slug = re.sub(r"[^a-z0-9._-]+", "-", Path(path).stem.lower()).strip("-._")[:40] or "data"
-    return f"{slug}-{digest[:8]}"
-
-
-def stage(frames: dict[str, pd.DataFrame], staging: Path, judge_id: str, dataset: str) -> list[Path]:
-    """Write each table to ``staging/<table>/judge=<judge_id>/<dataset>.parquet`` (atomic replace, so
-    validating the same judge on the same file again replaces its rows, never duplicates them)."""
-    from qos_pipeline.provenance import check_key
-    from qos_pipeline.staging import write_partition
-
-    check_key(judge_id, "judge id"), check_key(dataset, "dataset key")
-    return [write_partition(df, staging / table / f"judge={judge_id}" / f"{dataset}.parquet")
-            for table, df in frames.items()]

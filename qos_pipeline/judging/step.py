@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline import pipeline
-from qos_pipeline.judges.base import Judge
+from qos_pipeline.judging.checks import judgment_checks, unjudged_check
+from qos_pipeline.judging.base import Judge
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.taxonomy import UNJUDGED
+from qos_pipeline.judging.base import JudgeInput
+from qos_pipeline.provenance import utc_now
 
 HASHED = ["prompt_id", "sample", "model_key", "model_version", "prompt_format", "prompt_text", "name", "response"]
 ATTR = "qos_judging"  # key in DataFrame.attrs, which pandas keeps in the Parquet file's metadata
@@ -42,13 +43,20 @@ def stored_provenance(path: Path) -> dict:
         return {}
 
 
-def unjudged_check(df: pd.DataFrame) -> CheckOutcome:
-    """Warning: some responses could not be judged. They stay ``unjudged`` (never coerced) and count in n."""
-    n = int((df["label"] == UNJUDGED).sum())
-    reasons = df.loc[df["label"] == UNJUDGED, "reason"].value_counts().head(3).to_dict()
-    return CheckOutcome("judgments_unjudged", n == 0, f"{n} of {len(df)} responses unjudged",
-                        {"unjudged": n, "share": n / len(df) if len(df) else 0.0, "reasons": str(reasons)},
-                        blocking=False)
+def judge_rows(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:
+    """One judgment per generation row by ``judge_impl``; ``unjudged`` rows are kept and counted."""
+    items = [JudgeInput(p, r, n) for p, r, n in
+             zip(generations["prompt_text"], generations["response"], generations["name"])]
+    out = judge_impl.judge(items)
+    if len(out) != len(items):
+        raise RuntimeError(f"judge {judge_impl.judge_id} returned {len(out)} judgments for {len(items)} responses")
+    df = generations[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].copy()
+    df["judge_id"] = judge_impl.judge_id
+    df["label"] = [j.label for j in out]
+    df["reason"] = [j.reason for j in out]
+    df["scores"] = [json.dumps(j.scores, sort_keys=True) if j.scores else None for j in out]
+    df["run_id"], df["judged_at"] = run_id, utc_now()
+    return df, judgment_checks(df)
 
 
 def judge_partition(gens: pd.DataFrame, judge: Judge, run_id: str, stored: Path
@@ -58,7 +66,7 @@ def judge_partition(gens: pd.DataFrame, judge: Judge, run_id: str, stored: Path
     provenance = {"judge_id": judge.judge_id, "generations_hash": digest}
     if stored_provenance(stored) == provenance:
         df = pd.read_parquet(stored)
-        return df, pipeline.judgment_checks(df) + [unjudged_check(df)], True
-    df, outcomes = pipeline.judge(gens, judge, run_id)
+        return df, judgment_checks(df) + [unjudged_check(df)], True
+    df, outcomes = judge_rows(gens, judge, run_id)
     df.attrs[ATTR] = provenance
     return df, outcomes + [unjudged_check(df)], False

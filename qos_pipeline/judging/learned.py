@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judges.base import JudgeInput, Judgment
+from qos_pipeline.judging.base import JudgeInput, Judgment
 
 FEATURES = "tfidf-word12-char25-linsvc-v1"  # changes whenever featurizing or the model changes
 MASK = "PERSON"

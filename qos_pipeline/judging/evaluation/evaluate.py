@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline import validation
+from qos_pipeline.judging.evaluation import metrics
+from qos_pipeline.judging.evaluation.labelled import dataset_key, load_labelled
 from qos_pipeline.settings import Paths
-from qos_pipeline.judges.base import JudgeInput, get_judge
+from qos_pipeline.judging.base import JudgeInput
+from qos_pipeline.judging import learned
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import write_partition
 
 
 @dataclass
@@ -31,7 +36,7 @@ def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
 
 def _predict(df: pd.DataFrame, spec: str, paths: Paths, cv_folds: int | None) -> tuple[str, list[str], dict, str]:
     """(judge id, labels, ensemble agreement, note)."""
-    from qos_pipeline.judges import learned
+
 
     if cv_folds:
         if spec != "learned":
@@ -51,18 +56,26 @@ def evaluate(path: Path, spec: str, paths: Paths, reference_group: str, cv_folds
              limit: int | None = None, seed: int = 0, run_id: str = "cli") -> Evaluation:
     """Judge every row of ``path`` (or a seeded random ``limit`` of them) and compare with its labels."""
     path = Path(path).resolve()
-    df = validation.load_labelled(path, paths.assets)
+    df = load_labelled(path, paths.assets)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    dataset = validation.dataset_key(path, digest)
+    dataset = dataset_key(path, digest)
     if limit and limit < len(df):
         df = df.sample(n=limit, random_state=seed).sort_index().reset_index(drop=True)
         dataset += f"-n{limit}s{seed}"
     judge_id, labels, agreement, note = _predict(df, spec, paths, cv_folds)
-    report = validation.validate(df, labels, reference_group)
+    report = metrics.validate(df, labels, reference_group)
     report.update(judge_id=judge_id, dataset=dataset, note=note)
     if agreement:
         report["agreement"] = agreement
     keys = {"validation_id": f"{judge_id}@{dataset}", "judge_id": judge_id, "dataset": dataset,
             "dataset_file": path.name, "dataset_sha256": digest, "note": note, "run_id": run_id,
             "validated_at": pd.Timestamp(datetime.now(timezone.utc))}
-    return Evaluation(judge_id, dataset, report, validation.to_frames(report, keys), agreement)
+    return Evaluation(judge_id, dataset, report, metrics.to_frames(report, keys), agreement)
+
+
+def stage(frames: dict[str, pd.DataFrame], staging: Path, judge_id: str, dataset: str) -> list[Path]:
+    """Write each table to ``staging/<table>/judge=<judge_id>/<dataset>.parquet`` (atomic replace, so
+    validating the same judge on the same file again replaces its rows, never duplicates them)."""
+    check_key(judge_id, "judge id"), check_key(dataset, "dataset key")
+    return [write_partition(df, staging / table / f"judge={judge_id}" / f"{dataset}.parquet")
+            for table, df in frames.items()]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judges.base import JudgeInput, get_judge
-from qos_pipeline.judges.rules import RulesJudge
+from qos_pipeline.judging.base import JudgeInput
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.judging.rules.judge import RulesJudge
 from tests.paths import load_script, need_pilot
 
 

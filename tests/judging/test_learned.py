@@ -9,9 +9,10 @@ import pytest
 
 from qos_pipeline import taxonomy
 from qos_pipeline.settings import Paths
-from qos_pipeline.judges import learned
-from qos_pipeline.judges.base import JudgeInput, Judgment, get_judge
-from qos_pipeline.judges.ensemble import EnsembleJudge
+from qos_pipeline.judging import learned
+from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.judging.ensemble import EnsembleJudge
 from tests.paths import ASSETS
 
 TEMPLATES = ["{n} went to the kitchen to [BLANK]", "{n} got into the car to [BLANK]", "{n} works as a [BLANK]",
@@ -37,7 +38,7 @@ def labelled(tmp_path_factory):
 
 def test_train_command_stores_judge_in_warehouse_with_training_hash(labelled, tmp_path, monkeypatch, capsys):
     from qos_pipeline.cli import main
-    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.judging.evaluation.labelled import load_labelled
 
     monkeypatch.setenv("QOS_WAREHOUSE", str(tmp_path / "wh"))
     main(["judge", "train", str(labelled), "--name", "toy"])
@@ -59,7 +60,7 @@ def test_missing_learned_judge_says_how_to_train(tmp_path):
 
 
 def test_the_name_is_masked_so_it_cannot_decide_the_label(labelled):
-    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.judging.evaluation.labelled import load_labelled
 
     judge = learned.LearnedJudge(learned.fit(load_labelled(labelled, ASSETS)), "t", "h")
     a, b = judge.judge([JudgeInput("John works as a [BLANK]", "John is a chef.", "John"),
@@ -68,7 +69,7 @@ def test_the_name_is_masked_so_it_cannot_decide_the_label(labelled):
 
 
 def test_cross_validation_never_tests_on_a_training_template(labelled, monkeypatch):
-    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.judging.evaluation.labelled import load_labelled
 
     df = load_labelled(labelled, ASSETS)
     seen, fit, judge = [], learned.fit, learned.LearnedJudge.judge
@@ -111,7 +112,7 @@ def test_ensemble_majority_mean_and_agreement():
 
 
 def test_ensemble_spec_is_parsed_by_get_judge(labelled, tmp_path):
-    from qos_pipeline.validation import load_labelled
+    from qos_pipeline.judging.evaluation.labelled import load_labelled
 
     df = load_labelled(labelled, ASSETS)
     learned.save(df, learned.fit(df), "toy", tmp_path / "judges", labelled.name)

@@ -15,15 +15,14 @@ from typing import Sequence
 import numpy as np
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judges.base import Judge, JudgeInput, Judgment
+from qos_pipeline.judging.base import Judge, JudgeInput, Judgment
+from qos_pipeline.judging.evaluation.metrics import cohen_kappa, fleiss_kappa
 
 METHODS = ("majority", "mean")
 
 
 def agreement(labels_by_judge: dict[str, list[str]]) -> dict[str, float]:
     """Cohen's kappa per pair of judges and Fleiss' kappa over all, on items no judge left unjudged."""
-    from qos_pipeline.validation import cohen_kappa, fleiss_kappa
-
     ids = list(labels_by_judge)
     table = np.array([labels_by_judge[j] for j in ids], dtype=object).T  # items x judges
     keep = ~(table == taxonomy.UNJUDGED).any(axis=1) if table.size else np.array([], bool)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qos_pipeline import prevalence
+from qos_pipeline.judging.evaluation import prevalence
 
 
 def test_formula():

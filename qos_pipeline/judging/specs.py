@@ -1,58 +1,30 @@
-"""The judge interface: every implementation (rules, llm, learned, ensemble, test fakes) has this shape."""
+"""Judge specs -> judges: ``rules``, ``llm:<model>``, ``learned:<name>``, ``ensemble:<method>:<a>+<b>``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
-
-if TYPE_CHECKING:
-    from qos_pipeline.settings import Paths
-
-
-@dataclass(frozen=True)
-class JudgeInput:
-    """One response to classify. ``prompt_text`` is the rendered sentence with ``[BLANK]``."""
-
-    prompt_text: str
-    response: str
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class Judgment:
-    """A label from ``taxonomy.ALL_LABELS`` with a short, human-readable reason for it."""
-
-    label: str
-    reason: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
-
-
-class Judge(Protocol):
-    """``judge_id`` is stable (kind + version of the rules/rubric) and stored with every judgment."""
-
-    judge_id: str
-
-    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]: ...
-
+from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.judging.base import Judge
+from qos_pipeline.judging.ensemble import EnsembleJudge
+from qos_pipeline.judging.learned import load as load_learned
+from qos_pipeline.judging.llm import LLMJudge
+from qos_pipeline.judging.rubric import load_rubric
+from qos_pipeline.judging.rules.judge import RulesJudge
+from qos_pipeline.settings import Paths, project_paths
 
 _LLM_CACHE: dict[tuple, Judge] = {}  # one loaded judge model per process, reused across partitions
 
 
-def get_judge(judge_id: str, paths: "Paths | None" = None) -> Judge:
+def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     """Build a judge from its spec.
 
     ``rules`` (or ``rules-v1``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
     ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``.
     ``paths`` (default: the project's) locate the assets (rubric, model registry) and the warehouse.
     """
-    from qos_pipeline.judges.rules import RulesJudge
-
     if judge_id in ("rules", RulesJudge.judge_id):
         return RulesJudge()
     kind, _, rest = judge_id.partition(":")
     if kind in ("llm", "learned", "ensemble") and rest:
-        from qos_pipeline.settings import project_paths
-
         return _BUILDERS[kind](rest, paths or project_paths())
     raise ValueError(
         f"unknown judge {judge_id!r}; available: rules ({RulesJudge.judge_id}), llm:<model key>, "
@@ -61,11 +33,7 @@ def get_judge(judge_id: str, paths: "Paths | None" = None) -> Judge:
     )
 
 
-def _llm(model: str, paths: "Paths") -> Judge:
-    from qos_pipeline.judges.llm import LLMJudge
-    from qos_pipeline.judges.rubric import load_rubric
-    from qos_pipeline.generation.models.added import resolve
-
+def _llm(model: str, paths: Paths) -> Judge:
     spec, rubric = resolve(model, paths), load_rubric(paths.assets)
     key = (str(spec.path), spec.version, rubric.digest)
     if key not in _LLM_CACHE:
@@ -74,15 +42,11 @@ def _llm(model: str, paths: "Paths") -> Judge:
     return _LLM_CACHE[key]
 
 
-def _learned(name: str, paths: "Paths") -> Judge:
-    from qos_pipeline.judges.learned import load
-
-    return load(name, paths.warehouse)
+def _learned(name: str, paths: Paths) -> Judge:
+    return load_learned(name, paths.warehouse)
 
 
-def _ensemble(rest: str, paths: "Paths") -> Judge:
-    from qos_pipeline.judges.ensemble import EnsembleJudge
-
+def _ensemble(rest: str, paths: Paths) -> Judge:
     method, _, members = rest.partition(":")
     if not members:
         raise ValueError(f"ensemble spec 'ensemble:{rest}' needs members: ensemble:majority:rules+learned:NAME")

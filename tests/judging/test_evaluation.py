@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qos_pipeline import validation
+from qos_pipeline.judging.evaluation import metrics as validation
 from tests.paths import need_pilot
 
 # Six rows, two groups. By hand (rows: human, judge):
