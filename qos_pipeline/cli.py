@@ -84,7 +84,7 @@ def _do_sample(args: argparse.Namespace) -> bool | None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from qos_pipeline import ingest
+    from qos_pipeline.ingest import recorded as ingest
     from qos_pipeline.definitions import build_definitions
     from qos_pipeline.defs.partitions import GROUPS, model_group_key
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline import taxonomy
-from qos_pipeline.ingest import IngestError, load_recorded
+from qos_pipeline.ingest.reading import IngestError
+from qos_pipeline.ingest.recorded import load_recorded
 
 
 def load_labelled(path: Path, assets_dir: Path) -> pd.DataFrame:
     """Rows of a human-labelled file (pilot CSV, or CSV/JSONL with prompt, response, label, optional
-    group and name), read by ``ingest.load_recorded``; ``label`` normalized onto the taxonomy."""
+    group and name), read by ``ingest.recorded.load_recorded``; ``label`` normalized onto the taxonomy."""
     df = load_recorded(Path(path), assets_dir)
     if "label" not in df:
         raise IngestError(f"{path} has no 'label' column: validation and training need human labels")

@@ -7,7 +7,8 @@ import json
 import duckdb
 import pytest
 
-from qos_pipeline.ingest import IngestError, load_recorded, strip_echo, to_partitions
+from qos_pipeline.ingest.reading import IngestError
+from qos_pipeline.ingest.recorded import load_recorded, strip_echo, to_partitions
 from qos_pipeline.pipeline import rebuild_warehouse
 from tests.paths import ASSETS, ROOT, need_pilot
 from qos_pipeline.staging import partition_file, write_partition

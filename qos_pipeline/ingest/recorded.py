@@ -14,41 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.prompts.design import BLANK, NAME, load_design, pilot_name_key
-from qos_pipeline.prompts.design import PROMPT_META
 from qos_pipeline.generation.checks import generation_checks
+from qos_pipeline.ingest.reading import IngestError, read_table
 from qos_pipeline.judging.checks import judgment_checks
-from qos_pipeline.provenance import utc_now
+from qos_pipeline.prompts.design import BLANK, NAME, PROMPT_META, load_design, pilot_name_key
+from qos_pipeline.provenance import check_key, utc_now
 from qos_pipeline.taxonomy import normalize_label
-from qos_pipeline.provenance import check_key
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 HUMAN_JUDGE = "human"
-
-
-class IngestError(ValueError):
-    """The file cannot be ingested; the message names the file, the rows and what to change."""
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise IngestError(f"{path} does not exist")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{path} is empty")
-    try:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            df = pd.read_json(path, lines=True)
-        elif path.suffix.lower() == ".csv":
-            df = pd.read_csv(path)
-        else:
-            raise IngestError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .jsonl file")
-    except (ValueError, pd.errors.ParserError) as exc:
-        if isinstance(exc, IngestError):
-            raise
-        raise IngestError(f"{path} cannot be parsed ({exc}); check that it is valid {path.suffix[1:]}") from exc
-    if df.empty:
-        raise IngestError(f"{path} has a header but no rows")
-    return df
 
 
 def strip_echo(response: str, prompt: str) -> str:
