@@ -115,7 +115,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def _print_report(db: Path, model: str | None, judge: str | None) -> None:
-    from qos_pipeline.report import build_report, format_report
+    from qos_pipeline.metrics.report import build_report, format_report
 
     print(format_report(build_report(db, model, judge)))
 

@@ -9,7 +9,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_PACKAGE = Path(__file__).resolve().parent
+DEFAULT_ASSETS = (_PACKAGE / "default_assets").resolve()
+"""The assets shipped with the package: a link to the checkout's ``assets/``, copied into wheels."""
+
+
+def _project_root() -> Path:
+    """The checkout holding this package (an editable install), else the working directory (an installed
+    package: its data then goes to ``./warehouse``, never into site-packages)."""
+    checkout = _PACKAGE.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "assets").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 
 
 def _env_path(var: str, default: Path) -> Path:
@@ -33,17 +47,12 @@ class Paths:
     def staging(self) -> Path:
         return self.warehouse / "staging"
 
-    @property
-    def sql(self) -> Path:
-        # SQL that defines the tables is source code: it stays with the project, not the data folder.
-        return PROJECT_ROOT / "warehouse"
-
 
 def project_paths() -> Paths:
     """Paths from ``QOS_ASSETS``, ``QOS_WAREHOUSE`` and ``QOS_MODEL_CACHE``, defaulting to the project's."""
     warehouse = _env_path("QOS_WAREHOUSE", PROJECT_ROOT / "warehouse")
     return Paths(
-        assets=_env_path("QOS_ASSETS", PROJECT_ROOT / "assets"),
+        assets=_env_path("QOS_ASSETS", DEFAULT_ASSETS),
         warehouse=warehouse,
         model_cache=_env_path("QOS_MODEL_CACHE", PROJECT_ROOT / "warehouse" / "models"),
     )

@@ -12,7 +12,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from qos_pipeline import pipeline
+from qos_pipeline.metrics.step import rebuild_warehouse
 from qos_pipeline.judging.step import judge_partition
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.step import generate
@@ -184,7 +184,7 @@ def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.M
     disparities (refusal rates per group vs the reference group)."""
     paths = audit.paths()
     try:
-        counts, outcomes = pipeline.rebuild_warehouse(paths.staging, paths.sql, paths.db, audit.reference_group)
+        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, audit.reference_group)
     except BlockedError as exc:
         raise dg.Failure(description=str(exc)) from None
     return dg.MaterializeResult(

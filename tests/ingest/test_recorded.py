@@ -9,8 +9,8 @@ import pytest
 
 from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.ingest.recorded import load_recorded, strip_echo, to_partitions
-from qos_pipeline.pipeline import rebuild_warehouse
-from tests.paths import ASSETS, ROOT, need_pilot
+from qos_pipeline.metrics.step import rebuild_warehouse
+from tests.paths import ASSETS, need_pilot
 from qos_pipeline.staging import partition_file, write_partition
 
 
@@ -27,7 +27,7 @@ def test_pilot_figures_reproduce_exactly(tmp_path):
     csv = need_pilot()
     staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
     _ingest(csv, staging)
-    counts, outcomes = rebuild_warehouse(staging, ROOT / "warehouse", db, "white")
+    counts, outcomes = rebuild_warehouse(staging, db, "white")
     assert counts["generations"] == counts["judgments"] == 2304
     assert all(o.passed for o in outcomes)
     with duckdb.connect(str(db), read_only=True) as con:
@@ -50,7 +50,7 @@ def test_reingesting_replaces_instead_of_duplicating(tmp_path):
     staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
     _ingest(csv, staging)
     _ingest(csv, staging)
-    counts, _ = rebuild_warehouse(staging, ROOT / "warehouse", db, "white")
+    counts, _ = rebuild_warehouse(staging, db, "white")
     assert counts["generations"] == 2304 and counts["judgments"] == 2304
 
 

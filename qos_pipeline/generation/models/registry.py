@@ -15,10 +15,9 @@ from typing import Any
 from qos_pipeline.generation.models.embedded import embedded_version, ensure_embedded_model
 from qos_pipeline.generation.models.files import FOLDER_HINT, ModelError, check_hf_folder, model_version
 from qos_pipeline.provenance import slugify
-from qos_pipeline.settings import read_yaml_mapping
+from qos_pipeline.settings import project_paths, read_yaml_mapping
 
 REGISTRY_FILE = "models.yaml"
-CACHE_ENV = "QOS_MODEL_CACHE"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 SAMPLING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
 
@@ -39,14 +38,9 @@ class ModelSpec:
 
 
 def default_cache_dir() -> Path:
-    """Where converted/embedded models live: ``$QOS_MODEL_CACHE`` or ``<repo>/warehouse/models``.
-
-    Shared across runs and tests so the one-off GGUF conversion happens once per machine.
-    """
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / "warehouse" / "models"
+    """Where converted/embedded models live (``Paths.model_cache``): shared across runs and tests, so the
+    one-off GGUF conversion happens once per machine."""
+    return project_paths().model_cache
 
 
 def load_registry(assets_dir: Path) -> dict[str, Any]:

@@ -6,15 +6,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from qos_pipeline import warehouse
+from qos_pipeline.metrics import build as warehouse
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.prompts.step import build_prompts
-from qos_pipeline.pipeline import rebuild_warehouse
-from tests.paths import ASSETS, ROOT
+from qos_pipeline.metrics.step import rebuild_warehouse
+from tests.paths import ASSETS
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
-SQL = ROOT / "warehouse"
 
 
 def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal")):
@@ -57,7 +56,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
 
 def test_build_and_rates(tmp_path):
     _stage_judged(tmp_path / "staging")
-    counts, outcomes = rebuild_warehouse(tmp_path / "staging", SQL, tmp_path / "qos.duckdb", "white")
+    counts, outcomes = rebuild_warehouse(tmp_path / "staging", tmp_path / "qos.duckdb", "white")
     assert counts["generations"] == 2 and counts["label_rates_model"] == 7
     with duckdb.connect(str(tmp_path / "qos.duckdb"), read_only=True) as con:
         rates = dict(con.execute("SELECT label, rate FROM label_rates_model").fetchall())
@@ -70,13 +69,13 @@ def test_build_and_rates(tmp_path):
 def test_corrupt_partition_is_named_and_db_kept(tmp_path):
     staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
     _stage_judged(staging)
-    rebuild_warehouse(staging, SQL, db, "white")
+    rebuild_warehouse(staging, db, "white")
     before = db.read_bytes()
     broken = partition_file(staging, "generations", "muslim", "m")
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"PAR1 not really parquet")
     with pytest.raises(WarehouseError, match="group=muslim"):
-        rebuild_warehouse(staging, SQL, db, "white")
+        rebuild_warehouse(staging, db, "white")
     assert db.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".building")] == []
 
@@ -84,21 +83,21 @@ def test_corrupt_partition_is_named_and_db_kept(tmp_path):
 def test_failed_suite_does_not_publish(tmp_path):
     staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
     _stage_judged(staging)
-    rebuild_warehouse(staging, SQL, db, "white")
+    rebuild_warehouse(staging, db, "white")
     # a second judge that covers only the muslim group: 'every group present' must block the build
     _stage_judged(staging, group="muslim")
     judg = pd.read_parquet(partition_file(staging, "judgments", "muslim", "m", "rules-v1"))
     write_partition(judg.assign(judge_id="other"),
                               partition_file(staging, "judgments", "muslim", "m", "other"))
     with pytest.raises(BlockedError, match="metric_tables_groups_present"):
-        rebuild_warehouse(staging, SQL, db, "white")
+        rebuild_warehouse(staging, db, "white")
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM generations").fetchone()[0] == 2  # the old build
 
 
 def test_missing_reference_group_only_warns(tmp_path):
     _stage_judged(tmp_path / "staging", group="muslim")
-    _, outcomes = rebuild_warehouse(tmp_path / "staging", SQL, tmp_path / "qos.duckdb", "white")
+    _, outcomes = rebuild_warehouse(tmp_path / "staging", tmp_path / "qos.duckdb", "white")
     ref = [o for o in outcomes if o.name == "metric_tables_reference_group_present"][0]
     assert not ref.passed and not ref.blocking
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS
-from qos_pipeline.warehouse import connect_readonly
+from qos_pipeline.metrics.build import connect_readonly
 
 _CELL = ["model_key", "prompt_format", "judge_id"]
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.taxonomy import ALL_LABELS
-from qos_pipeline.warehouse import LABEL_RATE_TABLES
+from qos_pipeline.metrics.build import LABEL_RATE_TABLES
 
 _CELL = ["model_key", "model_version", "prompt_format", "judge_id"]
 

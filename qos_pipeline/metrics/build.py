@@ -1,9 +1,8 @@
-"""Staged Parquet partitions and the DuckDB warehouse built from them.
+"""The DuckDB warehouse, built from the staged Parquet partitions.
 
-Writers never share DuckDB's single write lock: each partition is staged as one Parquet file (written to a
-temporary name, then renamed, so a killed step leaves the previous file intact), and ``build_database``
-loads all staged files into a *new* DuckDB file that ``publish`` swaps in atomically. Re-running a
-partition replaces its file, so rows are never duplicated; analysts reading the old file are undisturbed.
+``build_database`` loads every staged file into a *new* DuckDB file and computes the metric tables from
+the SQL in ``metrics/sql/`` (package data, so a non-editable install carries it); ``publish`` swaps the
+finished file in atomically, so analysts reading the old file are undisturbed and never see half a build.
 """
 
 from __future__ import annotations
@@ -14,10 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+from qos_pipeline.judging.evaluation.prevalence import correct_table
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 from qos_pipeline.staging import WarehouseError
 from qos_pipeline.provenance import check_key
 
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 BASE_TABLES = ("prompts", "generations", "judgments")
 
 # label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
@@ -30,6 +31,10 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_template": (["template_id", "target_group", "template_text"], False),
 }
 METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities")
+
+
+def _sql(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
 def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:
@@ -50,15 +55,15 @@ def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize 
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def _label_rates_sql(sql_dir: Path, table: str, dims: list[str], pooled: bool) -> str:
+def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
     source = "SELECT * FROM judged"
     if pooled:
         source += " UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM judged"
-    template = (sql_dir / "label_rates.sql").read_text()
+    template = _sql("label_rates.sql")
     return template.format(table=table, source=source, dims="".join(f", {d}" for d in dims))
 
 
-def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: str) -> dict[str, int]:
+def build_database(staging: Path, target: Path, reference_group: str) -> dict[str, int]:
     """Build a complete warehouse at ``target`` (a new file) from the staged partitions.
 
     Returns the row count of every table. ``target`` must not exist; ``publish`` moves it into place.
@@ -73,17 +78,17 @@ def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: 
         con.execute("SET VARIABLE reference_group = ?", [reference_group])
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
         con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
-        con.execute((sql_dir / "schema.sql").read_text())
+        con.execute(_sql("schema.sql"))
         con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",
                     [list(ALL_LABELS), list(ALL_LABELS)])
         con.execute("ALTER TABLE labels ADD COLUMN is_refusal BOOLEAN")
         con.execute("UPDATE labels SET is_refusal = label IN (SELECT unnest(?))", [list(REFUSAL_LABELS)])
         counts = {t: _load_base_table(con, staging, t) for t in BASE_TABLES}
-        con.execute((sql_dir / "views.sql").read_text())
+        con.execute(_sql("views.sql"))
         for table, (dims, pooled) in LABEL_RATE_TABLES.items():
-            con.execute(_label_rates_sql(sql_dir, table, dims, pooled))
-        con.execute((sql_dir / "disparities.sql").read_text())
-        counts.update(build_judge_tables(con, staging, sql_dir))
+            con.execute(_label_rates_sql(table, dims, pooled))
+        con.execute(_sql("disparities.sql"))
+        counts.update(build_judge_tables(con, staging))
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         con.execute("CHECKPOINT")
@@ -99,12 +104,10 @@ def build_database(staging: Path, sql_dir: Path, target: Path, reference_group: 
 JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")
 
 
-def build_judge_tables(con, staging: Path, sql_dir: Path) -> dict[str, int]:
+def build_judge_tables(con, staging: Path) -> dict[str, int]:
     """Judge validations staged under ``staging/judge_validation*/`` and, from them and ``disparities``,
     ``refusal_rates_corrected`` (Rogan-Gladen; see ``qos_pipeline.prevalence``). Returns row counts."""
-    from qos_pipeline.judging.evaluation.prevalence import correct_table
-
-    con.execute((sql_dir / "judge_validations.sql").read_text())
+    con.execute(_sql("judge_validations.sql"))
     for table in JUDGE_TABLES:
         _load_base_table(con, staging, table, "re-run `qos judge validate`")
     rates = con.execute("SELECT model_key, model_version, prompt_format, judge_id, name_group, n, "

@@ -1,0 +1,24 @@
+"""The metrics stage as the asset runs it: build a new warehouse from every staged partition, run the Great
+Expectations suites on it, and publish it only when every blocking suite passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qos_pipeline.checks import CheckOutcome, raise_if_blocked
+from qos_pipeline.metrics import build
+from qos_pipeline.metrics.expectations import validate_database
+
+
+def rebuild_warehouse(staging: Path, db: Path, reference_group: str) -> tuple[dict[str, int], list[CheckOutcome]]:
+    """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes."""
+    built = build.temp_build_path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    counts = build.build_database(staging, built, reference_group)
+    try:
+        outcomes = validate_database(built)
+        raise_if_blocked(f"warehouse {db}", outcomes)
+        build.publish(built, db)
+    finally:
+        built.unlink(missing_ok=True)
+    return counts, outcomes
