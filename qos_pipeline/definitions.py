@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from qos_pipeline.defs import assets, jobs, schedules, sensors
+from qos_pipeline.defs import generation, jobs, judging, metrics, prompts, schedules, sensors
 from qos_pipeline.defs.executors import executor_from_env
-from qos_pipeline.defs import judge_assets
 from qos_pipeline.defs.partitions import REFERENCE_GROUP
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 
@@ -14,8 +13,8 @@ def build_definitions(generator: dg.ConfigurableResource | None = None, audit: A
     """Definitions with the real generator by default; tests pass a fake with the same interface.
     ``executor``: None = ``QOS_EXECUTOR`` (Celery) or Dagster's default executor."""
     return dg.Definitions(
-        assets=[assets.prompts, assets.generations, assets.judgments, assets.metric_tables,
-                judge_assets.judge_validations],
+        assets=[prompts.prompts, generation.generations, judging.judgments, metrics.metric_tables,
+                judging.judge_validations],
         jobs=[jobs.prompts_job, jobs.audit_job, jobs.metrics_job, *schedules.jobs],
         sensors=sensors.sensors,
         schedules=schedules.schedules,

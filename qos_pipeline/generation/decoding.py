@@ -47,7 +47,6 @@ def split_new_tokens(
     return list(new_ids[:max_new_tokens]), "length"
 
 
-
 class BatchOOMError(RuntimeError):
     """CUDA ran out of memory with a single prompt in the batch: backing off further is impossible."""
 

@@ -91,7 +91,6 @@ def row_seed(base_seed: int, prompt_id: str, sample: int) -> int:
     return int.from_bytes(digest[:8], "big") % (2**31)
 
 
-
 def checkpoint_sampling(folder: Path) -> dict[str, Any]:
     """The sampling fields a checkpoint's ``generation_config.json`` sets (read without transformers)."""
     file = Path(folder) / "generation_config.json"

@@ -24,7 +24,6 @@ judgments_schema = pa.DataFrameSchema(
 )
 
 
-
 def judgment_checks(df: pd.DataFrame) -> list[CheckOutcome]:
     outcome = schema_check("judgments_labels_in_taxonomy", judgments_schema, df)
     unjudged = int((df["label"] == "unjudged").sum())

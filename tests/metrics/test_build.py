@@ -15,7 +15,6 @@ from tests.paths import ASSETS
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
 
-
 def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal")):
     """A tiny consistent partition: two generations of one prompt, judged by 'rules-v1'."""
     prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")

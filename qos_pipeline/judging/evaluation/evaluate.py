@@ -37,7 +37,6 @@ def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
 def _predict(df: pd.DataFrame, spec: str, paths: Paths, cv_folds: int | None) -> tuple[str, list[str], dict, str]:
     """(judge id, labels, ensemble agreement, note)."""
 
-
     if cv_folds:
         if spec != "learned":
             raise ValueError(f"--cv trains the learned judge per fold: use --judge learned, not {spec!r}")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from qos_pipeline.definitions import build_definitions
-from qos_pipeline.defs.judge_assets import judge_validations
+from qos_pipeline.defs.judging import judge_validations
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.staging import partition_file

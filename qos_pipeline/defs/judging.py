@@ -1,17 +1,59 @@
-"""Judge validation as an asset: each configured judge against each human-labelled file.
-
-Thin over ``qos_pipeline.judge_eval`` (the same step as ``qos judge validate``). The figures are staged
-as Parquet and loaded into the ``judge_validations*`` and ``refusal_rates_corrected`` tables by the next
-``metric_tables`` build (the single DuckDB writer).
-"""
+"""The judging assets: ``judgments`` (one partition per model x group, every configured judge) and
+``judge_validations`` (each configured judge against human-labelled files)."""
 
 import os
 
 import dagster as dg
+import pandas as pd
 
-from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
-from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.checks import CheckOutcome
+from qos_pipeline.defs.checks import counts, failing_clearly, guard, merge, results, specs
+from qos_pipeline.defs.executors import judge_step_tags
+from qos_pipeline.defs.partitions import model_group_partitions, split_key
+from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.judging.step import judge_partition
+from qos_pipeline.staging import partition_file, read_partition, write_partition
+
+JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
+
+
+@dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
+          deps=["generations"], op_tags=judge_step_tags(),
+          check_specs=specs("judgments", JUDGMENT_CHECKS))
+@failing_clearly
+def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
+    """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
+    or ``unjudged``) for each generation of one model x group, by each configured judge (``rules``,
+    ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
+    A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept.
+    Grain: one row per (prompt_id, sample, judge_id)."""
+    model, group = split_key(context)
+    paths = audit.paths()
+    gens = read_partition(partition_file(paths.staging, "generations", group, model),
+                                    f"generations[{model}|{group}]")
+    frames, outcomes, reused, extra = {}, [], [], {}
+    for spec in audit.judges:
+        judge_impl = get_judge(spec, paths)
+        stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
+        df, checks, was_reused = judge_partition(gens, judge_impl, context.run_id, stored)
+        frames[judge_impl.judge_id], outcomes = df, outcomes + checks
+        if was_reused:
+            reused.append(judge_impl.judge_id)
+        if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
+            extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
+                {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
+    guard(f"judgments[{model}|{group}]", outcomes)
+    for judge_id, df in frames.items():
+        if judge_id not in reused:
+            write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
+    all_rows = pd.concat(frames.values())
+    return dg.MaterializeResult(
+        metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
+                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows)},
+        check_results=results(merge(outcomes, list(frames))))
+
 
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
 
@@ -37,11 +79,6 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
     flags = [f"{r['judge_id']}: {f}" for r in reports for f in r["flags"]]
     return CheckOutcome(VALIDATION_CHECKS[1], not flags, f"{len(flags)} group(s) flagged",
                         {"flags": "\n".join(flags) or "none"}, blocking=False)
-
-
-def _result(o: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(check_name=o.name, passed=o.passed, description=o.description, metadata=o.metadata,
-                               severity=dg.AssetCheckSeverity.ERROR if o.blocking else dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset(group_name="warehouse", kinds={"python", "parquet"},
@@ -72,4 +109,4 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     return dg.MaterializeResult(
         metadata={"files": ", ".join(files) or "none configured (set QOS_VALIDATION_FILES)",
                   "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)},
-        check_results=[_result(_in_range(reports)), _result(_gaps(reports))])
+        check_results=results([_in_range(reports), _gaps(reports)]))
