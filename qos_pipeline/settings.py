@@ -88,19 +88,3 @@ def env_int(var: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {var}={raw!r} must be an integer") from None
-
-
-def dagster_home() -> Path:
-    """``$DAGSTER_HOME`` if set, else the project's ``.dagster/`` holding a link to ``dagster.yaml``.
-
-    Sets ``DAGSTER_HOME`` so every Dagster call in this process (and its children) uses it.
-    """
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = PROJECT_ROOT / ".dagster"
-    home.mkdir(exist_ok=True)
-    link = home / "dagster.yaml"
-    if not link.exists():
-        link.symlink_to(Path("..") / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home

@@ -18,8 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from qos_pipeline.cli import dagster_dev_command
-from qos_pipeline.settings import PROJECT_ROOT as ROOT, dagster_home
+from qos_pipeline.cli.common import dagster_home
+from qos_pipeline.cli.ui import dagster_dev_command
+from qos_pipeline.settings import PROJECT_ROOT as ROOT
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName description
   partitionDefinition { type dimensionTypes { name type } }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from qos_pipeline.cli.common import execute, instance
 from qos_pipeline.settings import project_paths
 
 _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
@@ -97,12 +98,12 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def _rebuild() -> None:
     """Rebuild the warehouse through Dagster (like `qos ingest`), so the run shows in the UI; its log goes
     to stderr, leaving stdout to the figures (one JSON object with --json)."""
-    from qos_pipeline.cli import _execute, _instance
     from qos_pipeline.definitions import build_definitions
 
     stdout, sys.stdout = sys.stdout, sys.stderr
     try:
-        _execute(build_definitions(), "metrics_job", _instance())
+        with instance() as inst:
+            execute(build_definitions(), "metrics_job", inst)
     finally:
         sys.stdout = stdout
 

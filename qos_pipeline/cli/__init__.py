@@ -1,0 +1,78 @@
+"""The `qos` command: run the audit through Dagster, ingest recorded outputs, judges, report, UI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from qos_pipeline.cli.audit import cmd_run
+from qos_pipeline.cli.ingest import cmd_ingest
+from qos_pipeline.cli.judge import add_judge_parser
+from qos_pipeline.cli.ui import cmd_ui
+from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
+from qos_pipeline.generation.formats import FORMATS_ENV
+from qos_pipeline.settings import env_int, env_str
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qos", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize the whole audit through Dagster")
+    run.add_argument("--model", action="append", help="registry key or HF checkpoint folder (repeatable); "
+                     "default: the registry's default (embedded SmolLM2-135M-Instruct)")
+    run.add_argument("--design", default=env_str("QOS_DESIGN", "demo"), help="demo | full | pilot-format folder")
+    run.add_argument("--groups", nargs="*", help="only these name groups")
+    run.add_argument("--samples", type=int, default=env_int("QOS_SAMPLES", 3), help="generations per prompt")
+    run.add_argument("--seed", type=int, default=env_int("QOS_SEED", 0))
+    run.add_argument("--batch-size", type=int, default=env_int("QOS_BATCH_SIZE", 64))
+    run.add_argument("--max-new-tokens", type=int, default=env_int("QOS_MAX_NEW_TOKENS", 64))
+    run.add_argument("--prompt-format", action="append", metavar="ID",
+                     help="prompt-format condition of assets/prompt_formats.yaml (repeatable; "
+                     f"default: ${FORMATS_ENV} (comma-separated), else the model's registry format)")
+    run.add_argument("--greedy", action="store_true", help="greedy decoding (default: the model's own settings)")
+    run.add_argument("--temperature", type=float, help="sampling temperature (default: the model's own)")
+    run.add_argument("--top-p", type=float, help="nucleus sampling mass (default: the model's own)")
+    run.add_argument("--top-k", type=int, help="top-k filter, 0 = none (default: the model's own)")
+    run.add_argument("--compile", action="store_true", default=env_str("QOS_COMPILE", "0") == "1",
+                     help="CUDA: static KV cache + torch.compile (one-off compile, then faster)")
+    run.add_argument("--judge", action="append", default=None, help="judge id (repeatable; default rules)")
+    run.add_argument("--reference-group", default=os.environ.get("QOS_REFERENCE_GROUP"))
+    run.set_defaults(func=cmd_run)
+    ing = sub.add_parser("ingest", help="load recorded outputs (pilot CSV, CSV or JSONL) into generations")
+    ing.add_argument("path")
+    ing.add_argument("--model", required=True, help="model key for these outputs, e.g. llama-2-13b-chat")
+    ing.add_argument("--labels", choices=["human"], help="also load the file's labels as judge 'human'")
+    ing.add_argument("--prompt-format", default="recorded", help="prompt-format id to record (default: recorded)")
+    ing.set_defaults(func=cmd_ingest)
+    rep = sub.add_parser("report", help="print the main metric tables")
+    rep.add_argument("--model")
+    rep.add_argument("--judge")
+    rep.set_defaults(func=cmd_report)
+    reb = sub.add_parser("rebuild", help="rebuild warehouse/qos.duckdb from the staged partitions")
+    reb.set_defaults(func=cmd_rebuild)
+    ui = sub.add_parser("ui", help="serve the Dagster UI and daemon for this project (dagster dev)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    add_judge_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    for name in ("qos", "qos_pipeline"):  # ours at INFO (per-batch progress); libraries stay quiet
+        logging.getLogger(name).setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    if getattr(args, "judge", None) is None and args.command == "run":
+        args.judge = env_str("QOS_JUDGES", "rules").split(",")
+    try:
+        args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        # Our error types (DesignError, ModelError, IngestError, WarehouseError, ...) carry the fix.
+        sys.exit(f"qos {args.command}: {exc}")
+
+
+if __name__ == "__main__":
+    main()
