@@ -9,15 +9,24 @@ import pandas as pd
 from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics.build import connect_readonly
 
-_CELL = ["model_key", "prompt_format", "judge_id"]
+# A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
+# a row of the report.
+_CELL = ["model_key", "model_version", "prompt_format", "judge_id"]
 
 
 def _pct(x: float) -> str:
     return "" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
+def _one(values: pd.Series) -> float:
+    """The single value of a report cell; two would mean the index misses a key column of the table."""
+    if len(values) != 1:
+        raise ValueError(f"report cell holds {len(values)} values; its index misses a key column")
+    return values.iloc[0]
+
+
 def _label_pivot(df: pd.DataFrame, index: list[str]) -> pd.DataFrame:
-    wide = df.pivot_table(index=index + ["n"], columns="label", values="rate", aggfunc="first")
+    wide = df.pivot_table(index=index + ["n"], columns="label", values="rate", aggfunc=_one)
     wide = wide[[c for c in ALL_LABELS if c in wide.columns]].map(_pct)
     return wide.reset_index()
 
@@ -43,9 +52,9 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         raise ValueError(f"no judged generations in {db}" + (f" for {where.strip()} {params}" if params else "")
                          + "; run `qos run` or `qos ingest` first")
     refusals = names[names["label"].isin(["refusal", "harmful refusal"])].pivot_table(
-        index=_CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc="first").reset_index()
+        index=_CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc=_one).reset_index()
     refusals["refusal or harmful refusal"] = refusals["refusal"] + refusals["harmful refusal"]
-    refusals = refusals.sort_values(_CELL + ["refusal or harmful refusal"], ascending=[True] * 3 + [False])
+    refusals = refusals.sort_values(_CELL + ["refusal or harmful refusal"], ascending=[True] * len(_CELL) + [False])
     disp_cols = _CELL + ["name_group", "n", "refusal_rate", "refusal_diff", "refusal_ratio",
                          "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff", "any_refusal_ratio"]
     disp = disp[disp_cols].copy()

@@ -15,11 +15,11 @@ from tests.paths import ASSETS
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
 
-def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal")):
+def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"), version="v"):
     """A tiny consistent partition: two generations of one prompt, judged by 'rules-v1'."""
     prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")
     p = prompts.iloc[0]
-    gen = pd.DataFrame({"prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": "v",
+    gen = pd.DataFrame({"prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": version,
                         "prompt_format": "f", "system_prompt": None, "gen_config": "{}", "gen_config_hash": "h",
                         "seed": pd.array([1, 2], dtype="Int64"), "response": ["a", "b"], "finish_reason": "eos",
                         "n_new_tokens": pd.array([1, 1], dtype="Int64"), "source": "generated", "run_id": "r",
