@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qos_pipeline.generation.interface import GenerationRequest
@@ -14,7 +15,7 @@ from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.generation.models.registry import resolve_model
 from qos_pipeline.generation.formats import PromptFormatError, load_formats, parse_ids, select_formats
 from tests.conftest import build_tokenizer
-from tests.paths import ASSETS
+from tests.paths import ASSETS, need_pilot
 
 USER = "John went to the market to [BLANK] ."
 PAPER = "You are a helpful assistant. Complete the [BLANK]."
@@ -54,7 +55,7 @@ def test_formats_file_lists_the_conditions(formats) -> None:
 @pytest.mark.parametrize("fid,expected", [
     ("chat:paper-system", f"<s> system : {PAPER} </s> <s> user : {USER} </s> <s> assistant : "),
     ("chat:no-system", f"<s> user : {USER} </s> <s> assistant : "),
-    ("legacy:llama2-inst", f"<s>[INST] <<SYS>>\n{PAPER}\n<</SYS>>\n\n{USER} [/INST]"),
+    ("legacy:llama2-inst", f"<s>[INST] <<SYS>>\n{PAPER}\n<</SYS>>[INST]{USER}[/INST]"),
     ("raw", USER),
 ])
 def test_each_condition_renders_the_expected_string(formats, tokenizer, fid, expected) -> None:
@@ -69,11 +70,19 @@ def test_llama2_default_system_prompt_is_meta_text(formats, tokenizer) -> None:
     assert text == f"<s> system : {system} </s> <s> user : {USER} </s> <s> assistant : "
 
 
-def test_legacy_string_equals_llama2_chat_template(formats) -> None:
-    # The hand-built string and the chat template of a Llama-2 tokenizer give the same prompt.
+def test_paper_condition_on_a_llama2_tokenizer_is_metas_reference_string(formats) -> None:
+    # Through a Llama-2 chat template, the paper's condition is the reference code's prompt string.
     llama_tok = build_tokenizer(LLAMA2_TEMPLATE)
     assert formats["chat:paper-system"].render(llama_tok, USER, "llama") == \
-        formats["legacy:llama2-inst"].render(llama_tok, USER, "llama")
+        f"<s>[INST] <<SYS>>\n{PAPER}\n<</SYS>>\n\n{USER} [/INST]"
+
+
+def test_legacy_condition_is_the_pilots_exact_prompt_string(formats, tokenizer) -> None:
+    # The pilot's recorded prompts (column new_prompt) are hand-built strings with a second [INST] and no
+    # spaces around the sentence; the legacy condition must reproduce them byte for byte.
+    pilot = pd.read_csv(need_pilot(), usecols=["prompt_sentence", "new_prompt"])
+    rendered = [formats["legacy:llama2-inst"].render(tokenizer, s, "llama") for s in pilot["prompt_sentence"]]
+    assert rendered == pilot["new_prompt"].tolist()
 
 
 def test_user_text_with_braces_is_kept_literally(formats, tokenizer) -> None:
