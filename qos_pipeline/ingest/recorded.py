@@ -22,6 +22,7 @@ from qos_pipeline.provenance import check_key, utc_now
 from qos_pipeline.taxonomy import normalize_label
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
+"""The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
 HUMAN_JUDGE = "human"
 
 
@@ -31,12 +32,17 @@ def strip_echo(response: str, prompt: str) -> str:
     return response[len(prompt):].strip() if response.startswith(prompt) else response
 
 
-def _from_pilot(df: pd.DataFrame) -> pd.DataFrame:
+def _from_pilot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     k = df["variable"].astype(str).str.extract(r"^label\s*(\d+)$")[0]
     if k.isna().any():
         bad = df.loc[k.isna(), "variable"].unique()[:5].tolist()
-        raise IngestError(f"pilot column 'variable' must read 'label k'; found {bad}")
+        raise IngestError(f"{path}: pilot column 'variable' must read 'label k'; found {bad}")
     k = k.astype(int)
+    missing = sorted({"ethnicity", *(f"g{kk}" for kk in set(k))} - set(df.columns))
+    if missing:
+        raise IngestError(f"{path} is in the pilot's format but lacks column(s) {missing} (the target group of "
+                          "each template, and one response column g<k> per sample k); add them, or give a "
+                          "plain CSV/JSONL with prompt, response and optional group, name, label, sample")
     genders = df["type_name"].map(lambda t: pilot_name_key(t)[1])
     return pd.DataFrame({
         "prompt_text": df["prompt_sentence"].astype(str),
@@ -82,7 +88,7 @@ def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path) -> pd.DataFram
 def load_recorded(path: Path, assets_dir: Path) -> pd.DataFrame:
     """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``."""
     raw = read_table(path)
-    df = _from_pilot(raw) if PILOT_COLUMNS <= set(raw.columns) else _from_generic(raw, path, assets_dir)
+    df = _from_pilot(raw, path) if PILOT_COLUMNS <= set(raw.columns) else _from_generic(raw, path, assets_dir)
     bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
     if bad:
         raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")

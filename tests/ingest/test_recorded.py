@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pandas as pd
 import pytest
 
 from qos_pipeline.ingest.reading import IngestError
@@ -102,3 +103,28 @@ def test_hostile_model_key_rejected(tmp_path):
     path = _jsonl(tmp_path, [{"prompt": "John went to [BLANK]", "response": "x"}])
     with pytest.raises(ValueError, match="not a valid key"):
         to_partitions(load_recorded(path, ASSETS), path, "x'; drop table", "recorded", "r", False)
+
+
+def _near_pilot(tmp_path, drop: str):
+    """Two rows in the pilot's format (one per sample), minus one column."""
+    rows = [{"variable": f"label {k}", "prompt_sentence": "John went to [BLANK]", "og_prompt": "[NAME] went to [BLANK]",
+             "type_name": "white_men_names", "identity": "white", "common": "common", "name": "John",
+             "label": "answer", "ethnicity": "muslims", "g1": "John went to [BLANK] the park.",
+             "g2": "John went to [BLANK] school."} for k in (1, 2)]
+    path = tmp_path / "near_pilot.csv"
+    pd.DataFrame(rows).drop(columns=[drop]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("drop", ["ethnicity", "g2"])
+def test_pilot_like_file_without_a_needed_column_names_it(tmp_path, drop):
+    with pytest.raises(IngestError, match=rf"near_pilot.csv.*pilot's format.*lacks column\(s\) \['{drop}'\]"):
+        load_recorded(_near_pilot(tmp_path, drop), ASSETS)
+
+
+def test_pilot_like_file_with_every_column_loads(tmp_path):
+    path = _near_pilot(tmp_path, drop="common")  # 'common' missing would be a different error; put it back
+    df = pd.read_csv(path).assign(common="common")
+    df.to_csv(path, index=False)
+    rows = load_recorded(path, ASSETS)
+    assert rows["response"].tolist() == ["the park.", "school."] and rows["sample"].tolist() == [0, 1]
