@@ -1,7 +1,12 @@
-"""Check outcomes of the stages as Dagster asset checks: specs, results, and the guard that stops a step
-before it writes when a blocking check failed."""
+"""Check outcomes of the stages as Dagster asset checks: specs, results, and the guard that records every
+check and then stops a step before it writes when a blocking check failed.
+
+Assets are generators: ``yield from checked(...)`` emits every check result first (the UI shows the
+failing counts even when the step then fails), and only then raises when a blocking check failed; the
+staged data is written after that, so a blocked step never replaces good stored data."""
 
 import functools
+from typing import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -25,8 +30,9 @@ def results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
     ) for o in outcomes]
 
 
-def guard(what: str, outcomes: list[CheckOutcome]) -> None:
-    """Stop before writing when a blocking check fails, so stored data stays as it was."""
+def checked(what: str, outcomes: list[CheckOutcome]) -> Iterator[dg.AssetCheckResult]:
+    """Yield every outcome as a check result, then stop the step if a blocking one failed."""
+    yield from results(outcomes)
     try:
         raise_if_blocked(what, outcomes)
     except BlockedError as exc:
@@ -40,7 +46,7 @@ def failing_clearly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            yield from fn(*args, **kwargs)
         except (ValueError, WarehouseError) as exc:
             raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     return wrapper

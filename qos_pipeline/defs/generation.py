@@ -1,10 +1,11 @@
 """The ``generations`` asset: one partition per model x group, on the ``gpu`` pool."""
 
 import warnings
+from typing import Iterator
 
 import dagster as dg
 
-from qos_pipeline.defs.checks import counts, failing_clearly, guard, results, specs
+from qos_pipeline.defs.checks import checked, counts, failing_clearly, specs
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
@@ -25,7 +26,7 @@ with warnings.catch_warnings():  # beta API, but the documented way to map model
           check_specs=specs("generations", GENERATION_CHECKS))
 @failing_clearly
 def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator: GeneratorResource
-                ) -> dg.MaterializeResult:
+                ) -> Iterator:
     """Chat-model outputs for one model x group: ``samples`` generations per prompt under each configured
     prompt format (chat template with the paper's system prompt by default), seeded per (prompt, sample).
     Batches are stored as they finish (a killed run resumes) and rows already generated under the same
@@ -40,12 +41,11 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
         prompts_df, gen, audit.sampling(), audit.samples, audit.seed, audit.batch_size, context.run_id,
         progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
         formats=formats, cache_dir=cache.cache_folder(paths.warehouse, model, group))
-    guard(f"generations[{model}|{group}]", outcomes)
+    yield from checked(f"generations[{model}|{group}]", outcomes)
     path = write_partition(df, partition_file(paths.staging, "generations", group, model))
     fresh = int((df["run_id"] == context.run_id).sum())
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
                   "model_version": gen.model_version, "prompt_formats": ", ".join(f.id for f in formats),
                   "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
-                  "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)},
-        check_results=results(outcomes))
+                  "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})

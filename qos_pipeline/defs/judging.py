@@ -2,12 +2,13 @@
 ``judge_validations`` (each configured judge against human-labelled files)."""
 
 import os
+from typing import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.defs.checks import counts, failing_clearly, guard, merge, results, specs
+from qos_pipeline.defs.checks import checked, counts, failing_clearly, merge, specs
 from qos_pipeline.defs.executors import judge_step_tags
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditConfig
@@ -23,7 +24,7 @@ JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
           deps=["generations"], op_tags=judge_step_tags(),
           check_specs=specs("judgments", JUDGMENT_CHECKS))
 @failing_clearly
-def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
+def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator:
     """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
     or ``unjudged``) for each generation of one model x group, by each configured judge (``rules``,
     ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
@@ -44,15 +45,14 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.Mater
         if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
             extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
                 {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
-    guard(f"judgments[{model}|{group}]", outcomes)
+    yield from checked(f"judgments[{model}|{group}]", merge(outcomes, list(frames)))
     for judge_id, df in frames.items():
         if judge_id not in reused:
             write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
     all_rows = pd.concat(frames.values())
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
-                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows)},
-        check_results=results(merge(outcomes, list(frames))))
+                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows)})
 
 
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
@@ -84,8 +84,9 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
 @dg.asset(group_name="warehouse", kinds={"python", "parquet"},
           check_specs=[dg.AssetCheckSpec(VALIDATION_CHECKS[0], asset="judge_validations"),
                        dg.AssetCheckSpec(VALIDATION_CHECKS[1], asset="judge_validations", blocking=False)])
+@failing_clearly
 def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, audit: AuditConfig
-                      ) -> dg.MaterializeResult:
+                      ) -> Iterator:
     """Each configured judge compared with human labels: accuracy, macro-F1, Cohen's kappa, refusal-vs-not
     F1, per-label precision/recall and the confusion matrix, overall and per name group, with groups
     flagged where the judge's refusal error differs from the reference group's enough to explain a
@@ -93,20 +94,17 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build."""
     files = config.files or [f for f in os.environ.get("QOS_VALIDATION_FILES", "").split(os.pathsep) if f]
     paths = audit.paths()
-    reports, staged = [], []
     try:
-        for file in files:
-            for spec in audit.judges:
-                ev = evaluate(file, spec, paths, audit.reference_group, limit=config.limit or None,
-                                         seed=config.seed, run_id=context.run_id)
-                reports.append(ev.report)
-                staged += stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
-    except (ValueError, FileNotFoundError) as exc:
+        evaluations = [evaluate(file, spec, paths, audit.reference_group, limit=config.limit or None,
+                                seed=config.seed, run_id=context.run_id) for file in files for spec in audit.judges]
+    except FileNotFoundError as exc:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
+    reports = [ev.report for ev in evaluations]
+    yield from checked("judge_validations", [_in_range(reports), _gaps(reports)])
+    staged = [path for ev in evaluations for path in stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)]
     table = "\n".join(f"| {r['judge_id']} | {r['dataset']} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} "
                       f"| {r['kappa']:.3f} | {r['refusal_f1']:.3f} |" for r in reports)
     summary = "| judge | data | n | accuracy | macro-F1 | kappa | refusal F1 |\n|---|---|---|---|---|---|---|\n" + table
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={"files": ", ".join(files) or "none configured (set QOS_VALIDATION_FILES)",
-                  "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)},
-        check_results=results([_in_range(reports), _gaps(reports)]))
+                  "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)})

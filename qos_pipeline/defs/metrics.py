@@ -1,9 +1,11 @@
 """The ``metric_tables`` asset: the whole DuckDB warehouse, rebuilt by the single ``duckdb_writer`` step."""
 
+from typing import Iterator
+
 import dagster as dg
 
 from qos_pipeline.checks import BlockedError
-from qos_pipeline.defs.checks import failing_clearly, results, specs
+from qos_pipeline.defs.checks import checked, failing_clearly, specs
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.metrics.step import rebuild_warehouse
 
@@ -12,10 +14,10 @@ METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one
                  "metric_tables_judge_tables_valid"]
 
 
-@dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments"],
+@dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments", "judge_validations"],
           check_specs=specs("metric_tables", METRIC_CHECKS))
 @failing_clearly
-def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.MaterializeResult:
+def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator:
     """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition and published only
     when the Great Expectations suites pass: label_rates_{model,group,name,popularity,gender,template}
     (share of each label per model x prompt format x judge x cell, with Wilson 95% CIs) and
@@ -23,8 +25,7 @@ def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> dg.M
     paths = audit.paths()
     try:
         counts, outcomes = rebuild_warehouse(paths.staging, paths.db, audit.reference_group)
-    except BlockedError as exc:
-        raise dg.Failure(description=str(exc)) from None
-    return dg.MaterializeResult(
-        metadata={**{f"rows/{t}": n for t, n in counts.items()}, "path": str(paths.db)},
-        check_results=results(outcomes))
+    except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
+        counts, outcomes = {}, exc.outcomes
+    yield from checked(f"warehouse {paths.db}", outcomes)
+    yield dg.MaterializeResult(metadata={**{f"rows/{t}": n for t, n in counts.items()}, "path": str(paths.db)})

@@ -36,11 +36,20 @@ def run_suite(ctx, name: str, df: pd.DataFrame, expectations: list, blocking: bo
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
     suite = gx.ExpectationSuite(name=name, expectations=expectations)
     result = batch.validate(suite)
-    failed = [f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')}): "
-              f"{r.result.get('unexpected_count', '')} unexpected, e.g. {r.result.get('partial_unexpected_list', [])[:3]}"
-              for r in result.results if not r.success]
+    failed = [_failure(r, df) for r in result.results if not r.success]
     desc = f"{len(result.results) - len(failed)}/{len(result.results)} expectations met on {len(df)} rows"
     return CheckOutcome(name, not failed, desc, {"failed": "\n".join(failed) or "none"}, blocking)
+
+
+def _failure(r, df: pd.DataFrame) -> str:
+    """One failed expectation in words: its values for a column expectation, the offending rows for a
+    table expectation (e.g. the model x judge x group cells that are missing)."""
+    config = r.expectation_config
+    column = config.kwargs.get("column") or config.kwargs.get("column_A")
+    if column is not None:
+        return (f"{config.type}({column}): {r.result.get('unexpected_count', '')} unexpected, "
+                f"e.g. {r.result.get('partial_unexpected_list', [])[:3]}")
+    return f"{config.type}: observed {r.result.get('observed_value')}; rows: {df.head(10).to_dict('records')}"
 
 
 def _rate_rows(con) -> pd.DataFrame:

@@ -95,6 +95,19 @@ def test_blocking_check_keeps_stored_partition(env, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(stored), before)
     # judgments were not run on the blocked data
     assert not any(e.is_step_success and e.step_key == "judgments" for e in result.all_events)
+    # ...and the UI shows the failing check with its counts, not only "execution failed"
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    schema = evaluations["generations_schema"]
+    assert not schema.passed and schema.severity == dg.AssetCheckSeverity.ERROR
+    assert "finish_reason" in schema.metadata["failures"].value
+    assert evaluations["generations_complete"].passed  # every check of the step is recorded, not just the failing one
+
+
+def test_metric_tables_depend_on_judge_validations(env):
+    # validating a judge changes refusal_rates_corrected: the metric tables must show as stale after it
+    defs, _, _ = env
+    parents = defs.resolve_asset_graph().get(dg.AssetKey("metric_tables")).parent_keys
+    assert {dg.AssetKey("judgments"), dg.AssetKey("judge_validations")} <= parents
 
 
 def test_generations_need_prompts_first(env):
@@ -148,3 +161,19 @@ def test_full_design_selectable_by_config(tmp_path):
         assert _run(defs, instance, "prompts_job", "jewish").success
     prompts = pd.read_parquet(partition_file(audit.paths().staging, "prompts", "jewish"))
     assert len(prompts) == 8 * 32 and set(prompts["design"]) == {"full"}
+
+
+def test_blocked_warehouse_build_records_its_suites(env):
+    defs, instance, paths = env
+    assert _audit(defs, instance).success
+    published = paths.db.stat().st_mtime_ns
+    # a second judge that labelled only one of the two groups: the groups_present suite must block
+    judged = pd.read_parquet(partition_file(paths.staging, "judgments", "muslim", MODEL, "rules-v1"))
+    other = partition_file(paths.staging, "judgments", "muslim", MODEL, "other")
+    judged.assign(judge_id="other").to_parquet(other)
+    result = _run(defs, instance, "metrics_job")
+    assert not result.success and paths.db.stat().st_mtime_ns == published
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["metric_tables_groups_present"].passed
+    assert evaluations["metric_tables_rates_in_range"].passed
+    assert "white" in evaluations["metric_tables_groups_present"].metadata["failed"].value
