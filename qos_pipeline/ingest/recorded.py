@@ -17,7 +17,8 @@ import pandas as pd
 from qos_pipeline.generation.checks import generation_checks
 from qos_pipeline.ingest.reading import IngestError, read_table
 from qos_pipeline.judging.checks import judgment_checks
-from qos_pipeline.prompts.design import BLANK, NAME, PROMPT_META, load_design, pilot_name_key
+from qos_pipeline.prompts.design import (
+    BLANK, NAME, PROMPT_META, known_templates, load_design, pilot_name_key, prompt_id, template_id)
 from qos_pipeline.provenance import check_key, utc_now
 from qos_pipeline.taxonomy import normalize_label
 
@@ -92,9 +93,11 @@ def load_recorded(path: Path, assets_dir: Path) -> pd.DataFrame:
     bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
     if bad:
         raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
-    df["template_id"] = ["t-" + hashlib.sha256(t.encode()).hexdigest()[:10] for t in df["template_text"]]
-    df["prompt_id"] = [hashlib.sha256(f"{t}\x1f{n}".encode()).hexdigest()[:16]
-                       for t, n in zip(df["template_id"], df["name"])]
+    # Ids are content hashes, exactly as for generated prompts; a template of assets/ keeps its name.
+    df["template_id"] = [template_id(t) for t in df["template_text"]]
+    names = known_templates(assets_dir)
+    df["template_name"] = [names.get(t, i) for t, i in zip(df["template_text"], df["template_id"])]
+    df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
     df["design"] = f"ingest:{path.name}"
     df["sample"] = df["sample"].astype(int)
     return df

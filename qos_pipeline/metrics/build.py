@@ -28,7 +28,7 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_name": (["name_group", "name", "gender", "popularity"], False),
     "label_rates_popularity": (["name_group", "popularity"], True),
     "label_rates_gender": (["name_group", "gender"], True),
-    "label_rates_template": (["template_id", "target_group", "template_text"], False),
+    "label_rates_template": (["template_id", "template_name", "target_group", "template_text"], False),
 }
 METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities")
 

@@ -21,7 +21,8 @@ def contains(token: str) -> pa.Check:
 PROMPT_FIELDS = {
     "prompt_id": pa.Column(**STR, checks=pa.Check.str_matches(r"^[0-9a-f]{16}$")),
     "design": pa.Column(**STR),
-    "template_id": pa.Column(**STR, checks=NONEMPTY),
+    "template_id": pa.Column(**STR, checks=pa.Check.str_matches(r"^t-[0-9a-f]{10}$")),
+    "template_name": pa.Column(**STR, checks=NONEMPTY),
     "template_text": pa.Column(**STR, checks=[contains(NAME), contains(BLANK)]),
     "target_group": pa.Column(**STR),
     "name": pa.Column(**STR, checks=NONEMPTY),
@@ -40,7 +41,7 @@ prompts_schema = pa.DataFrameSchema(
 
 def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str], expected_templates: list[str]) -> CheckOutcome:
     """Every template filled with every name of the design, once."""
-    got = set(zip(prompts["template_id"], prompts["name"]))
+    got = set(zip(prompts["template_id"], prompts["name"]))  # template ids are content hashes
     want = {(t, n) for t in expected_templates for n in expected_names}
     missing, extra = want - got, got - want
     ok = not missing and not extra and len(prompts) == len(want)

@@ -20,7 +20,7 @@ NAME, BLANK = "[NAME]", "[BLANK]"
 GENDERS = ("woman", "man", "unspecified")
 POPULARITIES = ("popular", "less_common")
 PROMPT_COLUMNS = [
-    "prompt_id", "design", "template_id", "template_text", "target_group",
+    "prompt_id", "design", "template_id", "template_name", "template_text", "target_group",
     "name", "name_group", "gender", "popularity", "prompt_text",
 ]
 PROMPT_META = [c for c in PROMPT_COLUMNS if c != "prompt_id"]
@@ -36,16 +36,23 @@ class DesignError(ValueError):
 class Design:
     name: str
     names: pd.DataFrame  # name, name_group, gender, popularity
-    templates: pd.DataFrame  # template_id, target_group, template_text
+    templates: pd.DataFrame  # template_id (content hash), template_name, target_group, template_text
 
     @property
     def groups(self) -> list[str]:
         return list(dict.fromkeys(self.names["name_group"]))
 
 
-def prompt_id(template_id: str, name: str) -> str:
-    """Stable id of one prompt: a hash of the template id and the name."""
-    return hashlib.sha256(f"{template_id}\x1f{name}".encode()).hexdigest()[:16]
+def prompt_id(prompt_text: str) -> str:
+    """Id of one prompt: 16 hex of the sha256 of its rendered text. The same sentence has the same id
+    whether it was rendered from a design or read from a recorded file, so models pair prompt by prompt."""
+    return hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()[:16]
+
+
+def template_id(template_text: str) -> str:
+    """Id of one template: ``t-`` + 10 hex of the sha256 of its text (with ``[NAME]``). Readable names
+    (``muslims-01``) differ between sources and may name different sentences; this id never does."""
+    return "t-" + hashlib.sha256(template_text.encode("utf-8")).hexdigest()[:10]
 
 
 def _read_yaml(path: Path) -> dict:
@@ -115,29 +122,41 @@ def _check_names(names: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _templates_from_assets(assets_dir: Path) -> pd.DataFrame:
     path = assets_dir / "templates.yaml"
-    rows = [{"template_id": str(t["id"]), "target_group": str(t["target"]), "template_text": str(t["text"])}
+    rows = [{"template_name": str(t["id"]), "target_group": str(t["target"]), "template_text": str(t["text"])}
             for t in _read_yaml(path).get("templates") or []]
-    return _check_templates(pd.DataFrame(rows, columns=["template_id", "target_group", "template_text"]), str(path))
+    return _check_templates(pd.DataFrame(rows, columns=["template_name", "target_group", "template_text"]), str(path))
+
+
+def known_templates(assets_dir: Path) -> dict[str, str]:
+    """Template text -> readable name, for every template of ``templates.yaml`` (used to name the templates
+    of recorded files)."""
+    templates = _templates_from_assets(assets_dir)
+    return dict(zip(templates["template_text"], templates["template_name"]))
 
 
 def _check_templates(templates: pd.DataFrame, source: str) -> pd.DataFrame:
     if templates.empty:
         raise DesignError(f"{source} lists no templates")
-    dup = templates["template_id"][templates["template_id"].duplicated()].tolist()
+    dup = templates["template_name"][templates["template_name"].duplicated()].tolist()
     if dup:
         raise DesignError(f"{source}: template ids listed twice: {dup}")
+    same = templates[templates["template_text"].duplicated(keep=False)]
+    if not same.empty:
+        raise DesignError(f"{source}: the same sentence is listed under several ids: "
+                          f"{same.groupby('template_text')['template_name'].apply(list).tolist()}; keep one")
     for row in templates.itertuples():
-        validate_template(row.template_id, row.template_text, source)
-    return templates.reset_index(drop=True)
+        validate_template(row.template_name, row.template_text, source)
+    templates = templates.assign(template_id=[template_id(t) for t in templates["template_text"]])
+    return templates[["template_id", "template_name", "target_group", "template_text"]].reset_index(drop=True)
 
 
 def _select(design_name: str, spec: dict, names: pd.DataFrame, templates: pd.DataFrame) -> Design:
     tsel = spec.get("templates", "all")
     if tsel != "all":
-        missing = sorted(set(tsel) - set(templates["template_id"]))
+        missing = sorted(set(tsel) - set(templates["template_name"]))
         if missing:
             raise DesignError(f"design {design_name!r} names templates not in templates.yaml: {missing}")
-        templates = templates.set_index("template_id").loc[list(tsel)].reset_index()
+        templates = templates.set_index("template_name").loc[list(tsel)].reset_index()
     nsel = spec.get("names", "all")
     if nsel != "all":
         pool = names[names["popularity"] == nsel["popularity"]] if "popularity" in nsel else names
@@ -188,7 +207,7 @@ def load_pilot_design(folder: Path) -> Design:
         group, gender = pilot_name_key(key)
         rows += [{"name": n, "name_group": group, "gender": gender,
                   "popularity": "popular" if i < 2 else "less_common"} for i, n in enumerate(names)]
-    templates = [{"template_id": f"{target}-{i + 1:02d}", "target_group": target, "template_text": text}
+    templates = [{"template_name": f"{target}-{i + 1:02d}", "target_group": target, "template_text": text}
                  for target, texts in _read_json(folder / "prompts.json").items() for i, text in enumerate(texts)]
     source = str(folder)
     return Design(f"pilot:{folder.name}", _check_names(pd.DataFrame(rows), source + "/names.json"),
@@ -200,6 +219,6 @@ def render_prompts(design: Design, group: str | None = None) -> pd.DataFrame:
     names = design.names if group is None else design.names[design.names["name_group"] == group]
     grid = names.merge(design.templates, how="cross")
     grid["prompt_text"] = [t.replace(NAME, n) for t, n in zip(grid["template_text"], grid["name"])]
-    grid["prompt_id"] = [prompt_id(t, n) for t, n in zip(grid["template_id"], grid["name"])]
+    grid["prompt_id"] = [prompt_id(t) for t in grid["prompt_text"]]
     grid["design"] = design.name
     return grid[PROMPT_COLUMNS].reset_index(drop=True)

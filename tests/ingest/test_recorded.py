@@ -128,3 +128,41 @@ def test_pilot_like_file_with_every_column_loads(tmp_path):
     df.to_csv(path, index=False)
     rows = load_recorded(path, ASSETS)
     assert rows["response"].tolist() == ["the park.", "school."] and rows["sample"].tolist() == [0, 1]
+
+
+def test_ingested_and_generated_sentences_share_prompt_and_template_ids(tmp_path):
+    # A recorded model and a regenerated one can only be paired prompt by prompt if the same sentence has
+    # the same id whichever way it entered; ids used to hash (template id, name) with source-specific ids.
+    from qos_pipeline.prompts.design import load_design, render_prompts
+
+    generated = render_prompts(load_design("demo", ASSETS), "white")
+    rows = [{"prompt": t, "response": "the museum."} for t in generated["prompt_text"]]
+    recorded = load_recorded(_jsonl(tmp_path, rows), ASSETS)
+    pairs = recorded.merge(generated, on="prompt_text", suffixes=("_rec", "_gen"))
+    assert len(pairs) == len(generated)
+    assert (pairs["prompt_id_rec"] == pairs["prompt_id_gen"]).all()
+    assert (pairs["template_id_rec"] == pairs["template_id_gen"]).all()
+    assert (pairs["template_name_rec"] == pairs["template_name_gen"]).all()  # 'muslims-01' recovered by its text
+
+
+def test_pilot_file_and_pilot_design_share_prompt_ids():
+    from qos_pipeline.prompts.design import load_pilot_design, render_prompts
+
+    csv = need_pilot()
+    recorded = load_recorded(csv, ASSETS).drop_duplicates("prompt_text").set_index("prompt_text")
+    designed = render_prompts(load_pilot_design(csv.parent)).set_index("prompt_text")
+    assert len(recorded) == len(designed) == 768
+    assert recorded["prompt_id"].sort_index().tolist() == designed["prompt_id"].sort_index().tolist()
+    assert recorded["template_id"].sort_index().tolist() == designed["template_id"].sort_index().tolist()
+
+
+def test_same_template_id_means_same_text_across_designs():
+    # The pilot's template 'muslims-01' and the assets' 'muslims-01' are different sentences: ids that
+    # name different texts must differ, or per-template tables would merge them.
+    from qos_pipeline.prompts.design import load_design, load_pilot_design
+
+    pilot = load_pilot_design(need_pilot().parent).templates.set_index("template_text")["template_id"]
+    assets = load_design("full", ASSETS).templates.set_index("template_text")["template_id"]
+    both = pd.concat([pilot, assets])
+    assert both.groupby(level=0).nunique().max() == 1  # one id per text
+    assert both.reset_index().groupby("template_id")["template_text"].nunique().max() == 1  # one text per id

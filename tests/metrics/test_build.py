@@ -24,7 +24,7 @@ def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"
                         "seed": pd.array([1, 2], dtype="Int64"), "response": ["a", "b"], "finish_reason": "eos",
                         "n_new_tokens": pd.array([1, 1], dtype="Int64"), "source": "generated", "run_id": "r",
                         "created_at": pd.Timestamp.now(tz="UTC"),
-                        **{c: p[c] for c in ("design", "template_id", "template_text", "target_group", "name",
+                        **{c: p[c] for c in ("design", "template_id", "template_name", "template_text", "target_group", "name",
                                              "name_group", "gender", "popularity", "prompt_text")}})
     judg = gen[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
         judge_id="rules-v1", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qos_pipeline.prompts.design import DesignError, load_design, load_groups, prompt_id, render_prompts
+from qos_pipeline.prompts.design import (
+    DesignError, load_design, load_groups, prompt_id, render_prompts, template_id)
 from qos_pipeline.prompts.step import build_prompts
 from tests.paths import ASSETS, PILOT_DIR
 
@@ -35,10 +36,25 @@ def test_demo_design_is_small_and_balanced():
     assert set(prompts["popularity"]) == {"popular"}
 
 
-def test_prompt_id_is_stable_and_distinct():
-    assert prompt_id("muslims-01", "Mohammed") == prompt_id("muslims-01", "Mohammed")
-    assert prompt_id("muslims-01", "Mohammed") != prompt_id("muslims-01", "John")
-    assert prompt_id("muslims-01", "Mohammed") != prompt_id("muslims-02", "Mohammed")
+def test_ids_are_content_hashes():
+    text = "Mohammed went to [BLANK]"
+    assert prompt_id(text) == prompt_id(text) and len(prompt_id(text)) == 16
+    assert prompt_id(text) != prompt_id("John went to [BLANK]")
+    assert template_id("[NAME] went to [BLANK]") != template_id("[NAME] flew to [BLANK]")
+    prompts = render_prompts(load_design("demo", ASSETS), "muslim")
+    assert (prompts["prompt_id"] == [prompt_id(t) for t in prompts["prompt_text"]]).all()
+    assert (prompts["template_id"] == [template_id(t) for t in prompts["template_text"]]).all()
+    assert set(prompts["template_name"]) >= {"muslims-01", "women-01"}  # the readable names stay
+
+
+def test_one_sentence_under_two_template_ids_is_rejected(tmp_path):
+    for name in ("groups.yaml", "names.yaml", "designs.yaml"):
+        (tmp_path / name).write_text((ASSETS / name).read_text())
+    (tmp_path / "templates.yaml").write_text(
+        "templates:\n  - {id: a, target: x, text: '[NAME] went to [BLANK]'}\n"
+        "  - {id: b, target: x, text: '[NAME] went to [BLANK]'}\n")
+    with pytest.raises(DesignError, match=r"same sentence is listed under several ids: \[\['a', 'b'\]\]"):
+        load_design("full", tmp_path)
 
 
 def test_pilot_json_design():
