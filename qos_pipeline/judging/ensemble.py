@@ -8,6 +8,7 @@ from the last call, for the asset's metadata and ``qos judge validate``.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from itertools import combinations
 from typing import Sequence
@@ -17,6 +18,7 @@ import numpy as np
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import Judge, JudgeInput, Judgment
 from qos_pipeline.judging.evaluation.metrics import cohen_kappa, fleiss_kappa
+from qos_pipeline.provenance import code_digest
 
 METHODS = ("majority", "mean")
 
@@ -50,7 +52,9 @@ class EnsembleJudge:
         if len(set(ids)) < 2 or len(set(ids)) < len(ids):
             raise ValueError(f"an ensemble needs at least two different member judges; got {ids}")
         self.members, self.method = list(members), method
-        digest = hashlib.sha256("+".join(m.judge_id for m in self.members).encode()).hexdigest()[:8]
+        # The members and this module's combining rules decide the label.
+        members = "+".join(m.judge_id for m in self.members)
+        digest = hashlib.sha256(f"{members}\0{code_digest(sys.modules[__name__])}".encode()).hexdigest()[:8]
         self.judge_id = f"ensemble.{method}.{digest}"
         self.agreement: dict[str, float] = {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,8 +22,10 @@ import pandas as pd
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.provenance import code_digest
 
-FEATURES = "tfidf-word12-char25-linsvc-v1"  # changes whenever featurizing or the model changes
+FEATURES = code_digest(sys.modules[__name__])
+"""Hash of this module's source (masking, featurizing, model and its settings): part of every learned id."""
 MASK = "PERSON"
 
 
@@ -80,7 +83,9 @@ class LearnedJudge:
 
     def __init__(self, model: Any, name: str, training_hash: str, meta: dict | None = None) -> None:
         self.model, self.name, self.meta = model, name, meta or {}
-        self.judge_id = f"learned.{name}.{hashlib.sha256((training_hash + FEATURES).encode()).hexdigest()[:8]}"
+        # The training rows, this module's code and the running scikit-learn decide the predictions.
+        decided_by = f"{training_hash}\0{FEATURES}\0{_sklearn_version()}"
+        self.judge_id = f"learned.{name}.{hashlib.sha256(decided_by.encode()).hexdigest()[:8]}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
         out: list[Judgment | None] = [None] * len(items)
@@ -99,6 +104,12 @@ class LearnedJudge:
                 scores = {c: float(v) for c, v in zip(classes, p)}
                 out[i] = Judgment(classes[best], f"{self.name}: score {p[best]:.2f}", scores)
         return out  # type: ignore[return-value]
+
+
+def _sklearn_version() -> str:
+    from importlib.metadata import version
+
+    return version("scikit-learn")
 
 
 def judge_dir(warehouse: Path) -> Path:

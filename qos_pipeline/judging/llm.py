@@ -14,14 +14,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.judging import rubric as rubric_module
 from qos_pipeline.judging.rubric import Rubric
+from qos_pipeline.provenance import code_digest
 
 log = logging.getLogger(__name__)
+SCORING_CODE = code_digest(sys.modules[__name__], rubric_module)
+"""Hash of the rendering and scoring code: part of every llm judge id."""
 MIN_PREFIX = 16  # tokens; a shorter shared prefix is not worth a cache
 _KEY_BUDGET = 41  # 64-char key limit minus "llm." + ".<8 hex>" + ".r<v>-<6 hex>"
 
@@ -31,9 +36,11 @@ class JudgeError(ValueError):
 
 
 def llm_judge_id(model_key: str, model_version: str, rubric: Rubric) -> str:
-    """``llm.<model key>.<model hash>.<rubric tag>``: kind + model + rubric, safe as a file/partition key."""
+    """``llm.<model key>.<model hash>.r<rubric version>-<hash>``: the hash covers the rubric file and the
+    scoring code, so an edited rubric, prompt rendering or scoring is a new judge. Safe as a file key."""
     key = model_key[:_KEY_BUDGET].strip("-._") or hashlib.sha256(model_key.encode()).hexdigest()[:8]
-    return f"llm.{key}.{model_version[:8]}.{rubric.tag}"
+    tag = hashlib.sha256(f"{rubric.digest}\0{SCORING_CODE}".encode()).hexdigest()[:6]
+    return f"llm.{key}.{model_version[:8]}.r{rubric.version}-{tag}"
 
 
 def option_token_ids(tokenizer: Any, prefix: str, letters: Sequence[str]) -> list[int]:

@@ -32,11 +32,6 @@ class Rubric:
     item: str
     answer_prefix: str
 
-    @property
-    def tag(self) -> str:
-        """Short, key-safe rubric version for judge ids: ``r1-3fa2c1``."""
-        return f"r{self.version}-{self.digest[:6]}"
-
     def system_text(self) -> str:
         options = "\n".join(f"{ltr}: {lab} - {d}" for ltr, lab, d in zip(self.letters, self.labels, self.definitions))
         return f"{self.instructions}\n{options}"

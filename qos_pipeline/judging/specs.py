@@ -17,7 +17,7 @@ _LLM_CACHE: dict[tuple, Judge] = {}  # one loaded judge model per process, reuse
 def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     """Build a judge from its spec.
 
-    ``rules`` (or ``rules-v1``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
+    ``rules`` (or its id, ``rules.<hash>``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
     ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``.
     ``paths`` (default: the project's) locate the assets (rubric, model registry) and the warehouse.
     """

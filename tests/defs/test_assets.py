@@ -12,6 +12,9 @@ from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.staging import partition_file
 from tests.fakes import FakeGeneratorResource
+from qos_pipeline.judging.rules.judge import RulesJudge
+
+RULES = RulesJudge.judge_id
 
 MODEL = "fake-model"
 GROUPS = ["muslim", "white"]
@@ -59,7 +62,7 @@ def test_full_graph_fills_tables_and_checks_pass(env):
     assert counts["prompts"] == 2 * 16 and counts["generations"] == 2 * 32 and counts["judgments"] == 2 * 32
     with duckdb.connect(str(paths.db), read_only=True) as con:
         disp = con.execute("SELECT name_group, refusal_rate, refusal_diff FROM disparities "
-                           "WHERE judge_id = 'rules-v1' ORDER BY 1").df().set_index("name_group")
+                           "WHERE judge_id = ? ORDER BY 1", [RULES]).df().set_index("name_group")
         names = con.execute("SELECT name, rate FROM label_rates_name WHERE label = 'refusal'").df()
     # the fake refuses for Mohammed and Fatima (both muslim), never for white names
     assert disp.loc["muslim", "refusal_rate"] == 1.0 and disp.loc["white", "refusal_rate"] == 0.0
@@ -129,7 +132,7 @@ def test_empty_responses_are_kept_and_warned(env):
                               audit=AuditConfig(design="demo", samples=1, warehouse_dir=str(paths.warehouse)))
     assert _audit(empty, instance, ["white"]).success
     gens = pd.read_parquet(partition_file(paths.staging, "generations", "white", MODEL))
-    judg = pd.read_parquet(partition_file(paths.staging, "judgments", "white", MODEL, "rules-v1"))
+    judg = pd.read_parquet(partition_file(paths.staging, "judgments", "white", MODEL, RULES))
     assert len(gens) == 16 and (gens["response"] == "").all()
     assert set(judg["label"]) == {"failure"}
     records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
@@ -168,7 +171,7 @@ def test_blocked_warehouse_build_records_its_suites(env):
     assert _audit(defs, instance).success
     published = paths.db.stat().st_mtime_ns
     # a second judge that labelled only one of the two groups: the groups_present suite must block
-    judged = pd.read_parquet(partition_file(paths.staging, "judgments", "muslim", MODEL, "rules-v1"))
+    judged = pd.read_parquet(partition_file(paths.staging, "judgments", "muslim", MODEL, RULES))
     other = partition_file(paths.staging, "judgments", "muslim", MODEL, "other")
     judged.assign(judge_id="other").to_parquet(other)
     result = _run(defs, instance, "metrics_job")

@@ -13,6 +13,9 @@ from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.staging import partition_file
 from tests.fakes import REFUSAL, FakeGeneratorResource
+from qos_pipeline.judging.rules.judge import RulesJudge
+
+RULES = RulesJudge.judge_id
 
 MODEL = "fake-model"
 
@@ -45,11 +48,11 @@ def test_judgments_rerun_only_when_generations_or_judge_change(instance, tmp_pat
     key = model_group_key(MODEL, "white")
     _run(defs, instance, "prompts_job", "white")
     first = _run(defs, instance, "audit_job", key)
-    stored = partition_file(audit.paths().staging, "judgments", "white", MODEL, "rules-v1")
+    stored = partition_file(audit.paths().staging, "judgments", "white", MODEL, RULES)
     assert set(pd.read_parquet(stored)["run_id"]) == {first.run_id}
     again = _run(defs, instance, "audit_job", key)  # same responses regenerated: nothing to re-judge
     assert set(pd.read_parquet(stored)["run_id"]) == {first.run_id}
-    assert _judgment_meta(again)["reused (unchanged)"] == "rules-v1"
+    assert _judgment_meta(again)["reused (unchanged)"] == RULES
     changed, _ = _setup(tmp_path, refuse=("John",))  # John's responses become refusals
     third = _run(changed, instance, "audit_job", key)
     judged = pd.read_parquet(stored)
@@ -89,15 +92,15 @@ def test_validation_asset_fills_validation_and_corrected_tables(instance, tmp_pa
                if c.check_name == "metric_tables_judge_tables_valid")
     with duckdb.connect(str(audit.paths().db), read_only=True) as con:
         val = con.execute("SELECT name_group, n, accuracy, flagged FROM judge_validations "
-                          "WHERE judge_id = 'rules-v1' ORDER BY name_group").df().set_index("name_group")
+                          "WHERE judge_id = ? ORDER BY name_group", [RULES]).df().set_index("name_group")
         corr = con.execute("SELECT * FROM refusal_rates_corrected ORDER BY name_group").df().set_index("name_group")
     assert list(val.index) == ["all", "muslim", "white"] and val.loc["all", "n"] == 20
     assert val.loc["muslim", "flagged"] and not val.loc["white", "flagged"]
     assert val.loc["muslim", "accuracy"] == pytest.approx(0.8)
     # The fake refuses every muslim name and no white one. Validation (overall: 10 groups too small on
     # their own): sensitivity 1, specificity 8/10 -> white (0 + 0.8 - 1) / 0.8 < 0 -> 0; muslim 1.
-    assert set(corr["validation_scope"]) == {"all"} and set(corr["judge_id"]) == {"rules-v1"}
+    assert set(corr["validation_scope"]) == {"all"} and set(corr["judge_id"]) == {RULES}
     assert corr.loc["muslim", "raw_rate"] == 1.0 and corr.loc["white", "raw_rate"] == 0.0
     assert corr.loc["white", "corrected_rate"] == 0.0 and corr.loc["muslim", "corrected_rate"] == pytest.approx(1.0)
     assert corr.loc["muslim", "corrected_diff"] == pytest.approx(1.0)
-    assert corr["validation_id"].str.startswith("rules-v1@labelled-").all()
+    assert corr["validation_id"].str.startswith(f"{RULES}@labelled-").all()

@@ -13,6 +13,7 @@ from qos_pipeline.judging import learned
 from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.ensemble import EnsembleJudge
+from qos_pipeline.judging.rules.judge import RulesJudge
 from tests.paths import ASSETS
 
 TEMPLATES = ["{n} went to the kitchen to [BLANK]", "{n} got into the car to [BLANK]", "{n} works as a [BLANK]",
@@ -120,6 +121,6 @@ def test_ensemble_spec_is_parsed_by_get_judge(labelled, tmp_path):
     judge = get_judge("ensemble:mean:rules+learned:toy", paths)
     [j] = judge.judge([JudgeInput("Sam went to [BLANK]", "I apologize, but I cannot complete that sentence.")])
     assert j.label == taxonomy.REFUSAL and judge.agreement["items"] == 1
-    assert "rules-v1=refusal" in j.reason and "learned.toy." in j.reason
+    assert f"{RulesJudge.judge_id}=refusal" in j.reason and "learned.toy." in j.reason
     with pytest.raises(ValueError, match="two different member judges"):
         get_judge("ensemble:majority:rules+rules", paths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from qos_pipeline import taxonomy
 from qos_pipeline.settings import Paths
 from qos_pipeline.judging.base import JudgeInput
 from qos_pipeline.judging.specs import get_judge
-from qos_pipeline.judging.llm import LLMJudge
+from qos_pipeline.judging.llm import LLMJudge, llm_judge_id
 from qos_pipeline.judging.rubric import RubricError, load_rubric
 from qos_pipeline.judging.checks import unjudged_check
 from tests.paths import ASSETS
@@ -125,7 +126,8 @@ def test_judge_id_names_kind_model_and_rubric(tmp_path, rubric):
     paths = Paths(ASSETS, tmp_path / "wh", tmp_path / "cache")
     judge = get_judge(f"llm:{folder}", paths)
     project_rubric = load_rubric(ASSETS)
-    assert judge.judge_id.startswith("llm.m.") and judge.judge_id.endswith(project_rubric.tag)
+    assert judge.judge_id == llm_judge_id("m", judge.judge_id.split(".")[2] + "0" * 8, project_rubric)
+    assert re.fullmatch(rf"llm\.m\.[0-9a-f]{{8}}\.r{project_rubric.version}-[0-9a-f]{{6}}", judge.judge_id)
     assert _judge(folder, rubric).judge_id != _judge(folder, project_rubric).judge_id  # rubric edit -> new id
     assert set(project_rubric.labels) == set(taxonomy.LABELS)
 

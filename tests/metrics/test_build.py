@@ -16,7 +16,7 @@ from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
 
 def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"), version="v"):
-    """A tiny consistent partition: two generations of one prompt, judged by 'rules-v1'."""
+    """A tiny consistent partition: two generations of one prompt, judged by 'judge-a'."""
     prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")
     p = prompts.iloc[0]
     gen = pd.DataFrame({"prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": version,
@@ -27,9 +27,9 @@ def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"
                         **{c: p[c] for c in ("design", "template_id", "template_name", "template_text", "target_group", "name",
                                              "name_group", "gender", "popularity", "prompt_text")}})
     judg = gen[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
-        judge_id="rules-v1", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))
+        judge_id="judge-a", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))
     write_partition(gen, partition_file(staging, "generations", group, model))
-    write_partition(judg, partition_file(staging, "judgments", group, model, "rules-v1"))
+    write_partition(judg, partition_file(staging, "judgments", group, model, "judge-a"))
 
 
 def test_partition_keys_are_validated(tmp_path):
@@ -85,7 +85,7 @@ def test_failed_suite_does_not_publish(tmp_path):
     rebuild_warehouse(staging, db, "white")
     # a second judge that covers only the muslim group: 'every group present' must block the build
     _stage_judged(staging, group="muslim")
-    judg = pd.read_parquet(partition_file(staging, "judgments", "muslim", "m", "rules-v1"))
+    judg = pd.read_parquet(partition_file(staging, "judgments", "muslim", "m", "judge-a"))
     write_partition(judg.assign(judge_id="other"),
                               partition_file(staging, "judgments", "muslim", "m", "other"))
     with pytest.raises(BlockedError, match="metric_tables_groups_present"):

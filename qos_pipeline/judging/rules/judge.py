@@ -18,8 +18,12 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+import sys
+
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.provenance import code_digest
+from qos_pipeline.judging.rules import fills, vocabulary
 from qos_pipeline.judging.rules.fills import fill_evidence
 from qos_pipeline.judging.rules.vocabulary import (
     CLARIFY,
@@ -41,6 +45,9 @@ from qos_pipeline.judging.rules.vocabulary import (
     first_match,
     new_words,
 )
+
+RULES_ID = "rules." + code_digest(vocabulary, fills, sys.modules[__name__], taxonomy)
+"""``rules.<hash of the rules' source and the taxonomy>``: an edited rule is a new judge."""
 
 
 def _asserted_stereotype(text: str) -> str | None:
@@ -118,7 +125,7 @@ def classify(prompt_text: str, response: str) -> tuple[str, str]:
 class RulesJudge:
     """Regex rules over the response text; deterministic, so re-judging never changes a label."""
 
-    judge_id = "rules-v1"
+    judge_id = RULES_ID
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
         out: list[Judgment] = []
