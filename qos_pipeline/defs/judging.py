@@ -14,7 +14,7 @@ from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
-from qos_pipeline.judging.step import judge_partition
+from qos_pipeline.judging.step import judge_partition, stale_judgment_files
 from qos_pipeline.staging import partition_file, read_partition, write_partition
 
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
@@ -28,8 +28,9 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator
     """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
     or ``unjudged``) for each generation of one model x group, by each configured judge (``rules``,
     ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
-    A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept.
-    Grain: one row per (prompt_id, sample, judge_id)."""
+    A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept. Files
+    of judges not run this time that labelled replaced responses are deleted (they judged other outputs).
+    Grain: one row per (generation_id, judge_id)."""
     model, group = split_key(context)
     paths = audit.paths()
     gens = read_partition(partition_file(paths.staging, "generations", group, model),
@@ -49,10 +50,15 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator
     for judge_id, df in frames.items():
         if judge_id not in reused:
             write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
+    folder = partition_file(paths.staging, "judgments", group, model).parent
+    dropped = stale_judgment_files(folder, gens, keep=set(frames))
+    for file in dropped:
+        file.unlink()
     all_rows = pd.concat(frames.values())
     yield dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
-                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows)})
+                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows),
+                  "dropped (labelled replaced responses)": ", ".join(f.stem for f in dropped) or "none"})
 
 
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]

@@ -24,10 +24,10 @@ import pandas as pd
 
 from qos_pipeline.generation.interface import GenerationRequest, GenerationResult, Generator
 from qos_pipeline.generation.sampling import SamplingConfig
-from qos_pipeline.provenance import check_key
+from qos_pipeline.provenance import check_key, generation_id
 from qos_pipeline.staging import write_partition
 
-CACHE_COLUMNS = ["cache_key", "prompt_id", "sample", "prompt_format", "system_prompt", "model_key",
+CACHE_COLUMNS = ["generation_id", "cache_key", "prompt_id", "sample", "prompt_format", "system_prompt", "model_key",
                  "model_version", "gen_config", "gen_config_hash", "seed", "response", "finish_reason",
                  "n_new_tokens", "source", "run_id", "created_at"]
 log = logging.getLogger("qos_pipeline.generation")
@@ -65,6 +65,8 @@ class RowStore:
                 log.warning("cache chunk %s is unreadable (%s); its rows will be generated again", file, exc)
                 continue
             for row in frame.to_dict("records"):
+                # chunks of older versions lack the id; it is a function of the row, so add it
+                row.setdefault("generation_id", generation_id(row["cache_key"], row["response"]))
                 rows.setdefault(row["cache_key"], row)
         return rows
 
@@ -108,7 +110,8 @@ def _batches(generator: Generator, requests: Sequence[GenerationRequest], sampli
 
 
 def _row(key: str, request: GenerationRequest, result: GenerationResult, base: dict[str, Any]) -> dict[str, Any]:
-    return {**base, "cache_key": key, "prompt_id": request.prompt_id, "sample": request.sample,
+    return {**base, "generation_id": generation_id(key, result.response), "cache_key": key,
+            "prompt_id": request.prompt_id, "sample": request.sample,
             "prompt_format": request.prompt_format.id, "system_prompt": request.prompt_format.system,
             "seed": request.seed, "response": result.response, "finish_reason": result.finish_reason,
             "n_new_tokens": result.n_new_tokens, "created_at": pd.Timestamp.now(tz="UTC")}

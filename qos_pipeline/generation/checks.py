@@ -21,8 +21,13 @@ ROW_KEYS = {
 }
 
 
+GENERATION_ID = pa.Column(**STR, checks=pa.Check.str_matches(r"^[0-9a-f]{16}$"))
+"""Hash of what produced a row and its response (``provenance.generation_id``); judgments carry it."""
+
 generations_schema = pa.DataFrameSchema(
     {
+        # one row per id: two rows with one id would be one output twice, and a label would join both
+        "generation_id": pa.Column(**STR, checks=GENERATION_ID.checks, unique=True),
         **ROW_KEYS, **{k: v for k, v in PROMPT_FIELDS.items() if k != "prompt_id"},
         "system_prompt": pa.Column(str, nullable=True),
         "gen_config": pa.Column(**STR), "gen_config_hash": pa.Column(**STR),

@@ -19,7 +19,8 @@ from qos_pipeline.ingest.reading import IngestError, read_table
 from qos_pipeline.judging.checks import judgment_checks
 from qos_pipeline.prompts.design import (
     BLANK, NAME, PROMPT_META, known_templates, load_design, pilot_name_key, prompt_id, template_id)
-from qos_pipeline.provenance import check_key, utc_now
+from qos_pipeline.judging.step import ATTR, generations_hash
+from qos_pipeline.provenance import check_key, generation_id, utc_now
 from qos_pipeline.taxonomy import normalize_label
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
@@ -114,6 +115,8 @@ def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, 
                      seed=pd.array([None] * len(gen), dtype="Int64"), finish_reason="recorded",
                      n_new_tokens=pd.array([None] * len(gen), dtype="Int64"), source=f"ingest:{path.name}",
                      run_id=run_id, created_at=utc_now())
+    gen.insert(0, "generation_id", [generation_id(f"{version}\x1f{prompt_format}\x1f{p}\x1f{k}", r) for p, k, r
+                                    in zip(gen["prompt_id"], gen["sample"], gen["response"])])
     if with_labels:
         if "label" not in df:
             raise IngestError(f"{path} has no 'label' column, so --labels human cannot be used")
@@ -131,9 +134,10 @@ def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, 
         outcomes = generation_checks(g, g["prompt_id"].unique().tolist(), int(g["sample"].max()) + 1)
         j = None
         if with_labels:
-            j = part[["prompt_id", "sample", "model_key", "model_version", "prompt_format", "label"]].assign(
-                judge_id=HUMAN_JUDGE, reason="human annotation", scores=None, run_id=run_id,
-                judged_at=utc_now()).reset_index(drop=True)
+            j = part[["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format",
+                      "label"]].assign(judge_id=HUMAN_JUDGE, reason="human annotation", scores=None, run_id=run_id,
+                                       judged_at=utc_now()).reset_index(drop=True)
+            j.attrs[ATTR] = {"judge_id": HUMAN_JUDGE, "generations_hash": generations_hash(g)}
             outcomes += judgment_checks(j)
         failed = [o for o in outcomes if o.blocking and not o.passed]
         if failed:

@@ -7,19 +7,20 @@ import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome, schema_check
-from qos_pipeline.generation.checks import ROW_KEYS
+from qos_pipeline.generation.checks import GENERATION_ID, ROW_KEYS
 from qos_pipeline.prompts.checks import NONEMPTY, STR, UTC
 from qos_pipeline.taxonomy import ALL_LABELS, UNJUDGED
 
 judgments_schema = pa.DataFrameSchema(
     {
+        "generation_id": GENERATION_ID,
         **ROW_KEYS,
         "judge_id": pa.Column(**STR, checks=NONEMPTY),
         "label": pa.Column(**STR, checks=pa.Check.isin(ALL_LABELS)),
         "reason": pa.Column(str, nullable=True), "scores": pa.Column(str, nullable=True),
         "judged_at": pa.Column(**UTC),
     },
-    unique=["model_key", "model_version", "prompt_format", "judge_id", "prompt_id", "sample"],
+    unique=["judge_id", "generation_id"],
     strict=True, name="judgments",
 )
 

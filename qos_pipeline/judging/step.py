@@ -20,7 +20,8 @@ from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.judging.base import JudgeInput
 from qos_pipeline.provenance import utc_now
 
-HASHED = ["prompt_id", "sample", "model_key", "model_version", "prompt_format", "prompt_text", "name", "response"]
+HASHED = ["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format", "prompt_text", "name",
+          "response"]
 ATTR = "qos_judging"  # key in DataFrame.attrs, which pandas keeps in the Parquet file's metadata
 
 
@@ -50,7 +51,7 @@ def judge_rows(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tup
     out = judge_impl.judge(items)
     if len(out) != len(items):
         raise RuntimeError(f"judge {judge_impl.judge_id} returned {len(out)} judgments for {len(items)} responses")
-    df = generations[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].copy()
+    df = generations[["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format"]].copy()
     df["judge_id"] = judge_impl.judge_id
     df["label"] = [j.label for j in out]
     df["reason"] = [j.reason for j in out]
@@ -70,3 +71,12 @@ def judge_partition(gens: pd.DataFrame, judge: Judge, run_id: str, stored: Path
     df, outcomes = judge_rows(gens, judge, run_id)
     df.attrs[ATTR] = provenance
     return df, outcomes + [unjudged_check(df)], False
+
+
+def stale_judgment_files(folder: Path, gens: pd.DataFrame, keep: set[str]) -> list[Path]:
+    """Judgment files in a partition's folder that label other responses than ``gens`` (judges not re-run
+    since the generations were replaced), leaving out the judges in ``keep``. A file without provenance is
+    stale too: nothing says which responses it labelled."""
+    digest = generations_hash(gens)
+    return sorted(f for f in Path(folder).glob("*.parquet")
+                  if f.stem not in keep and stored_provenance(f).get("generations_hash") != digest)

@@ -40,11 +40,16 @@ def _sql(name: str) -> str:
 def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:
     """Load every staged file of ``table``; a broken file is named, with ``fix`` saying what to do."""
     files = sorted((staging / table).rglob("*.parquet"))
+    required = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = ? AND is_nullable = 'NO'", [table]).fetchall()}
     for f in files:  # name the broken file instead of failing on a glob
         try:
-            con.execute("SELECT count(*) FROM read_parquet(?)", [str(f)]).fetchone()
+            columns = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f)]).fetchall()}
         except Exception as exc:
             raise WarehouseError(f"staged file {f} is unreadable ({exc}); {fix}") from exc
+        if required - columns:
+            raise WarehouseError(f"staged file {f} lacks column(s) {sorted(required - columns)}: it was written by an "
+                                 f"older qos-pipeline or another tool; {fix}")
     if files:
         # hive_partitioning off: the model=/group= folders are already columns inside each file.
         try:

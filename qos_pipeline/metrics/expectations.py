@@ -66,12 +66,20 @@ def _rate_sums(con) -> pd.DataFrame:
 
 
 def _missing_groups(con) -> pd.DataFrame:
-    # Each judge of a model must cover every group that the model has generations for.
+    # A judge counted for a model must cover every group that the model has generations for.
     return con.execute("""
         SELECT DISTINCT g.model_key, g.model_version, g.prompt_format, j.judge_id, g.name_group
-        FROM generations g JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judgments) j
+        FROM generations g JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judged) j
           USING (model_key, model_version, prompt_format)
         EXCEPT SELECT model_key, model_version, prompt_format, judge_id, name_group FROM label_rates_group
+    """).df()
+
+
+def _orphan_judgments(con) -> pd.DataFrame:
+    # Labels of responses that were replaced since (a judge not re-run after new generations): never counted.
+    return con.execute("""
+        SELECT model_key, model_version, prompt_format, judge_id, count(*) AS labels
+        FROM judgments j ANTI JOIN generations g USING (generation_id) GROUP BY ALL ORDER BY ALL
     """).df()
 
 
@@ -82,7 +90,7 @@ def validate_database(db: Path) -> list[CheckOutcome]:
 
     ctx = _context()
     with duckdb.connect(str(db), read_only=True) as con:
-        rates, sums, missing = _rate_rows(con), _rate_sums(con), _missing_groups(con)
+        rates, sums, missing, orphans = _rate_rows(con), _rate_sums(con), _missing_groups(con), _orphan_judgments(con)
         judgments = con.execute("SELECT label, judge_id FROM judgments").df()
         disparities = con.execute("SELECT * FROM disparities").df()
     return [
@@ -101,6 +109,8 @@ def validate_database(db: Path) -> list[CheckOutcome]:
             gxe.ExpectColumnValuesToNotBeNull(column="judge_id"),
         ]),
         run_suite(ctx, "metric_tables_groups_present", missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],
+                  blocking=False),
         run_suite(ctx, "metric_tables_reference_group_present", disparities, [
             gxe.ExpectColumnValuesToNotBeNull(column="ref_any_refusal_rate"),
         ], blocking=False),

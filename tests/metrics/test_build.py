@@ -10,6 +10,7 @@ from qos_pipeline.metrics import build as warehouse
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.prompts.step import build_prompts
+from qos_pipeline.provenance import generation_id
 from qos_pipeline.metrics.step import rebuild_warehouse
 from tests.paths import ASSETS
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
@@ -19,14 +20,15 @@ def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"
     """A tiny consistent partition: two generations of one prompt, judged by 'judge-a'."""
     prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")
     p = prompts.iloc[0]
-    gen = pd.DataFrame({"prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": version,
+    gen = pd.DataFrame({"generation_id": [generation_id(f"{model}{version}{group}", r) for r in "ab"],
+                        "prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": version,
                         "prompt_format": "f", "system_prompt": None, "gen_config": "{}", "gen_config_hash": "h",
                         "seed": pd.array([1, 2], dtype="Int64"), "response": ["a", "b"], "finish_reason": "eos",
                         "n_new_tokens": pd.array([1, 1], dtype="Int64"), "source": "generated", "run_id": "r",
                         "created_at": pd.Timestamp.now(tz="UTC"),
-                        **{c: p[c] for c in ("design", "template_id", "template_name", "template_text", "target_group", "name",
-                                             "name_group", "gender", "popularity", "prompt_text")}})
-    judg = gen[["prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
+                        **{c: p[c] for c in ("design", "template_id", "template_name", "template_text", "target_group",
+                                             "name", "name_group", "gender", "popularity", "prompt_text")}})
+    judg = gen[["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format"]].assign(
         judge_id="judge-a", label=list(labels), reason="", scores=None, run_id="r", judged_at=pd.Timestamp.now(tz="UTC"))
     write_partition(gen, partition_file(staging, "generations", group, model))
     write_partition(judg, partition_file(staging, "judgments", group, model, "judge-a"))
@@ -104,3 +106,32 @@ def test_missing_reference_group_only_warns(tmp_path):
 def test_readonly_connect_names_missing_db(tmp_path):
     with pytest.raises(WarehouseError, match="qos run"):
         warehouse.connect_readonly(tmp_path / "none.duckdb")
+
+
+def test_staged_file_of_an_older_version_is_named(tmp_path):
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging)
+    old = partition_file(staging, "judgments", "white", "m", "judge-a")
+    pd.read_parquet(old).drop(columns=["generation_id"]).to_parquet(old)  # as written before generation ids
+    with pytest.raises(WarehouseError, match=r"group=white/judge-a.parquet lacks column\(s\) \['generation_id'\]"):
+        rebuild_warehouse(staging, db, "white")
+    assert not db.exists()
+
+
+def test_a_label_of_a_replaced_response_is_never_joined(tmp_path):
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging, labels=("refusal", "refusal"))
+    stale = pd.read_parquet(partition_file(staging, "judgments", "white", "m", "judge-a"))
+    _stage_judged(staging, labels=("answer", "answer"), version="v")  # same keys...
+    gens = partition_file(staging, "generations", "white", "m")
+    new = pd.read_parquet(gens).assign(response=["c", "d"])  # ...new responses: new ids
+    new["generation_id"] = [generation_id("other-run", r) for r in new["response"]]
+    new.to_parquet(gens)
+    write_partition(stale.assign(judge_id="judge-b"), partition_file(staging, "judgments", "white", "m", "judge-b"))
+    write_partition(stale.assign(generation_id=new["generation_id"].tolist()),
+                    partition_file(staging, "judgments", "white", "m", "judge-a"))
+    rebuild_warehouse(staging, db, "white")
+    with duckdb.connect(str(db), read_only=True) as con:
+        joined = con.execute("SELECT judge_id, count(*) FROM judged GROUP BY 1").fetchall()
+        stored = con.execute("SELECT count(*) FROM judgments").fetchone()[0]
+    assert joined == [("judge-a", 2)] and stored == 4  # judge-b labelled the old responses: stored, never joined

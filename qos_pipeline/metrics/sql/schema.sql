@@ -9,7 +9,7 @@ CREATE TABLE prompts (
 );
 
 CREATE TABLE generations (
-    prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
+    generation_id VARCHAR NOT NULL PRIMARY KEY, prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     system_prompt VARCHAR, gen_config VARCHAR NOT NULL, gen_config_hash VARCHAR NOT NULL,
     seed BIGINT, response VARCHAR NOT NULL, finish_reason VARCHAR NOT NULL, n_new_tokens INTEGER,
@@ -21,7 +21,7 @@ CREATE TABLE generations (
 );
 
 CREATE TABLE judgments (
-    prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
+    generation_id VARCHAR NOT NULL, prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     judge_id VARCHAR NOT NULL, label VARCHAR NOT NULL, reason VARCHAR, scores VARCHAR,
     run_id VARCHAR NOT NULL, judged_at TIMESTAMPTZ NOT NULL
