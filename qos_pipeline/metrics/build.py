@@ -19,6 +19,8 @@ from qos_pipeline.staging import WarehouseError
 from qos_pipeline.provenance import check_key
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+CELL = ["model_key", "model_version", "prompt_format", "gen_config_hash", "design", "judge_id"]
+"""A metric cell: rates are computed within one, and groups are compared only within one."""
 BASE_TABLES = ("prompts", "generations", "judgments")
 
 # label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
@@ -65,7 +67,7 @@ def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
     if pooled:
         source += " UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM judged"
     template = _sql("label_rates.sql")
-    return template.format(table=table, source=source, dims="".join(f", {d}" for d in dims))
+    return template.format(table=table, source=source, cell=", ".join(CELL), dims="".join(f", {d}" for d in dims))
 
 
 def build_database(staging: Path, target: Path, reference_group: str) -> dict[str, int]:
@@ -115,7 +117,7 @@ def build_judge_tables(con, staging: Path) -> dict[str, int]:
     con.execute(_sql("judge_validations.sql"))
     for table in JUDGE_TABLES:
         _load_base_table(con, staging, table, "re-run `qos judge validate`")
-    rates = con.execute("SELECT model_key, model_version, prompt_format, judge_id, name_group, n, "
+    rates = con.execute(f"SELECT {', '.join(CELL)}, name_group, n, "
                         "any_refusal_rate AS raw_rate, any_refusal_diff AS raw_diff, reference_group "
                         "FROM disparities").df()
     corrected = correct_table(rates, con.execute("SELECT * FROM judge_validations").df())

@@ -13,9 +13,8 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.taxonomy import ALL_LABELS
-from qos_pipeline.metrics.build import LABEL_RATE_TABLES
+from qos_pipeline.metrics.build import CELL, LABEL_RATE_TABLES
 
-_CELL = ["model_key", "model_version", "prompt_format", "judge_id"]
 
 
 def _context():
@@ -60,18 +59,32 @@ def _rate_rows(con) -> pd.DataFrame:
 def _rate_sums(con) -> pd.DataFrame:
     parts = []
     for table, (dims, _) in LABEL_RATE_TABLES.items():
-        keys = ", ".join(_CELL + dims)
+        keys = ", ".join(CELL + dims)
         parts.append(f"SELECT '{table}' AS tbl, sum(rate) AS rate_sum FROM {table} GROUP BY {keys}")
     return con.execute(" UNION ALL ".join(parts)).df()
 
 
 def _missing_groups(con) -> pd.DataFrame:
-    # A judge counted for a model must cover every group that the model has generations for.
+    # A judge counted for a model must cover every group that the model has generations for (in any config:
+    # a group generated under another config is missing from this one's comparisons).
     return con.execute("""
         SELECT DISTINCT g.model_key, g.model_version, g.prompt_format, j.judge_id, g.name_group
         FROM generations g JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judged) j
           USING (model_key, model_version, prompt_format)
         EXCEPT SELECT model_key, model_version, prompt_format, judge_id, name_group FROM label_rates_group
+    """).df()
+
+
+def _mixed_configs(con) -> pd.DataFrame:
+    # Groups of one model generated under different sampling settings or designs: each config is a cell of
+    # its own, so a group without a reference-group twin in its config has no disparity.
+    return con.execute("""
+        SELECT model_key, model_version, prompt_format,
+               string_agg(DISTINCT gen_config_hash || ' / ' || design || ': ' || name_group, '; '
+                          ORDER BY gen_config_hash || ' / ' || design || ': ' || name_group) AS groups_by_config
+        FROM (SELECT DISTINCT model_key, model_version, prompt_format, gen_config_hash, design, name_group
+              FROM generations)
+        GROUP BY ALL HAVING count(DISTINCT (gen_config_hash, design)) > 1 ORDER BY ALL
     """).df()
 
 
@@ -91,6 +104,7 @@ def validate_database(db: Path) -> list[CheckOutcome]:
     ctx = _context()
     with duckdb.connect(str(db), read_only=True) as con:
         rates, sums, missing, orphans = _rate_rows(con), _rate_sums(con), _missing_groups(con), _orphan_judgments(con)
+        mixed = _mixed_configs(con)
         judgments = con.execute("SELECT label, judge_id FROM judgments").df()
         disparities = con.execute("SELECT * FROM disparities").df()
     return [
@@ -109,6 +123,8 @@ def validate_database(db: Path) -> list[CheckOutcome]:
             gxe.ExpectColumnValuesToNotBeNull(column="judge_id"),
         ]),
         run_suite(ctx, "metric_tables_groups_present", missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, "metric_tables_one_config_per_model", mixed, [gxe.ExpectTableRowCountToEqual(value=0)],
+                  blocking=False),
         run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],
                   blocking=False),
         run_suite(ctx, "metric_tables_reference_group_present", disparities, [

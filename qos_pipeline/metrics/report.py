@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS
-from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.build import CELL, connect_readonly
 
 # A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
 # a row of the report.
-_CELL = ["model_key", "model_version", "prompt_format", "judge_id"]
+_CELL = CELL
 
 
 def _pct(x: float) -> str:

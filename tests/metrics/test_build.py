@@ -16,13 +16,13 @@ from tests.paths import ASSETS
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 
 
-def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"), version="v"):
+def _stage_judged(staging, model="m", group="white", labels=("answer", "refusal"), version="v", config="h"):
     """A tiny consistent partition: two generations of one prompt, judged by 'judge-a'."""
     prompts, _ = build_prompts(load_design("demo", ASSETS), group, "r")
     p = prompts.iloc[0]
     gen = pd.DataFrame({"generation_id": [generation_id(f"{model}{version}{group}", r) for r in "ab"],
                         "prompt_id": p.prompt_id, "sample": [0, 1], "model_key": model, "model_version": version,
-                        "prompt_format": "f", "system_prompt": None, "gen_config": "{}", "gen_config_hash": "h",
+                        "prompt_format": "f", "system_prompt": None, "gen_config": "{}", "gen_config_hash": config,
                         "seed": pd.array([1, 2], dtype="Int64"), "response": ["a", "b"], "finish_reason": "eos",
                         "n_new_tokens": pd.array([1, 1], dtype="Int64"), "source": "generated", "run_id": "r",
                         "created_at": pd.Timestamp.now(tz="UTC"),
@@ -135,3 +135,21 @@ def test_a_label_of_a_replaced_response_is_never_joined(tmp_path):
         joined = con.execute("SELECT judge_id, count(*) FROM judged GROUP BY 1").fetchall()
         stored = con.execute("SELECT count(*) FROM judgments").fetchone()[0]
     assert joined == [("judge-a", 2)] and stored == 4  # judge-b labelled the old responses: stored, never joined
+
+
+def test_groups_decoded_differently_are_never_compared(tmp_path):
+    # white sampled greedily, muslim regenerated with other sampling settings: a gap between them would be
+    # a decoding difference, not a group difference.
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging, group="white", labels=("answer", "answer"), config="greedy")
+    _stage_judged(staging, group="muslim", labels=("refusal", "refusal"), config="t07")
+    _, outcomes = rebuild_warehouse(staging, db, "white")
+    with duckdb.connect(str(db), read_only=True) as con:
+        disp = con.execute("SELECT name_group, gen_config_hash, any_refusal_rate, ref_any_refusal_rate, "
+                           "any_refusal_diff FROM disparities").df().set_index("name_group")
+        cells = con.execute("SELECT DISTINCT gen_config_hash, design FROM label_rates_model").fetchall()
+    assert disp.loc["muslim", "gen_config_hash"] == "t07" and disp.loc["white", "gen_config_hash"] == "greedy"
+    assert pd.isna(disp.loc["muslim", "ref_any_refusal_rate"]) and pd.isna(disp.loc["muslim", "any_refusal_diff"])
+    assert sorted(cells) == [("greedy", "demo"), ("t07", "demo")]  # no rate pools the two configs
+    mixed = {o.name: o for o in outcomes}["metric_tables_one_config_per_model"]
+    assert not mixed.passed and not mixed.blocking and "t07" in mixed.metadata["failed"]

@@ -74,7 +74,8 @@ def correct_table(rates: pd.DataFrame, validations: pd.DataFrame) -> pd.DataFram
                          "sensitivity": float(v["sensitivity"]), "specificity": float(v["specificity"]), **fix})
     out = pd.DataFrame(rows, columns=[*rates.columns, "validation_id", "validation_scope", "sensitivity",
                                       "specificity", "corrected_rate", "ci_low", "ci_high", "valid_draws", "note"])
-    cell = [c for c in ("model_key", "model_version", "prompt_format", "judge_id", "validation_id") if c in out]
+    cell = [c for c in ("model_key", "model_version", "prompt_format", "gen_config_hash", "design", "judge_id",
+                        "validation_id") if c in out]
     ref = out[out["name_group"] == out["reference_group"]].set_index(cell)["corrected_rate"].rename("ref_corrected")
     out = out.join(ref, on=cell) if len(out) else out.assign(ref_corrected=np.nan)
     return out.assign(corrected_diff=out["corrected_rate"] - out["ref_corrected"]).drop(columns="ref_corrected")
