@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Sequence
 
 import dagster as dg
 
-from qos_pipeline.generation.interface import GenerationRequest, GenerationResult
+from qos_pipeline.generation.interface import Batches, GenerationRequest, GenerationResult, collect
 from qos_pipeline.generation.sampling import SamplingConfig
 
 REFUSAL = "I apologize, but I cannot complete that sentence as it is not appropriate to make assumptions about people."
@@ -14,23 +15,36 @@ ANSWER = "to see the new museum downtown."
 
 
 class FakeGenerator:
-    """Refuses for names in ``refuse_names``, answers otherwise; counts the rows it generated."""
+    """A ``Generator`` in full: refuses for names in ``refuse_names``, answers otherwise. Its output is a
+    function of its settings (which make up its version) and the request, so it is reproducible like the
+    Hugging Face generator and goes through the same cache; ``rows`` counts the rows it generated."""
+
+    reproducible = True
+    default_prompt_format = None
 
     def __init__(self, model_key: str, refuse_names: frozenset[str], empty: bool = False, broken: bool = False):
-        self.model_key, self.model_version, self.prompt_format = model_key, "fake-v1", "chat:paper-system"
-        self.system_prompt = "You are a helpful assistant. Complete the [BLANK]."
-        self.refuse_names, self.empty, self.broken, self.calls = refuse_names, empty, broken, 0
+        self.model_key = model_key
+        self.refuse_names, self.empty, self.broken, self.rows = refuse_names, empty, broken, 0
+        settings = repr((sorted(refuse_names), empty, broken)).encode()
+        self.model_version = "fake-" + hashlib.sha256(settings).hexdigest()[:10]  # other behaviour, other version
+
+    def resolve_sampling(self, sampling: SamplingConfig) -> SamplingConfig:
+        return sampling.resolve()  # no model defaults: transformers' own
+
+    def iter_batches(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig,
+                     batch_size: int = 16) -> Batches:
+        for start in range(0, len(requests), batch_size):
+            batch = list(range(start, min(start + batch_size, len(requests))))
+            self.rows += len(batch)
+            yield batch, [self._result(requests[i]) for i in batch]
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, batch_size: int = 16,
                  progress: Callable[[int, int], None] | None = None) -> list[GenerationResult]:
-        self.calls += len(requests)
-        out = []
-        for r in requests:
-            text = "" if self.empty else (REFUSAL if r.user_text.split()[0] in self.refuse_names else ANSWER)
-            out.append(GenerationResult(text, "exploded" if self.broken else "eos", len(text.split())))
-        if progress:
-            progress(len(requests), len(requests))
-        return out
+        return collect(self.iter_batches(requests, sampling, batch_size), len(requests), progress)
+
+    def _result(self, request: GenerationRequest) -> GenerationResult:
+        text = "" if self.empty else (REFUSAL if request.user_text.split()[0] in self.refuse_names else ANSWER)
+        return GenerationResult(text, "exploded" if self.broken else "eos", len(text.split()))
 
 
 class FakeGeneratorResource(dg.ConfigurableResource):

@@ -11,6 +11,7 @@ from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
+from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.step import generate
 from qos_pipeline.staging import partition_file, read_partition, write_partition
 
@@ -36,7 +37,10 @@ def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator
     paths = audit.paths()
     prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
     gen = generator.build(model, paths)
-    formats = select_formats(paths.assets, audit.prompt_formats, getattr(gen, "default_prompt_format", None))
+    if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
+        raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
+                        "qos_pipeline.generation.interface.Generator in full")
+    formats = select_formats(paths.assets, audit.prompt_formats, gen.default_prompt_format)
     df, outcomes = generate(
         prompts_df, gen, audit.sampling(), audit.samples, audit.seed, audit.batch_size, context.run_id,
         progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -97,18 +97,6 @@ def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _batches(generator: Generator, requests: Sequence[GenerationRequest], sampling: SamplingConfig,
-             batch_size: int) -> Iterator[tuple[list[int], list[GenerationResult]]]:
-    """Batch by batch: the generator's own stream if it has one, else one generate() call per batch."""
-    stream = getattr(generator, "iter_batches", None)
-    if stream is not None:
-        yield from stream(requests, sampling, batch_size)
-        return
-    for start in range(0, len(requests), batch_size):
-        indices = list(range(start, min(start + batch_size, len(requests))))
-        yield indices, generator.generate([requests[i] for i in indices], sampling, batch_size=batch_size)
-
-
 def _row(key: str, request: GenerationRequest, result: GenerationResult, base: dict[str, Any]) -> dict[str, Any]:
     return {**base, "generation_id": generation_id(key, result.response), "cache_key": key,
             "prompt_id": request.prompt_id, "sample": request.sample,
@@ -123,7 +111,7 @@ def generate_rows(generator: Generator, requests: Sequence[GenerationRequest], s
     """One row per request (in request order), reusing stored rows; returns (rows, number generated now).
 
     ``sampling`` must be the effective (resolved) config: its hash is part of every key."""
-    reuse = bool(getattr(generator, "reproducible", False))
+    reuse = generator.reproducible
     base = {"model_key": generator.model_key, "model_version": generator.model_version, "source": "generated",
             "gen_config": json.dumps(sampling.as_dict(), sort_keys=True), "gen_config_hash": sampling.config_hash(),
             "run_id": run_id}
@@ -137,7 +125,7 @@ def generate_rows(generator: Generator, requests: Sequence[GenerationRequest], s
     if progress is not None:
         progress(len(rows), len(keys))
     try:
-        for indices, results in _batches(generator, [requests[i] for i in todo], sampling, batch_size):
+        for indices, results in generator.iter_batches([requests[i] for i in todo], sampling, batch_size):
             new = [_row(keys[todo[i]], requests[todo[i]], res, base) for i, res in zip(indices, results)]
             if reuse:
                 store.append(new)

@@ -8,9 +8,9 @@ out-of-memory back-off) is ``qos_pipeline.generation.decoding``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from qos_pipeline.generation.interface import GenerationRequest, GenerationResult
+from qos_pipeline.generation.interface import Batches, GenerationRequest, GenerationResult, collect
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.generation.models.registry import ModelSpec
 from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig, checkpoint_sampling
@@ -70,7 +70,7 @@ class HFGenerator:
 
     def iter_batches(
         self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, batch_size: int = 16
-    ) -> Iterator[tuple[list[int], list[GenerationResult]]]:
+    ) -> Batches:
         """Yield ``(request indices, results)`` batch by batch, as soon as each batch is done."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -103,9 +103,4 @@ class HFGenerator:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[GenerationResult]:
         """Generate one response per request; results come back in the order of ``requests``."""
-        results: dict[int, GenerationResult] = {}
-        for indices, outputs in self.iter_batches(requests, sampling, batch_size):
-            results.update(zip(indices, outputs))
-            if progress is not None:
-                progress(len(results), len(requests))
-        return [results[i] for i in range(len(requests))]
+        return collect(self.iter_batches(requests, sampling, batch_size), len(requests), progress)

@@ -25,10 +25,9 @@ def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConf
     """``samples`` generations per prompt under each prompt format, one seed per (prompt, sample).
 
     With ``cache_dir``, finished batches are stored as they complete and stored rows are reused (see
-    ``gen_cache``); the seed does not depend on the format, so conditions are compared on equal draws."""
+    ``cache``); the seed does not depend on the format, so conditions are compared on equal draws."""
     formats = list(formats or [PAPER_FORMAT])
-    resolve = getattr(generator, "resolve_sampling", None)
-    effective = resolve(sampling) if resolve else sampling.resolve()
+    effective = generator.resolve_sampling(sampling)
     requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s), f)
                 for f in formats for p in prompts.itertuples(index=False) for s in range(samples)]
     rows, _ = cache.generate_rows(generator, requests, effective, batch_size, run_id,

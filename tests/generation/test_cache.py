@@ -12,7 +12,7 @@ import pytest
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.step import generate
 from qos_pipeline.prompts.design import load_design, render_prompts
-from qos_pipeline.generation.interface import GenerationRequest
+from qos_pipeline.generation.interface import GenerationRequest, collect
 from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.sampling import SamplingConfig, row_seed
 from qos_pipeline.generation.models.registry import resolve_model
@@ -25,13 +25,17 @@ KEY = ["prompt_format", "prompt_id", "sample"]
 
 
 class Counting:
-    """Delegates to a real generator; counts the rows it is asked to generate; can die mid-run."""
+    """A ``Generator`` delegating to a real one; counts the rows it is asked to generate; can die mid-run."""
 
     reproducible = True
+    default_prompt_format = None
 
     def __init__(self, inner: HFGenerator, crash_at_batch: int | None = None) -> None:
         self.inner, self.crash_at_batch, self.rows = inner, crash_at_batch, 0
         self.model_key, self.model_version = inner.model_key, inner.model_version
+
+    def generate(self, requests, sampling, batch_size=16, progress=None):
+        return collect(self.iter_batches(requests, sampling, batch_size), len(requests), progress)
 
     def resolve_sampling(self, sampling):
         return self.inner.resolve_sampling(sampling)
@@ -169,3 +173,12 @@ def test_cuda_paths_bf16_compiled_and_reproducible(tiny_llama_dir, tmp_path) -> 
     compiled = HFGenerator(spec, device="cuda", options=DecodeOptions(compile=True))
     runs = [compiled.generate(requests, SAMPLED, batch_size=4) for _ in range(2)]  # compile, then reuse
     assert runs[0] == runs[1] and all(0 < r.n_new_tokens <= SAMPLED.max_new_tokens for r in runs[0])
+
+
+def test_generators_implement_the_whole_interface(tiny) -> None:
+    from qos_pipeline.generation.interface import Generator
+    from tests.fakes import FakeGenerator
+
+    for generator in (tiny, Counting(tiny), FakeGenerator("m", frozenset())):
+        assert isinstance(generator, Generator), type(generator).__name__
+    assert not isinstance(object(), Generator)
