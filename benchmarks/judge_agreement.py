@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from qos_pipeline import taxonomy  # noqa: E402
 from qos_pipeline.judging.evaluation import metrics as validation  # noqa: E402
 from qos_pipeline.cli.judge import format_report  # noqa: E402
-from qos_pipeline.settings import project_paths
+from qos_pipeline.settings import Paths
 
 DEFAULT_CSV = REPO / "../shared/data/pilot/df_annotated_llama13.csv"
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pilot file not found: {args.csv.resolve()}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ev = evaluate(args.csv, args.judge, project_paths(), "white", cv_folds=args.cv, limit=args.limit,
+    ev = evaluate(args.csv, args.judge, Paths.resolve(), "white", cv_folds=args.cv, limit=args.limit,
                              seed=args.seed, run_id="benchmark")
     seconds = time.perf_counter() - started
     pd.set_option("display.width", 200)

@@ -2,25 +2,27 @@
 
 import dagster as dg
 
-from qos_pipeline.defs import generation, jobs, judging, metrics, prompts, schedules, sensors
+from qos_pipeline.defs import automation, generation, jobs, judging, metrics, prompts, sensors, sources
 from qos_pipeline.defs.executors import executor_from_env
-from qos_pipeline.defs.partitions import REFERENCE_GROUP
-from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
+from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, GeneratorResource, Storage, from_env
 
 
-def build_definitions(generator: dg.ConfigurableResource | None = None, audit: AuditConfig | None = None,
-                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
-    """Definitions with the real generator by default; tests pass a fake with the same interface.
-    ``executor``: None = ``QOS_EXECUTOR`` (Celery) or Dagster's default executor."""
+def build_definitions(generator: dg.ConfigurableResource | None = None, storage: Storage | None = None,
+                      audit: AuditSettings | None = None, executor: dg.ExecutorDefinition | None = None
+                      ) -> dg.Definitions:
+    """Definitions with the real generator by default (tests pass a fake with the same interface), and
+    resources whose fields come from the ``QOS_*`` variables unless given. ``executor``: None =
+    ``QOS_EXECUTOR`` (Celery) or Dagster's default executor."""
     return dg.Definitions(
-        assets=[prompts.prompts, generation.generations, judging.judgments, metrics.metric_tables,
-                judging.judge_validations],
-        jobs=[jobs.prompts_job, jobs.audit_job, jobs.metrics_job, *schedules.jobs],
-        sensors=sensors.sensors,
-        schedules=schedules.schedules,
+        assets=[sources.prompt_designs, sources.model_sources, sources.judge_definitions, prompts.prompts,
+                generation.generations, judging.judgments, judging.judge_validations, metrics.metric_tables],
+        jobs=[jobs.prompts_job, jobs.audit_job, jobs.judge_job, jobs.metrics_job],
+        sensors=[sensors.checkpoint_sensor, automation.automation_sensor],
         executor=executor or executor_from_env(),
         resources={
-            "audit": audit or AuditConfig.from_env(REFERENCE_GROUP),
+            "storage": storage or from_env(Storage),
+            "audit": audit or from_env(AuditSettings),
+            "checkpoint_watch": from_env(CheckpointWatch),
             "generator": generator or GeneratorResource(),
         },
     )

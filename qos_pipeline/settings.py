@@ -1,11 +1,12 @@
-"""Where things live and what an audit run uses, read from ``QOS_*`` environment variables.
+"""Where things live: the project's folders (``Paths``) and the YAML reader for ``assets/``.
 
-Pure: no dagster import. The Dagster resources in ``defs/resources.py`` wrap these values.
+Pure: no dagster import, and no environment variable is read here. The ``QOS_*`` variables reach the code
+through the Dagster resources of ``defs/resources.py`` (``dg.EnvVar``, read when a run starts) and the
+command line, which builds the same resources; both hand a ``Paths`` to the stage code.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +27,10 @@ def _project_root() -> Path:
 PROJECT_ROOT = _project_root()
 
 
-def _env_path(var: str, default: Path) -> Path:
-    value = os.environ.get(var)
-    return Path(value).expanduser().resolve() if value else default
-
-
 @dataclass(frozen=True)
 class Paths:
-    """The project's folders. ``warehouse`` holds the DuckDB file and the staged Parquet partitions."""
+    """The project's folders. ``warehouse`` holds the DuckDB file and the staged Parquet partitions;
+    ``model_cache`` the converted embedded model (shared by every warehouse of a machine)."""
 
     assets: Path
     warehouse: Path
@@ -47,15 +44,15 @@ class Paths:
     def staging(self) -> Path:
         return self.warehouse / "staging"
 
+    @classmethod
+    def resolve(cls, assets: str | Path | None = None, warehouse: str | Path | None = None,
+                model_cache: str | Path | None = None) -> "Paths":
+        """The given folders (``~`` expanded, made absolute), the project's defaults for the others."""
+        def folder(value: str | Path | None, default: Path) -> Path:
+            return Path(value).expanduser().resolve() if value else default
 
-def project_paths() -> Paths:
-    """Paths from ``QOS_ASSETS``, ``QOS_WAREHOUSE`` and ``QOS_MODEL_CACHE``, defaulting to the project's."""
-    warehouse = _env_path("QOS_WAREHOUSE", PROJECT_ROOT / "warehouse")
-    return Paths(
-        assets=_env_path("QOS_ASSETS", DEFAULT_ASSETS),
-        warehouse=warehouse,
-        model_cache=_env_path("QOS_MODEL_CACHE", PROJECT_ROOT / "warehouse" / "models"),
-    )
+        return cls(assets=folder(assets, DEFAULT_ASSETS), warehouse=folder(warehouse, PROJECT_ROOT / "warehouse"),
+                   model_cache=folder(model_cache, PROJECT_ROOT / "warehouse" / "models"))
 
 
 def read_yaml_mapping(path: Path, error: type[Exception], fix: str = "fix the file") -> dict:
@@ -74,17 +71,3 @@ def read_yaml_mapping(path: Path, error: type[Exception], fix: str = "fix the fi
     if not isinstance(data, dict):
         raise error(f"{path} must hold a mapping at the top level; it is malformed")
     return data
-
-
-def env_str(var: str, default: str) -> str:
-    return os.environ.get(var) or default
-
-
-def env_int(var: str, default: int) -> int:
-    raw = os.environ.get(var)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {var}={raw!r} must be an integer") from None

@@ -7,6 +7,7 @@ replaces its file, so rows are never duplicated. Pure: no dagster, no duckdb.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.provenance import check_key
+
+SETTINGS = "qos_settings"
+"""Key of the settings a partition was made with, in its file's metadata."""
 
 
 class WarehouseError(RuntimeError):
@@ -28,9 +32,14 @@ def partition_file(staging: Path, table: str, group: str, model: str | None = No
     return folder / f"group={check_key(group, 'group')}" / f"{check_key(part, 'part')}.parquet"
 
 
-def write_partition(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` to ``path`` atomically: a crash mid-write leaves the previous file as it was."""
+def write_partition(df: pd.DataFrame, path: Path, settings: dict | None = None) -> Path:
+    """Write ``df`` to ``path`` atomically: a crash mid-write leaves the previous file as it was.
+
+    ``settings``: what the partition was made with (kept in the file's metadata, see ``stored``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        df = df.copy()
+        df.attrs[SETTINGS] = settings
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         df.to_parquet(tmp, index=False)
@@ -38,6 +47,20 @@ def write_partition(df: pd.DataFrame, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def stored(path: Path, key: str = "qos_settings") -> dict:
+    """A dict kept in a staged file's metadata under ``key`` (pandas keeps ``DataFrame.attrs`` there), or
+    {} when the file is missing, older or unreadable (then nothing is reused from it)."""
+    if not path.is_file():
+        return {}
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta.get(b"PANDAS_ATTRS", b"{}")).get(key, {})
+    except Exception:  # pyarrow and json raise several types for a damaged file
+        return {}
 
 
 def read_partition(path: Path, what: str) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The checkpoint sensor under a real daemon: start `dagster dev` (UI + daemon) on loopback with a temporary
-instance, warehouse and watched folder, turn the sensors on through the UI's GraphQL API, drop a tiny
-random Llama checkpoint into the watched folder, and wait until the sensor has added its `model`
-partition, its prompts and audit runs succeeded and the metric tables hold its rows. Stops by PID.
+instance, warehouse and watched folder, turn the checkpoint sensor and the automation sensor on through the
+UI's GraphQL API, drop a tiny random Llama checkpoint into the watched folder, and wait until the sensor has
+added its `model` partition, its prompts and audit runs succeeded, and declarative automation has rebuilt
+the metric tables with its rows. Stops by PID.
 
     .venv/bin/python scripts/daemon_smoke.py [--port 3334] [--keep DIR]
 
@@ -30,7 +31,7 @@ _spec = importlib.util.spec_from_file_location("ui_smoke", ROOT / "scripts" / "u
 ui_smoke = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ui_smoke)
 
-SENSORS = ("checkpoint_sensor", "metrics_after_audit_sensor")
+SENSORS = ("checkpoint_sensor", "audit_automation")
 START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename
   ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
 CHECKPOINT = "tiny-ckpt-1"
@@ -51,8 +52,7 @@ def prepare(work: Path) -> dict[str, str]:
     for name, data in DESIGN.items():
         (design / name).write_text(json.dumps(data), encoding="utf-8")
     return {"DAGSTER_HOME": str(home), "QOS_WAREHOUSE": str(work / "wh"), "QOS_CHECKPOINT_DIRS": str(work / "watch"),
-            "QOS_DESIGN": str(design), "QOS_SAMPLES": "1", "QOS_MAX_NEW_TOKENS": "4", "QOS_SENSOR_INTERVAL_S": "5",
-            "QOS_SENSORS": "", "QOS_EXECUTOR": "in_process"}
+            "QOS_DESIGN": str(design), "QOS_SAMPLES": "1", "QOS_MAX_NEW_TOKENS": "4", "QOS_EXECUTOR": "in_process"}
 
 
 def start_sensors(port: int, location: str) -> None:
@@ -70,7 +70,9 @@ def build_checkpoint(work: Path) -> Path:
 
 
 def drop_checkpoint(built: Path, work: Path) -> Path:
-    """Move the checkpoint in, as a training job's copy would end."""
+    """Move the checkpoint in, as a training job's copy would end, with its completion marker (so the first
+    tick takes it instead of waiting one more tick for the files to stay unchanged)."""
+    (built / ".complete").touch()
     target = work / "watch" / CHECKPOINT
     shutil.move(str(built), target)
     return target
@@ -89,13 +91,17 @@ def warehouse_rows(db: Path) -> dict[str, int]:
 
 
 def runs_by_job(home: Path) -> dict[str, list[str]]:
-    """Statuses of every run in the instance, per job (read while the daemon writes: SQLite allows it)."""
+    """Statuses of every run in the instance, per job; runs launched by automation are named by the assets
+    they materialize (read while the daemon writes: SQLite allows it)."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         out: dict[str, list[str]] = {}
         for run in instance.get_runs():
-            out.setdefault(run.job_name, []).append(run.status.value)
+            name = run.job_name
+            if name.startswith("__") and run.asset_selection:  # an implicit asset job: automation's runs
+                name = "automation:" + "+".join(sorted(k.to_user_string() for k in run.asset_selection))
+            out.setdefault(name, []).append(run.status.value)
         return {job: sorted(statuses) for job, statuses in out.items()}
 
 
@@ -109,7 +115,7 @@ def wait_until_done(db: Path, home: Path, proc, timeout: float) -> tuple[dict[st
         if rows and all(rows.values()):
             runs = runs_by_job(home)
             ended = all(s in ("SUCCESS", "FAILURE", "CANCELED") for v in runs.values() for s in v)
-            if ended and "SUCCESS" in runs.get("metrics_job", []):
+            if ended and "SUCCESS" in runs.get("automation:metric_tables", []):
                 return rows, runs
         time.sleep(2)
     raise TimeoutError(f"no rows of {CHECKPOINT} in {db}, or runs still going, after {timeout} s")

@@ -32,6 +32,8 @@ LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
 RUN_QUERY = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+ASSETS = {"prompts", "generations", "judgments", "metric_tables", "judge_validations"}
+SOURCES = {"prompt_designs", "model_sources", "judge_definitions"}  # observable: versioned, never materialized
 
 
 def gql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -121,11 +123,11 @@ def main() -> None:
         entry = gql(args.port, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"][0]
         check(entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", f"code location {entry['name']} loads")
         nodes = {"/".join(n["assetKey"]["path"]): n for n in gql(args.port, ASSETS_QUERY)["assetNodes"]}
-        check(set(nodes) == {"prompts", "generations", "judgments", "metric_tables", "judge_validations"}, f"assets shown: {sorted(nodes)}")
+        check(set(nodes) == ASSETS | SOURCES, f"assets shown: {sorted(nodes)}")
         dims = nodes["generations"]["partitionDefinition"]["dimensionTypes"]
         check({(d["name"], d["type"]) for d in dims} == {("model", "DYNAMIC"), ("group", "STATIC")},
               f"generations partitioned by {dims}")
-        checks = {a: [c["name"] for c in n["assetChecksOrError"]["checks"]] for a, n in nodes.items()}
+        checks = {a: [c["name"] for c in nodes[a]["assetChecksOrError"]["checks"]] for a in ASSETS}
         check(all(checks.values()), f"asset checks shown: {checks}")
         check(all(n["description"] for n in nodes.values()), "every asset has its docstring as description")
         status = materialize(args.port, entry["name"], ["prompts"], checks, args.group)

@@ -11,7 +11,7 @@ import dagster as dg
 
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.executors import celery_executor
-from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.defs.resources import AuditSettings
 from tests.fakes import FakeGeneratorResource
 
 
@@ -21,14 +21,14 @@ class SlowFakeGeneratorResource(FakeGeneratorResource):
 
     delay_s: float = 0.0
 
-    def build(self, model_key: str, paths):
+    def build(self, model_key: str, paths, compile: bool = False):
         time.sleep(self.delay_s)
-        return super().build(model_key, paths)
+        return super().build(model_key, paths, compile)
 
 
 defs = build_definitions(
     generator=SlowFakeGeneratorResource(delay_s=float(os.environ.get("QOS_TEST_GENERATION_DELAY_S", "0"))),
-    audit=AuditConfig(design="demo", samples=1, warehouse_dir=os.environ.get("QOS_WAREHOUSE")),
+    audit=AuditSettings(design="demo", samples=1),  # storage: QOS_WAREHOUSE, set by the test for every process
     executor=celery_executor(),
 )
 

@@ -54,5 +54,17 @@ class FakeGeneratorResource(dg.ConfigurableResource):
     empty: bool = False
     broken: bool = False  # reports an impossible finish_reason: the schema check must block it
 
-    def build(self, model_key: str, paths) -> FakeGenerator:
+    def build(self, model_key: str, paths, compile: bool = False) -> FakeGenerator:
         return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty, self.broken)
+
+
+def fake_definitions(warehouse, generator: dg.ConfigurableResource | None = None, **settings):
+    """The project's definitions with the fake generator, a warehouse of its own and audit settings
+    ``settings`` (fields of AuditSettings); returns (definitions, paths)."""
+    from qos_pipeline.definitions import build_definitions
+    from qos_pipeline.defs.resources import AuditSettings, Storage
+
+    storage = Storage(warehouse_dir=str(warehouse))
+    defs = build_definitions(generator=generator or FakeGeneratorResource(), storage=storage,
+                             audit=AuditSettings(**settings))
+    return defs, storage.paths()

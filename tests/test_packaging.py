@@ -18,7 +18,7 @@ from qos_pipeline.prompts.design import load_design
 pkg = pathlib.Path(settings.__file__).parent
 assert pkg.is_relative_to(pathlib.Path(sys.argv[1])), pkg          # the unpacked wheel, not the checkout
 assert settings.DEFAULT_ASSETS.is_relative_to(pkg), settings.DEFAULT_ASSETS
-assert settings.project_paths().warehouse == pathlib.Path.cwd() / "warehouse"
+assert settings.Paths.resolve().warehouse == pathlib.Path.cwd() / "warehouse"
 print(len(load_design("full", settings.DEFAULT_ASSETS).names), len(list(SQL_DIR.glob("*.sql"))))
 """
 

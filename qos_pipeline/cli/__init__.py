@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from qos_pipeline.cli.audit import cmd_run
@@ -12,8 +11,6 @@ from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.ui import cmd_ui
 from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
-from qos_pipeline.generation.formats import FORMATS_ENV
-from qos_pipeline.settings import env_int, env_str
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,23 +19,24 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the whole audit through Dagster")
     run.add_argument("--model", action="append", help="registry key or HF checkpoint folder (repeatable); "
                      "default: the registry's default (embedded SmolLM2-135M-Instruct)")
-    run.add_argument("--design", default=env_str("QOS_DESIGN", "demo"), help="demo | full | pilot-format folder")
+    run.add_argument("--design", help="demo | full | pilot-format folder (default: $QOS_DESIGN, else demo)")
     run.add_argument("--groups", nargs="*", help="only these name groups")
-    run.add_argument("--samples", type=int, default=env_int("QOS_SAMPLES", 3), help="generations per prompt")
-    run.add_argument("--seed", type=int, default=env_int("QOS_SEED", 0))
-    run.add_argument("--batch-size", type=int, default=env_int("QOS_BATCH_SIZE", 64))
-    run.add_argument("--max-new-tokens", type=int, default=env_int("QOS_MAX_NEW_TOKENS", 64))
+    run.add_argument("--samples", type=int, help="generations per prompt (default: $QOS_SAMPLES, else 3)")
+    run.add_argument("--seed", type=int, help="base seed (default: $QOS_SEED, else 0)")
+    run.add_argument("--batch-size", type=int, help="default: $QOS_BATCH_SIZE, else 64")
+    run.add_argument("--max-new-tokens", type=int, help="default: $QOS_MAX_NEW_TOKENS, else 64")
     run.add_argument("--prompt-format", action="append", metavar="ID",
-                     help="prompt-format condition of assets/prompt_formats.yaml (repeatable; "
-                     f"default: ${FORMATS_ENV} (comma-separated), else the model's registry format)")
+                     help="prompt-format condition of assets/prompt_formats.yaml (repeatable; default: "
+                     "$QOS_PROMPT_FORMATS (comma-separated), else the model's registry format)")
     run.add_argument("--greedy", action="store_true", help="greedy decoding (default: the model's own settings)")
     run.add_argument("--temperature", type=float, help="sampling temperature (default: the model's own)")
     run.add_argument("--top-p", type=float, help="nucleus sampling mass (default: the model's own)")
     run.add_argument("--top-k", type=int, help="top-k filter, 0 = none (default: the model's own)")
-    run.add_argument("--compile", action="store_true", default=env_str("QOS_COMPILE", "0") == "1",
+    run.add_argument("--compile", action="store_true",
                      help="CUDA: static KV cache + torch.compile (one-off compile, then faster)")
-    run.add_argument("--judge", action="append", default=None, help="judge id (repeatable; default rules)")
-    run.add_argument("--reference-group", default=os.environ.get("QOS_REFERENCE_GROUP"))
+    run.add_argument("--judge", action="append", default=None,
+                     help="judge spec (repeatable; default: $QOS_JUDGES (comma-separated), else rules)")
+    run.add_argument("--reference-group", help="default: $QOS_REFERENCE_GROUP, else groups.yaml's")
     run.set_defaults(func=cmd_run)
     ing = sub.add_parser("ingest", help="load recorded outputs (pilot CSV, CSV or JSONL) into generations")
     ing.add_argument("path")
@@ -65,8 +63,6 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("qos", "qos_pipeline"):  # ours at INFO (per-batch progress); libraries stay quiet
         logging.getLogger(name).setLevel(logging.INFO)
     args = parser().parse_args(argv)
-    if getattr(args, "judge", None) is None and args.command == "run":
-        args.judge = env_str("QOS_JUDGES", "rules").split(",")
     try:
         args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:

@@ -1,4 +1,5 @@
-"""What every command shares: the project's Dagster instance, running a job through it, the report."""
+"""What every command shares: the resources (from the ``QOS_*`` variables, like the UI's), the project's
+Dagster instance, running a job through it, and the report."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
 from qos_pipeline.metrics.report import build_report, format_report
 from qos_pipeline.settings import PROJECT_ROOT
 
@@ -34,8 +36,20 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def execute(defs, job: str, instance, partition_key=None) -> None:
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+def storage() -> Storage:
+    """The storage resource with the ``QOS_*`` variables' values now (the same fields the UI's runs read)."""
+    return from_env(Storage, deferred=False)
+
+
+def settings() -> AuditSettings:
+    return from_env(AuditSettings, deferred=False)
+
+
+def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition_key=None,
+            ops: dict | None = None) -> None:
+    """Run ``job`` in this process through ``instance`` (so it is listed in the UI); ``ops``: the run config
+    of its assets (what the UI's launchpad holds). Exits naming the failure when the run fails."""
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
     if not result.success:

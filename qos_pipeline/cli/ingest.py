@@ -1,49 +1,41 @@
-"""`qos ingest`: responses produced elsewhere into generations (and human labels into judgments)."""
+"""`qos ingest`: responses produced elsewhere into generations (and human labels into judgments), as
+Dagster runs of the same assets and checks as generated partitions."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
-import dagster as dg
-
-from qos_pipeline.cli.common import execute, instance, print_report
-from qos_pipeline.settings import project_paths
-from qos_pipeline.staging import partition_file, write_partition
+from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
+from qos_pipeline.definitions import build_definitions
+from qos_pipeline.defs.partitions import GROUPS, model_group_key
+from qos_pipeline.generation.models.added import register_recorded
+from qos_pipeline.ingest.recorded import load_recorded, raise_if_failed, to_partitions
+from qos_pipeline.judging.human import HUMAN_JUDGE
 
 log = logging.getLogger("qos")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from qos_pipeline.ingest import recorded as ingest
-    from qos_pipeline.definitions import build_definitions
-    from qos_pipeline.defs.partitions import GROUPS, model_group_key
-
-    paths = project_paths()
+    paths, defaults = storage().paths(), settings()
     path = Path(args.path).resolve()
-    run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    df = ingest.load_recorded(path, paths.assets)
-    parts = ingest.to_partitions(df, path, args.model, args.prompt_format, run_id, args.labels == "human")
+    labels = args.labels == "human"
+    # Read and check the whole file first: nothing is registered or run for a file that would fail.
+    parts = to_partitions(load_recorded(path, paths.assets), path, args.model, args.prompt_format, "check", labels)
+    raise_if_failed(parts, path)
     unknown = sorted(set(parts) - set(GROUPS))
     if unknown:
         raise SystemExit(f"{path}: groups {unknown} are not in assets/groups.yaml ({GROUPS}); add them there first")
+    register_recorded(args.model, path, args.prompt_format, labels, paths)
+    defs = build_definitions(storage=storage(), audit=defaults)
+    judges = [HUMAN_JUDGE] if labels else defaults.judge_specs()
     with instance() as inst:
         if not inst.has_dynamic_partition("model", args.model):
             inst.add_dynamic_partitions("model", [args.model])
-        for group, (gen, judg) in parts.items():
-            write_partition(gen, partition_file(paths.staging, "generations", group, args.model))
-            key = model_group_key(args.model, group)
-            events = [dg.AssetMaterialization("generations", partition=key,
-                                              metadata={"rows": len(gen), "source": str(path)})]
-            if judg is not None:
-                write_partition(judg, partition_file(
-                    paths.staging, "judgments", group, args.model, ingest.HUMAN_JUDGE))
-                events.append(dg.AssetMaterialization("judgments", partition=key,
-                                                      metadata={"rows": len(judg), "judge": "human"}))
-            for event in events:
-                inst.report_runless_asset_event(event)
-            log.info("ingested %s rows of %s into generations[%s|%s]", len(gen), path.name, args.model, group)
-        execute(build_definitions(), "metrics_job", inst)
+        for group, (rows, _) in parts.items():
+            execute(defs, "audit_job", inst, model_group_key(args.model, group),
+                    {"judgments": {"config": {"judges": judges}}})
+            log.info("ingested %s rows of %s into generations[%s|%s]", len(rows), path.name, args.model, group)
+        execute(defs, "metrics_job", inst)
     print_report(paths.db, args.model, None)

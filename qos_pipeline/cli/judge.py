@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -13,19 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.cli.common import execute, instance
-from qos_pipeline.settings import project_paths
+from qos_pipeline.cli.common import execute, instance, settings, storage
+from qos_pipeline.definitions import build_definitions
+from qos_pipeline.judging import learned
+from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
+from qos_pipeline.judging.evaluation.labelled import load_labelled
+from qos_pipeline.provenance import check_key
 
 _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
             "judge_refusal_rate", "bias_diff_vs_ref", "flagged"]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from qos_pipeline.judging import learned
-    from qos_pipeline.judging.evaluation.labelled import load_labelled
-    from qos_pipeline.provenance import check_key
-
-    paths = project_paths()
+    paths = storage().paths()
     path = Path(args.path).resolve()
     name = check_key(args.name or re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:40], "judge name")
     df = load_labelled(path, paths.assets)
@@ -77,11 +76,8 @@ def format_report(report: dict) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
-    from qos_pipeline.prompts.design import load_groups
-
-    paths = project_paths()
-    reference = args.reference_group or os.environ.get("QOS_REFERENCE_GROUP") or load_groups(paths.assets)[1]
+    paths = storage().paths()
+    reference = args.reference_group or settings().reference(paths)
     ev = evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
                              seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
     if not args.no_store:
@@ -98,12 +94,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def _rebuild() -> None:
     """Rebuild the warehouse through Dagster (like `qos ingest`), so the run shows in the UI; its log goes
     to stderr, leaving stdout to the figures (one JSON object with --json)."""
-    from qos_pipeline.definitions import build_definitions
-
     stdout, sys.stdout = sys.stdout, sys.stderr
     try:
         with instance() as inst:
-            execute(build_definitions(), "metrics_job", inst)
+            execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)
     finally:
         sys.stdout = stdout
 

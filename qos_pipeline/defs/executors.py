@@ -29,9 +29,9 @@ GPU_STEP_TAGS = {QUEUE_TAG: GPU_QUEUE}
 """Op tags of steps that hold a GPU (generation)."""
 
 
-def judge_step_tags() -> dict[str, str]:
-    """Judges run on CPU workers unless ``QOS_JUDGE_QUEUE=gpu`` (an LLM judge that needs a GPU)."""
-    return {QUEUE_TAG: os.environ.get("QOS_JUDGE_QUEUE") or DEFAULT_QUEUE}
+JUDGE_STEP_TAGS = {QUEUE_TAG: DEFAULT_QUEUE}
+"""Judging runs on the default queue; an LLM judge needs a GPU host's worker listening there too (see
+docs/DEPLOY.md: ``-q gpu -q dagster``)."""
 
 
 def celery_config(broker: str | None = None, backend: str | None = None) -> dict:

@@ -4,52 +4,79 @@ import warnings
 from typing import Iterator
 
 import dagster as dg
+import pandas as pd
 
+from qos_pipeline.checks import CheckOutcome
+from qos_pipeline.defs.automation import REFRESH
 from qos_pipeline.defs.checks import checked, counts, failing_clearly, specs
+from qos_pipeline.defs.config import GenerationsConfig, sampling_of
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
-from qos_pipeline.defs.resources import AuditConfig, GeneratorResource
+from qos_pipeline.defs.resources import AuditSettings, GeneratorResource, Storage, optional
+from qos_pipeline.defs.sources import model_sources
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
+from qos_pipeline.generation.models.added import recorded
 from qos_pipeline.generation.step import generate
-from qos_pipeline.staging import partition_file, read_partition, write_partition
+from qos_pipeline.ingest.recorded import recorded_partition
+from qos_pipeline.staging import partition_file, read_partition, stored, write_partition
 
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
 
-with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> group
+with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> one dimension
     warnings.simplefilter("ignore", dg.BetaWarning)
     BY_GROUP = dg.MultiToSingleDimensionPartitionMapping("group")
+    BY_MODEL = dg.MultiToSingleDimensionPartitionMapping("model")
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"pytorch", "parquet"}, pool="gpu",
-          deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP)], op_tags=GPU_STEP_TAGS,
-          check_specs=specs("generations", GENERATION_CHECKS))
+          deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP),
+                dg.AssetDep(model_sources, partition_mapping=BY_MODEL)],
+          op_tags=GPU_STEP_TAGS, automation_condition=REFRESH, check_specs=specs("generations", GENERATION_CHECKS))
 @failing_clearly
-def generations(context: dg.AssetExecutionContext, audit: AuditConfig, generator: GeneratorResource
-                ) -> Iterator:
-    """Chat-model outputs for one model x group: ``samples`` generations per prompt under each configured
-    prompt format (chat template with the paper's system prompt by default), seeded per (prompt, sample).
-    Batches are stored as they finish (a killed run resumes) and rows already generated under the same
-    model version, prompt, format, sampling settings and seed are reused, not generated again.
-    Grain: one row per (prompt_format, prompt_id, sample) with model version, format and sampling provenance."""
+def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, storage: Storage,
+                audit: AuditSettings, generator: GeneratorResource) -> Iterator:
+    """Chat-model outputs for one model x group: ``samples`` generations per prompt under each prompt format
+    (chat template with the paper's system prompt by default), seeded per (prompt, sample). Batches are
+    stored as they finish (a killed run resumes) and rows already generated under the same model version,
+    prompt, format, sampling settings and seed are reused. A model key of recorded outputs (``qos ingest``)
+    reads its file again instead. Grain: one row per (prompt_format, prompt_id, sample); key
+    ``generation_id``, with model version, format and sampling provenance."""
     model, group = split_key(context)
-    paths = audit.paths()
-    prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
-    gen = generator.build(model, paths)
-    if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
-        raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
-                        "qos_pipeline.generation.interface.Generator in full")
-    formats = select_formats(paths.assets, audit.prompt_formats, gen.default_prompt_format)
-    df, outcomes = generate(
-        prompts_df, gen, audit.sampling(), audit.samples, audit.seed, audit.batch_size, context.run_id,
-        progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
-        formats=formats, cache_dir=cache.cache_folder(paths.warehouse, model, group))
+    paths = storage.paths()
+    target = partition_file(paths.staging, "generations", group, model)
+    found = recorded(model, paths)
+    if found is not None:
+        df, outcomes = recorded_partition(found, group, context.run_id, paths.assets)
+        settings, formats = None, [found.prompt_format]
+    else:
+        settings = config.effective(stored(target), audit)
+        df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
     yield from checked(f"generations[{model}|{group}]", outcomes)
-    path = write_partition(df, partition_file(paths.staging, "generations", group, model))
+    path = write_partition(df, target, settings)
     fresh = int((df["run_id"] == context.run_id).sum())
     yield dg.MaterializeResult(
         metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
-                  "model_version": gen.model_version, "prompt_formats": ", ".join(f.id for f in formats),
+                  "model_version": str(df["model_version"].iloc[0]) if len(df) else "",
+                  "prompt_formats": ", ".join(formats), "source": str(df["source"].iloc[0]) if len(df) else "",
                   "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
                   "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})
+
+
+def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: dict, paths,
+              generator: GeneratorResource, model: str, group: str, audit: AuditSettings
+              ) -> tuple[pd.DataFrame, list[CheckOutcome], list[str]]:
+    prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
+    gen = generator.build(model, paths, compile=config.compile)
+    if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
+        raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
+                        "qos_pipeline.generation.interface.Generator in full")
+    formats = select_formats(paths.assets, settings["prompt_formats"], gen.default_prompt_format)
+    settings["prompt_formats"] = [f.id for f in formats]  # kept with the partition as resolved
+    df, outcomes = generate(
+        prompts_df, gen, sampling_of(settings), settings["samples"], settings["seed"],
+        optional(config.batch_size, audit.batch_size), context.run_id,
+        progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
+        formats=formats, cache_dir=cache.cache_folder(paths.warehouse, model, group))
+    return df, outcomes, settings["prompt_formats"]

@@ -16,3 +16,7 @@ audit_job = dg.define_asset_job(
 metrics_job = dg.define_asset_job(
     "metrics_job", selection=dg.AssetSelection.assets("metric_tables"),
     description="Rebuild warehouse/qos.duckdb from every staged partition and run its suites.")
+
+judge_job = dg.define_asset_job(
+    "judge_job", selection=dg.AssetSelection.assets("judgments"), partitions_def=model_group_partitions,
+    description="Judge the staged generations of one model x group again (other judges, a changed rubric).")

@@ -1,7 +1,6 @@
 """The judging assets: ``judgments`` (one partition per model x group, every configured judge) and
 ``judge_validations`` (each configured judge against human-labelled files)."""
 
-import os
 from typing import Iterator
 
 import dagster as dg
@@ -9,9 +8,14 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.checks import checked, counts, failing_clearly, merge, specs
-from qos_pipeline.defs.executors import judge_step_tags
+from qos_pipeline.defs.automation import REFRESH
+from qos_pipeline.defs.config import JudgmentsConfig, ValidationConfig
+from qos_pipeline.defs.executors import JUDGE_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
-from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.defs.resources import AuditSettings, Storage
+from qos_pipeline.defs.sources import judge_definitions
+from qos_pipeline.judging import checks, step
+from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
@@ -21,10 +25,11 @@ JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
-          deps=["generations"], op_tags=judge_step_tags(),
-          check_specs=specs("judgments", JUDGMENT_CHECKS))
+          deps=["generations", judge_definitions], op_tags=JUDGE_STEP_TAGS, automation_condition=REFRESH,
+          code_version=code_digest(step, checks), check_specs=specs("judgments", JUDGMENT_CHECKS))
 @failing_clearly
-def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator:
+def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storage: Storage,
+              audit: AuditSettings) -> Iterator:
     """Six-way taxonomy label (answer, partial answer, harmful answer, refusal, harmful refusal, failure,
     or ``unjudged``) for each generation of one model x group, by each configured judge (``rules``,
     ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
@@ -32,11 +37,10 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator
     of judges not run this time that labelled replaced responses are deleted (they judged other outputs).
     Grain: one row per (generation_id, judge_id)."""
     model, group = split_key(context)
-    paths = audit.paths()
-    gens = read_partition(partition_file(paths.staging, "generations", group, model),
-                                    f"generations[{model}|{group}]")
+    paths = storage.paths()
+    gens = read_partition(partition_file(paths.staging, "generations", group, model), f"generations[{model}|{group}]")
     frames, outcomes, reused, extra = {}, [], [], {}
-    for spec in audit.judges:
+    for spec in config.judges or audit.judge_specs():
         judge_impl = get_judge(spec, paths)
         stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
         df, checks, was_reused = judge_partition(gens, judge_impl, context.run_id, stored)
@@ -64,15 +68,6 @@ def judgments(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
 
 
-class ValidationConfig(dg.Config):
-    """Labelled files (pilot CSV, or CSV/JSONL with prompt, response, label); default: the paths in
-    ``QOS_VALIDATION_FILES`` (separated by ``os.pathsep``). ``limit`` > 0 judges a seeded random subset."""
-
-    files: list[str] = []
-    limit: int = 0
-    seed: int = 0
-
-
 def _in_range(reports: list[dict]) -> CheckOutcome:
     bad = [f"{r['judge_id']}@{r['dataset']}" for r in reports
            if not all(0 <= r[k] <= 1 for k in ("accuracy", "macro_f1")) or r["n"] < 1]
@@ -91,18 +86,18 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
           check_specs=[dg.AssetCheckSpec(VALIDATION_CHECKS[0], asset="judge_validations"),
                        dg.AssetCheckSpec(VALIDATION_CHECKS[1], asset="judge_validations", blocking=False)])
 @failing_clearly
-def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, audit: AuditConfig
-                      ) -> Iterator:
+def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage,
+                      audit: AuditSettings) -> Iterator:
     """Each configured judge compared with human labels: accuracy, macro-F1, Cohen's kappa, refusal-vs-not
     F1, per-label precision/recall and the confusion matrix, overall and per name group, with groups
     flagged where the judge's refusal error differs from the reference group's enough to explain a
     measured disparity. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
     ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build."""
-    files = config.files or [f for f in os.environ.get("QOS_VALIDATION_FILES", "").split(os.pathsep) if f]
-    paths = audit.paths()
+    files, paths = config.files or audit.files(), storage.paths()
+    judges, reference = config.judges or audit.judge_specs(), audit.reference(paths)
     try:
-        evaluations = [evaluate(file, spec, paths, audit.reference_group, limit=config.limit or None,
-                                seed=config.seed, run_id=context.run_id) for file in files for spec in audit.judges]
+        evaluations = [evaluate(file, spec, paths, reference, limit=config.limit or None, seed=config.seed,
+                                run_id=context.run_id) for file in files for spec in judges]
     except FileNotFoundError as exc:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     reports = [ev.report for ev in evaluations]
@@ -112,5 +107,5 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
                       f"| {r['kappa']:.3f} | {r['refusal_f1']:.3f} |" for r in reports)
     summary = "| judge | data | n | accuracy | macro-F1 | kappa | refusal F1 |\n|---|---|---|---|---|---|---|\n" + table
     yield dg.MaterializeResult(
-        metadata={"files": ", ".join(files) or "none configured (set QOS_VALIDATION_FILES)",
+        metadata={"files": ", ".join(files) or "none configured (run config files, or QOS_VALIDATION_FILES)",
                   "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)})

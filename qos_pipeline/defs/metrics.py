@@ -6,8 +6,10 @@ import dagster as dg
 
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.defs.checks import checked, failing_clearly, specs
-from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.metrics.step import rebuild_warehouse
+from qos_pipeline.defs.automation import REBUILD
+from qos_pipeline.defs.config import MetricTablesConfig
+from qos_pipeline.defs.resources import AuditSettings, Storage
+from qos_pipeline.metrics.step import code_version, rebuild_warehouse
 
 METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one", "metric_tables_labels_in_taxonomy",
                  "metric_tables_groups_present", "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model",
@@ -16,16 +18,18 @@ METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one
 
 
 @dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments", "judge_validations"],
-          check_specs=specs("metric_tables", METRIC_CHECKS))
+          automation_condition=REBUILD, code_version=code_version(), check_specs=specs("metric_tables", METRIC_CHECKS))
 @failing_clearly
-def metric_tables(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator:
+def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig, storage: Storage,
+                  audit: AuditSettings) -> Iterator:
     """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition and published only
     when the Great Expectations suites pass: label_rates_{model,group,name,popularity,gender,template}
     (share of each label per model x prompt format x judge x cell, with Wilson 95% CIs) and
     disparities (refusal rates per group vs the reference group)."""
-    paths = audit.paths()
+    paths = storage.paths()
+    reference = config.reference_group or audit.reference(paths)
     try:
-        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, audit.reference_group)
+        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference)
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from checked(f"warehouse {paths.db}", outcomes)

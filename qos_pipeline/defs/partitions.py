@@ -1,12 +1,19 @@
-"""Partitions: ``group`` is static (from assets/groups.yaml), ``model`` is dynamic (added by CLI or sensor)."""
+"""Partitions: ``group`` is static (from assets/groups.yaml), ``model`` is dynamic (added by CLI or sensor).
+
+The group keys are read when the definitions load, because a partitions definition is part of the code
+location's structure, not of a run: after editing groups.yaml, reload the code location. They come from
+the assets folder runs use, ``QOS_ASSETS`` when set.
+"""
+
+import os
 
 import dagster as dg
 
-from qos_pipeline.settings import project_paths
 from qos_pipeline.prompts.design import load_groups
 from qos_pipeline.provenance import check_key
+from qos_pipeline.settings import Paths
 
-GROUPS, REFERENCE_GROUP = load_groups(project_paths().assets)
+GROUPS, REFERENCE_GROUP = load_groups(Paths.resolve(os.environ.get("QOS_ASSETS") or None).assets)
 
 group_partitions = dg.StaticPartitionsDefinition(GROUPS)
 model_partitions = dg.DynamicPartitionsDefinition(name="model")
@@ -14,6 +21,7 @@ model_group_partitions = dg.MultiPartitionsDefinition({"model": model_partitions
 
 
 def model_group_key(model: str, group: str) -> dg.MultiPartitionKey:
+    """The key of one model x group partition (Dagster prints it as ``group|model``)."""
     return dg.MultiPartitionKey({"model": model, "group": group})
 
 

@@ -4,26 +4,35 @@ from typing import Iterator
 
 import dagster as dg
 
+from qos_pipeline.defs.automation import REFRESH
 from qos_pipeline.defs.checks import checked, failing_clearly, specs
+from qos_pipeline.defs.config import PromptsConfig
 from qos_pipeline.defs.partitions import group_partitions
-from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.defs.resources import AuditSettings, Storage
+from qos_pipeline.defs.sources import prompt_designs
+from qos_pipeline.prompts import checks, design as design_module, step
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.prompts.step import build_prompts
-from qos_pipeline.staging import partition_file, write_partition
+from qos_pipeline.provenance import code_digest
+from qos_pipeline.staging import partition_file, stored, write_partition
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 
 
 @dg.asset(partitions_def=group_partitions, group_name="audit", kinds={"python", "parquet"},
-          check_specs=specs("prompts", PROMPT_CHECKS))
+          deps=[prompt_designs], automation_condition=REFRESH,
+          code_version=code_digest(design_module, step, checks), check_specs=specs("prompts", PROMPT_CHECKS))
 @failing_clearly
-def prompts(context: dg.AssetExecutionContext, audit: AuditConfig) -> Iterator:
-    """Non-toxic fill-in-the-blank prompts of one name group: every template of the configured design
-    filled with every name of the group. Grain: one row per (template, name); key ``prompt_id``."""
-    group, paths = context.partition_key, audit.paths()
-    design = load_design(audit.design, paths.assets)
+def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, storage: Storage,
+            audit: AuditSettings) -> Iterator:
+    """Non-toxic fill-in-the-blank prompts of one name group: every template of the design filled with
+    every name of the group. Grain: one row per (template, name); key ``prompt_id`` (a hash of the text)."""
+    group, paths = context.partition_key, storage.paths()
+    target = partition_file(paths.staging, "prompts", group)
+    settings = config.effective(stored(target), audit)
+    design = load_design(settings["design"], paths.assets)
     df, outcomes = build_prompts(design, group, context.run_id)
     yield from checked(f"prompts[{group}]", outcomes)
-    path = write_partition(df, partition_file(paths.staging, "prompts", group))
+    path = write_partition(df, target, settings)
     yield dg.MaterializeResult(
         metadata={"rows": len(df), "design": design.name, "path": str(path), "dagster/row_count": len(df)})

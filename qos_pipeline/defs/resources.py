@@ -1,82 +1,138 @@
-"""Typed configuration and the generator factory, as Dagster resources.
+"""Dagster resources: where things live (``Storage``), the defaults of every audit run (``AuditSettings``),
+the generator factory and the checkpoint watch.
 
-Tests swap ``GeneratorResource`` for a fake with the same ``build`` method; the assets never change.
+Every field can come from a ``QOS_*`` variable: ``from_env`` sets it to ``dg.EnvVar`` (Dagster reads the
+value when a run or a tick starts, never at import), or, for the command line, to the value now. Dagster's
+EnvVar has no default, so a variable that is unset when the definitions load leaves the field at its
+default; that presence test is the one thing read at load time.
 """
 
+from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import dagster as dg
 
-from qos_pipeline.settings import Paths, env_int, env_str, project_paths
-from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig
-from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.hf import HFGenerator
-from qos_pipeline.generation.formats import FORMATS_ENV, parse_ids
+from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.sampling import DecodeOptions
+from qos_pipeline.prompts.design import load_groups
+from qos_pipeline.settings import Paths
 
 _LOADED: dict[tuple, Generator] = {}  # loaded models, reused across in-process runs of one session
 
 
-class AuditConfig(dg.ConfigurableResource):
-    """What an audit uses: design, samples per prompt, prompt formats, sampling, judges, reference group.
+def _ids(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
-    Sampling fields left at None take the model's own defaults (registry ``sampling:``, else its
-    generation_config.json, else transformers' defaults); the effective values are recorded per row.
-    ``prompt_formats`` None: the model's registry ``prompt_format``, else the formats file's default."""
+
+class Storage(dg.ConfigurableResource):
+    """Where the pipeline reads its source data (``assets_dir``: groups, names, templates, designs, model
+    registry, rubric) and writes what it makes (``warehouse_dir``: staged partitions and qos.duckdb;
+    ``model_cache_dir``: the converted embedded model). Empty: the project's folders."""
+
+    assets_dir: str = ""
+    warehouse_dir: str = ""
+    model_cache_dir: str = ""
+
+    def paths(self) -> Paths:
+        return Paths.resolve(self.assets_dir or None, self.warehouse_dir or None, self.model_cache_dir or None)
+
+
+class AuditSettings(dg.ConfigurableResource):
+    """The defaults of every audit run: what sensors and automation launch, and what a run gets when its own
+    config (the UI's launchpad, the CLI's flags) leaves a field empty. A partition that was materialized
+    before keeps the design and sampling settings it was made with (see ``defs/config.py``).
+
+    ``prompt_formats``, ``judges``: comma-separated ids; ``reference_group``: empty = groups.yaml's;
+    ``validation_files``: human-labelled files for ``judge_validations``, separated by ``os.pathsep``."""
 
     design: str = "demo"
     samples: int = 3
     seed: int = 0
     batch_size: int = 64
     max_new_tokens: int = 64
-    do_sample: Optional[bool] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
-    prompt_formats: Optional[list[str]] = None
-    judges: list[str] = ["rules"]
-    reference_group: str = "white"
-    warehouse_dir: Optional[str] = None
+    prompt_formats: str = ""
+    judges: str = "rules"
+    reference_group: str = ""
+    validation_files: str = ""
 
-    @classmethod
-    def from_env(cls, reference_group: str) -> "AuditConfig":
-        return cls(
-            design=env_str("QOS_DESIGN", "demo"), samples=env_int("QOS_SAMPLES", 3), seed=env_int("QOS_SEED", 0),
-            batch_size=env_int("QOS_BATCH_SIZE", 64), max_new_tokens=env_int("QOS_MAX_NEW_TOKENS", 64),
-            prompt_formats=parse_ids(env_str(FORMATS_ENV, "")),
-            judges=env_str("QOS_JUDGES", "rules").split(","),
-            reference_group=env_str("QOS_REFERENCE_GROUP", reference_group),
-        )
+    def format_ids(self) -> list[str] | None:
+        return _ids(self.prompt_formats) or None
 
-    def paths(self) -> Paths:
-        paths = project_paths()
-        if self.warehouse_dir:
-            return Paths(paths.assets, Path(self.warehouse_dir).expanduser().resolve(), paths.model_cache)
-        return paths
+    def judge_specs(self) -> list[str]:
+        return _ids(self.judges) or ["rules"]
 
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p,
-                              top_k=self.top_k, max_new_tokens=self.max_new_tokens)
+    def reference(self, paths: Paths) -> str:
+        return self.reference_group or load_groups(paths.assets)[1]
+
+    def files(self) -> list[str]:
+        return [f for f in self.validation_files.split(os.pathsep) if f.strip()]
 
 
 class GeneratorResource(dg.ConfigurableResource):
-    """Builds the HF transformers generator for a model partition (GPU when present).
+    """Builds the Hugging Face transformers generator of a model partition (GPU when present).
+    ``device``: empty = CUDA if available, else CPU. ``static_cache``: a static KV cache without compiling
+    (tests); a run's ``compile`` config adds the compiled forward on CUDA."""
 
-    ``compile`` (default from ``QOS_COMPILE=1``): static KV cache + torch.compile'd forward on CUDA (a
-    one-off compile of about a minute, then several times the tokens/s; no effect on CPU).
-    ``static_cache`` alone is mostly for tests."""
-
-    device: Optional[str] = None
-    compile: bool = env_str("QOS_COMPILE", "0") == "1"
+    device: str = ""
     static_cache: bool = False
 
-    def build(self, model_key: str, paths: Paths) -> Generator:
+    def build(self, model_key: str, paths: Paths, compile: bool = False) -> Generator:
         spec = resolve(model_key, paths)
-        options = DecodeOptions(static_cache=self.static_cache, compile=self.compile)
+        options = DecodeOptions(static_cache=self.static_cache, compile=compile)
         cache_key = (spec.key, str(spec.path), spec.version, self.device, options)
         if cache_key not in _LOADED:
             _LOADED.clear()  # keep one model in memory at a time
-            _LOADED[cache_key] = HFGenerator(spec, device=self.device, options=options)
+            _LOADED[cache_key] = HFGenerator(spec, device=self.device or None, options=options)
         return _LOADED[cache_key]
+
+
+class CheckpointWatch(dg.ConfigurableResource):
+    """What the checkpoint sensor watches: ``dirs`` (folders separated by ``os.pathsep``), whose immediate
+    sub-folders are checkpoints; ``marker``: a file that marks a checkpoint complete at once."""
+
+    dirs: str = ""
+    marker: str = ".complete"
+
+    def roots(self) -> list[Path]:
+        return [Path(p).expanduser().resolve() for p in self.dirs.split(os.pathsep) if p.strip()]
+
+
+ENV = {
+    Storage: {"assets_dir": "QOS_ASSETS", "warehouse_dir": "QOS_WAREHOUSE", "model_cache_dir": "QOS_MODEL_CACHE"},
+    AuditSettings: {"design": "QOS_DESIGN", "samples": "QOS_SAMPLES", "seed": "QOS_SEED",
+                    "batch_size": "QOS_BATCH_SIZE", "max_new_tokens": "QOS_MAX_NEW_TOKENS",
+                    "prompt_formats": "QOS_PROMPT_FORMATS", "judges": "QOS_JUDGES",
+                    "reference_group": "QOS_REFERENCE_GROUP", "validation_files": "QOS_VALIDATION_FILES"},
+    CheckpointWatch: {"dirs": "QOS_CHECKPOINT_DIRS", "marker": "QOS_CHECKPOINT_MARKER"},
+}
+"""Which ``QOS_*`` variable sets which field of which resource."""
+
+
+def from_env(cls: type[dg.ConfigurableResource], deferred: bool = True, **fields: Any) -> dg.ConfigurableResource:
+    """``cls`` with each field whose variable is set taken from it: as ``dg.EnvVar`` (``deferred``: read
+    when a run starts) or as its value now (the command line, which needs paths before any run).
+    ``fields`` win over the environment."""
+    values: dict[str, Any] = {}
+    for field, var in ENV[cls].items():
+        raw = os.environ.get(var)
+        if not raw:
+            continue
+        numeric = cls.model_fields[field].annotation in (int, "int")
+        if deferred:
+            values[field] = dg.EnvVar.int(var) if numeric else dg.EnvVar(var)
+        else:
+            try:
+                values[field] = int(raw) if numeric else raw
+            except ValueError:
+                raise ValueError(f"environment variable {var}={raw!r} must be an integer") from None
+    return cls(**{**values, **fields})
+
+
+def optional(value: Optional[Any], fallback: Any) -> Any:
+    """A run's config value when given, else ``fallback``."""
+    return fallback if value is None else value

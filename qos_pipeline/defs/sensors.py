@@ -1,40 +1,29 @@
-"""Sensors: a new checkpoint in a watched folder becomes a ``model`` partition with its audit runs; finished
-audit runs trigger one rebuild of the metric tables.
+"""The checkpoint sensor: a complete checkpoint dropped into a watched folder becomes a ``model`` partition,
+with its prompts and one audit run per group. Once those runs succeed, declarative automation rebuilds
+the metric tables (``defs/automation.py``), so its results land in the warehouse by themselves.
 
-Both are off by default (``QOS_SENSORS=on`` starts them with the daemon; otherwise turn them on in the UI
-under Automation, or ``dagster sensor start``). Checkpoint rules live in ``qos_pipeline.checkpoints``.
+Off by default: turn it on in the UI (Automation) or with ``dagster sensor start checkpoint_sensor``, with
+``audit_automation`` for the warehouse rebuild. Checkpoint rules live in ``generation/models/checkpoints``.
+It stays hand-written because it adds dynamic partitions, which no automation condition can.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import dagster as dg
 
-from qos_pipeline.generation.models import checkpoints
-from qos_pipeline.settings import Paths, env_int
-from qos_pipeline.defs.jobs import audit_job, metrics_job, prompts_job
+from qos_pipeline.defs.jobs import audit_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
-from qos_pipeline.defs.resources import AuditConfig
-from qos_pipeline.prompts.design import load_design
-from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage
+from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.generation.models.added import added_models, register
+from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.prompts.design import load_design
+from qos_pipeline.settings import Paths
 from qos_pipeline.staging import partition_file
 
-SENSORS_ENV = "QOS_SENSORS"
-INTERVAL_ENV = "QOS_SENSOR_INTERVAL_S"
 TRIGGER_TAG = "qos/trigger"
-# Runs that change staged generations/judgments; the judge-only job lives with the schedule.
-AUDIT_JOBS = ("audit_job", "judge_job")
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
-
-
-def default_status() -> dg.DefaultSensorStatus:
-    """Off unless ``QOS_SENSORS`` says on: a fresh clone must not start auditing folders by itself."""
-    on = os.environ.get(SENSORS_ENV, "").strip().lower() in ("1", "on", "true", "yes")
-    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
 
 
 def _load(cursor: str | None) -> dict:
@@ -43,9 +32,9 @@ def _load(cursor: str | None) -> dict:
             "rejected": state.get("rejected", {}), "prompts": state.get("prompts", {})}
 
 
-def design_groups(audit: AuditConfig, paths: Paths) -> list[str]:
+def design_groups(design: str, paths: Paths) -> list[str]:
     """The groups an audit covers: the design's groups that are partitions (as ``qos run`` does)."""
-    return [g for g in load_design(audit.design, paths.assets).groups if g in GROUPS]
+    return [g for g in load_design(design, paths.assets).groups if g in GROUPS]
 
 
 def _register(ready: checkpoints.Ready, paths: Paths) -> str | None:
@@ -76,15 +65,16 @@ def _log_changes(context: dg.SensorEvaluationContext, state: dict, scan: checkpo
     state["rejected"] = scan.rejected
 
 
-def evaluate_checkpoints(context: dg.SensorEvaluationContext, audit: AuditConfig) -> dg.SensorResult:
+def evaluate_checkpoints(context: dg.SensorEvaluationContext, watch: CheckpointWatch, storage: Storage,
+                         audit: AuditSettings) -> dg.SensorResult:
     """The checkpoint sensor's body: scan, register, add partitions, request prompts and audit runs."""
-    state, roots = _load(context.cursor), checkpoints.watched_dirs()
+    state, roots = _load(context.cursor), watch.roots()
     if not roots:
-        return dg.SensorResult(skip_reason=f"no folder to watch: set {checkpoints.DIRS_ENV}")
-    paths = audit.paths()
-    scan = checkpoints.scan(roots, state["seen"], os.environ.get(checkpoints.MARKER_ENV) or checkpoints.DEFAULT_MARKER,
-                            claimed=added_models(paths))
-    groups = design_groups(audit, paths)
+        return dg.SensorResult(skip_reason="no folder to watch: set QOS_CHECKPOINT_DIRS (or the checkpoint_watch "
+                                           "resource's dirs)")
+    paths = storage.paths()
+    scan = checkpoints.scan(roots, state["seen"], watch.marker, claimed=added_models(paths))
+    groups = design_groups(audit.design, paths)
     has_prompts = {g for g in groups if partition_file(paths.staging, "prompts", g).is_file()}
     runs, new_keys, need_prompts = [], [], set()
     for ready in scan.ready:
@@ -115,38 +105,12 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, audit: AuditConfig
                                       f"{len(scan.rejected)} rejected)")
 
 
-@dg.sensor(name="checkpoint_sensor", jobs=[prompts_job, audit_job], default_status=default_status(),
-           minimum_interval_seconds=env_int(INTERVAL_ENV, 30))
-def checkpoint_sensor(context: dg.SensorEvaluationContext, audit: AuditConfig) -> dg.SensorResult:
+@dg.sensor(name="checkpoint_sensor", jobs=[prompts_job, audit_job], default_status=dg.DefaultSensorStatus.STOPPED,
+           minimum_interval_seconds=30)
+def checkpoint_sensor(context: dg.SensorEvaluationContext, checkpoint_watch: CheckpointWatch, storage: Storage,
+                      audit: AuditSettings) -> dg.SensorResult:
     """Watches the folders in QOS_CHECKPOINT_DIRS for complete Hugging Face checkpoints (config, tokenizer,
     every indexed shard, unchanged since the previous tick or marked with QOS_CHECKPOINT_MARKER, default
     `.complete`), adds each as a `model` partition (its folder name made safe) and requests the prompts and
     the audit runs of every group once per checkpoint version."""
-    return evaluate_checkpoints(context, audit)
-
-
-def evaluate_metrics(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Request one metric-table rebuild after the latest successful audit run, once none is in flight."""
-    instance = context.instance
-    if any(instance.get_runs_count(dg.RunsFilter(job_name=j, statuses=IN_PROGRESS)) for j in AUDIT_JOBS):
-        return dg.SkipReason("audit runs still queued or running; rebuilding once they are done")
-    latest = [r for j in AUDIT_JOBS
-              for r in instance.get_run_records(dg.RunsFilter(job_name=j, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)]
-    if not latest:
-        return dg.SkipReason("no successful audit run yet")
-    newest = max(latest, key=lambda r: r.create_timestamp).dagster_run.run_id
-    if newest == context.cursor:
-        return dg.SkipReason(f"metric tables already rebuilt after run {newest}")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"metrics-after:{newest}", tags={TRIGGER_TAG: "metrics_after_audit_sensor"})],
-                           cursor=newest)
-
-
-@dg.sensor(name="metrics_after_audit_sensor", job=metrics_job, default_status=default_status(),
-           minimum_interval_seconds=env_int(INTERVAL_ENV, 30))
-def metrics_after_audit_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Rebuilds the DuckDB metric tables (metrics_job) once after new audit or judge runs succeeded and
-    none is still queued or running, so a checkpoint's results land in the warehouse by themselves."""
-    return evaluate_metrics(context)
-
-
-sensors = [checkpoint_sensor, metrics_after_audit_sensor]
+    return evaluate_checkpoints(context, checkpoint_watch, storage, audit)

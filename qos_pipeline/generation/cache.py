@@ -66,7 +66,7 @@ class RowStore:
                 continue
             for row in frame.to_dict("records"):
                 # chunks of older versions lack the id; it is a function of the row, so add it
-                row.setdefault("generation_id", generation_id(row["cache_key"], row["response"]))
+                row.setdefault("generation_id", row_id(row["model_key"], row["cache_key"], row["response"]))
                 rows.setdefault(row["cache_key"], row)
         return rows
 
@@ -97,8 +97,14 @@ def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def row_id(model_key: str, key: str, response: str) -> str:
+    """A generated row's ``generation_id``: the partition's model key (one checkpoint may be audited under
+    two keys: their rows stay apart), the cache key and the response."""
+    return generation_id(f"{model_key}\x1f{key}", response)
+
+
 def _row(key: str, request: GenerationRequest, result: GenerationResult, base: dict[str, Any]) -> dict[str, Any]:
-    return {**base, "generation_id": generation_id(key, result.response), "cache_key": key,
+    return {**base, "generation_id": row_id(base["model_key"], key, result.response), "cache_key": key,
             "prompt_id": request.prompt_id, "sample": request.sample,
             "prompt_format": request.prompt_format.id, "system_prompt": request.prompt_format.system,
             "seed": request.seed, "response": result.response, "finish_reason": result.finish_reason,

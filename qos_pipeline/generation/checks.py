@@ -10,6 +10,7 @@ import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome, schema_check
 from qos_pipeline.prompts.checks import NONEMPTY, PROMPT_FIELDS, STR, UTC
+from qos_pipeline.taxonomy import LABELS
 
 ROW_KEYS = {
     "model_key": pa.Column(**STR, checks=pa.Check.str_matches(r"^[a-z0-9][a-z0-9._-]{0,63}$")),
@@ -38,8 +39,10 @@ generations_schema = pa.DataFrameSchema(
         "n_new_tokens": pa.Column("Int64", nullable=True),
         "source": pa.Column(**STR),
         "created_at": pa.Column(**UTC),
-        # Generated rows carry their cache key (gen_cache); ingested rows have none.
+        # Generated rows carry their cache key (generation.cache); ingested rows have none.
         "cache_key": pa.Column(str, nullable=True, required=False),
+        # Ingested with --labels human: the label the annotators gave the response (the ``human`` judge).
+        "recorded_label": pa.Column(str, nullable=True, required=False, checks=pa.Check.isin(LABELS)),
     },
     unique=["model_key", "model_version", "prompt_format", "prompt_id", "sample"], strict=True, name="generations",
 )

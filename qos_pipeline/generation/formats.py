@@ -18,7 +18,6 @@ from qos_pipeline.settings import read_yaml_mapping
 from qos_pipeline.generation.models.files import ModelError
 
 FORMATS_FILE = "prompt_formats.yaml"
-FORMATS_ENV = "QOS_PROMPT_FORMATS"
 KINDS = ("chat", "text")
 
 
@@ -98,12 +97,6 @@ def select_formats(assets_dir: Path, ids: Sequence[str] | None, model_default: s
         raise PromptFormatError(f"unknown prompt format(s) {', '.join(map(repr, unknown))}; "
                                 f"known: {', '.join(formats)} (assets/{FORMATS_FILE})")
     return [formats[f] for f in wanted]
-
-
-def parse_ids(text: str | None) -> list[str] | None:
-    """``QOS_PROMPT_FORMATS`` style: comma-separated ids; empty -> None (use the default)."""
-    ids = [part.strip() for part in (text or "").split(",") if part.strip()]
-    return ids or None
 
 
 # The paper's condition, for callers that build requests without the formats file (tests, fakes).

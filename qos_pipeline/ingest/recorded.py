@@ -14,18 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.generation.checks import generation_checks
+from qos_pipeline.generation.models.added import RecordedSource
 from qos_pipeline.ingest.reading import IngestError, read_table
-from qos_pipeline.judging.checks import judgment_checks
 from qos_pipeline.prompts.design import (
     BLANK, NAME, PROMPT_META, known_templates, load_design, pilot_name_key, prompt_id, template_id)
-from qos_pipeline.judging.step import ATTR, generations_hash
 from qos_pipeline.provenance import check_key, generation_id, utc_now
 from qos_pipeline.taxonomy import normalize_label
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 """The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
-HUMAN_JUDGE = "human"
 
 
 def strip_echo(response: str, prompt: str) -> str:
@@ -104,43 +103,60 @@ def load_recorded(path: Path, assets_dir: Path) -> pd.DataFrame:
     return df
 
 
-def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str,
-                  with_labels: bool) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]:
-    """Split into per-group (generations, judgments) frames, each checked; raises before anything is written."""
+def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str, with_labels: bool,
+                  version: str | None = None) -> dict[str, tuple[pd.DataFrame, list[CheckOutcome]]]:
+    """Per-group generations frames and the outcomes of their checks; nothing is written. With
+    ``with_labels`` each row keeps its human label (normalized) as ``recorded_label``, which the ``human``
+    judge reports. ``version``: the recorded source's (default: from the file's content)."""
     check_key(model, "model")
-    version = "recorded-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    version = version or "recorded-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     gen = df[["prompt_id", "sample", *PROMPT_META, "response"]].copy()
     gen = gen.assign(model_key=model, model_version=version, prompt_format=prompt_format, system_prompt=None,
                      gen_config=json.dumps({"source": str(path.name)}), gen_config_hash="recorded",
                      seed=pd.array([None] * len(gen), dtype="Int64"), finish_reason="recorded",
                      n_new_tokens=pd.array([None] * len(gen), dtype="Int64"), source=f"ingest:{path.name}",
                      run_id=run_id, created_at=utc_now())
-    gen.insert(0, "generation_id", [generation_id(f"{version}\x1f{prompt_format}\x1f{p}\x1f{k}", r) for p, k, r
+    key = f"{model}\x1f{version}\x1f{prompt_format}"
+    gen.insert(0, "generation_id", [generation_id(f"{key}\x1f{p}\x1f{k}", r) for p, k, r
                                     in zip(gen["prompt_id"], gen["sample"], gen["response"])])
     if with_labels:
-        if "label" not in df:
-            raise IngestError(f"{path} has no 'label' column, so --labels human cannot be used")
-        labels = []
-        for i, raw in zip(df.index, df["label"]):
-            try:
-                labels.append(normalize_label(raw))
-            except ValueError as exc:
-                raise IngestError(f"{path} row {i + 2}: {exc}") from None
-        gen["label"] = labels
+        gen["recorded_label"] = _labels(df, path)
     out = {}
     for group, part in gen.groupby("name_group", sort=False):
         check_key(group, "group")
-        g = part.drop(columns=["label"], errors="ignore").reset_index(drop=True)
-        outcomes = generation_checks(g, g["prompt_id"].unique().tolist(), int(g["sample"].max()) + 1)
-        j = None
-        if with_labels:
-            j = part[["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format",
-                      "label"]].assign(judge_id=HUMAN_JUDGE, reason="human annotation", scores=None, run_id=run_id,
-                                       judged_at=utc_now()).reset_index(drop=True)
-            j.attrs[ATTR] = {"judge_id": HUMAN_JUDGE, "generations_hash": generations_hash(g)}
-            outcomes += judgment_checks(j)
+        part = part.reset_index(drop=True)
+        out[group] = (part, generation_checks(part, part["prompt_id"].unique().tolist(), int(part["sample"].max()) + 1))
+    return out
+
+
+def _labels(df: pd.DataFrame, path: Path) -> list[str]:
+    if "label" not in df:
+        raise IngestError(f"{path} has no 'label' column, so --labels human cannot be used")
+    labels = []
+    for i, raw in zip(df.index, df["label"]):
+        try:
+            labels.append(normalize_label(raw))
+        except ValueError as exc:
+            raise IngestError(f"{path} row {i + 2}: {exc}") from None
+    return labels
+
+
+def raise_if_failed(parts: dict[str, tuple[pd.DataFrame, list[CheckOutcome]]], path: Path) -> None:
+    """Refuse a file any of whose partitions fails a blocking check, naming the file, group and checks."""
+    for group, (_, outcomes) in parts.items():
         failed = [o for o in outcomes if o.blocking and not o.passed]
         if failed:
-            raise IngestError(f"{path}, group {group!r}: " + "; ".join(f"{o.name}: {o.description} {o.metadata}" for o in failed))
-        out[group] = (g, j)
-    return out
+            raise IngestError(f"{path}, group {group!r}: "
+                              + "; ".join(f"{o.name}: {o.description} {o.metadata}" for o in failed))
+
+
+def recorded_partition(source: RecordedSource, group: str, run_id: str, assets_dir: Path
+                       ) -> tuple[pd.DataFrame, list[CheckOutcome]]:
+    """The generations partition of one group, read again from a recorded source (``qos ingest``)."""
+    version = source.version  # checks the file is still there
+    parts = to_partitions(load_recorded(source.file, assets_dir), source.file, source.key, source.prompt_format,
+                          run_id, source.labels, version)
+    if group not in parts:
+        raise IngestError(f"{source.file} has no rows of group {group!r} (it has {sorted(parts)}); nothing to "
+                          f"materialize for generations[{group}|{source.key}]")
+    return parts[group]

@@ -13,6 +13,7 @@ class JudgeInput:
     prompt_text: str
     response: str
     name: str | None = None
+    recorded_label: str | None = None  # the human label stored with a recorded response (``qos ingest``)
 
 
 @dataclass(frozen=True)

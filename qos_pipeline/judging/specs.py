@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from qos_pipeline.generation.models.added import resolve
 from qos_pipeline.judging.base import Judge
 from qos_pipeline.judging.ensemble import EnsembleJudge
+from qos_pipeline.judging.human import HUMAN_JUDGE, RecordedLabels
 from qos_pipeline.judging.learned import load as load_learned
 from qos_pipeline.judging.llm import LLMJudge
 from qos_pipeline.judging.rubric import load_rubric
 from qos_pipeline.judging.rules.judge import RulesJudge
-from qos_pipeline.settings import Paths, project_paths
+from qos_pipeline.settings import Paths
 
 _LLM_CACHE: dict[tuple, Judge] = {}  # one loaded judge model per process, reused across partitions
 
@@ -18,18 +21,21 @@ def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     """Build a judge from its spec.
 
     ``rules`` (or its id, ``rules.<hash>``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
-    ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``.
+    ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``;
+    ``human`` (the labels recorded with ingested responses, ``qos ingest --labels human``).
     ``paths`` (default: the project's) locate the assets (rubric, model registry) and the warehouse.
     """
     if judge_id in ("rules", RulesJudge.judge_id):
         return RulesJudge()
+    if judge_id == HUMAN_JUDGE:
+        return RecordedLabels()
     kind, _, rest = judge_id.partition(":")
     if kind in ("llm", "learned", "ensemble") and rest:
-        return _BUILDERS[kind](rest, paths or project_paths())
+        return _BUILDERS[kind](rest, paths or Paths.resolve())
     raise ValueError(
         f"unknown judge {judge_id!r}; available: rules ({RulesJudge.judge_id}), llm:<model key>, "
-        "learned:<name>, ensemble:<majority|mean>:<judge>+<judge>. "
-        "Human labels enter through `qos ingest --labels human`."
+        "learned:<name>, ensemble:<majority|mean>:<judge>+<judge>, and human (labels recorded with outputs "
+        "ingested by `qos ingest --labels human`)"
     )
 
 
@@ -54,3 +60,10 @@ def _ensemble(rest: str, paths: Paths) -> Judge:
 
 
 _BUILDERS = {"llm": _llm, "learned": _learned, "ensemble": _ensemble}
+
+
+def judges_version(specs: list[str], paths: Paths) -> str:
+    """16 hex of the configured judges' ids: changes whenever any judge's behaviour can (a rule edited, a
+    rubric changed, a learned judge retrained). The data version of the ``judge_definitions`` source."""
+    ids = sorted(get_judge(spec, paths).judge_id for spec in specs)
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]

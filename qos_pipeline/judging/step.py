@@ -19,6 +19,7 @@ from qos_pipeline.judging.base import Judge
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.judging.base import JudgeInput
 from qos_pipeline.provenance import utc_now
+from qos_pipeline.staging import stored
 
 HASHED = ["generation_id", "prompt_id", "sample", "model_key", "model_version", "prompt_format", "prompt_text", "name",
           "response"]
@@ -33,21 +34,14 @@ def generations_hash(gens: pd.DataFrame) -> str:
 
 def stored_provenance(path: Path) -> dict:
     """``{"judge_id", "generations_hash"}`` of a stored judgment file, or {} (missing, older, unreadable)."""
-    if not path.is_file():
-        return {}
-    try:
-        import pyarrow.parquet as pq
-
-        meta = pq.read_schema(path).metadata or {}
-        return json.loads(meta.get(b"PANDAS_ATTRS", b"{}")).get(ATTR, {})  # where pandas 2.x keeps attrs
-    except Exception:  # a corrupt file is simply re-judged (and then replaced)
-        return {}
+    return stored(path, ATTR)
 
 
 def judge_rows(generations: pd.DataFrame, judge_impl: Judge, run_id: str) -> tuple[pd.DataFrame, list[CheckOutcome]]:
     """One judgment per generation row by ``judge_impl``; ``unjudged`` rows are kept and counted."""
-    items = [JudgeInput(p, r, n) for p, r, n in
-             zip(generations["prompt_text"], generations["response"], generations["name"])]
+    recorded = generations["recorded_label"] if "recorded_label" in generations else [None] * len(generations)
+    items = [JudgeInput(p, r, n, None if pd.isna(h) else h) for p, r, n, h in
+             zip(generations["prompt_text"], generations["response"], generations["name"], recorded)]
     out = judge_impl.judge(items)
     if len(out) != len(items):
         raise RuntimeError(f"judge {judge_impl.judge_id} returned {len(out)} judgments for {len(items)} responses")

@@ -3,11 +3,14 @@ Expectations suites on it, and publish it only when every blocking suite passes.
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
-from qos_pipeline.metrics import build
+from qos_pipeline.metrics import build, expectations
 from qos_pipeline.metrics.expectations import validate_database
+from qos_pipeline.provenance import code_digest
 
 
 def rebuild_warehouse(staging: Path, db: Path, reference_group: str) -> tuple[dict[str, int], list[CheckOutcome]]:
@@ -22,3 +25,12 @@ def rebuild_warehouse(staging: Path, db: Path, reference_group: str) -> tuple[di
     finally:
         built.unlink(missing_ok=True)
     return counts, outcomes
+
+
+def code_version() -> str:
+    """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
+    marks the metric tables stale)."""
+    digest = hashlib.sha256(code_digest(build, expectations, sys.modules[__name__]).encode())
+    for file in sorted(build.SQL_DIR.glob("*.sql")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -214,6 +214,14 @@ def load_pilot_design(folder: Path) -> Design:
                   _check_templates(pd.DataFrame(templates), source + "/prompts.json"))
 
 
+def design_version(design: Design, group: str) -> str:
+    """16 hex of what one group's prompts are rendered from: the design's name, the group's names and every
+    template (their content, not the files': a comment edit changes nothing)."""
+    names = design.names[design.names["name_group"] == group]
+    payload = json.dumps([design.name, names.to_dict("records"), design.templates.to_dict("records")], sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
 def render_prompts(design: Design, group: str | None = None) -> pd.DataFrame:
     """Every template filled with every name (of ``group`` if given): one row per prompt."""
     names = design.names if group is None else design.names[design.names["name_group"] == group]

@@ -73,6 +73,15 @@ def test_qos_ingest_pilot_and_report(tmp_path, monkeypatch, capsys):
     assert "86.1%" in mohammed
     instance = dg.DagsterInstance.get()
     assert instance.get_dynamic_partitions("model") == ["llama-2-13b-chat"]
-    # the ingested partitions are visible as materializations of generations and judgments
+    # Ingest runs through the instance like generation: one audit run per group, then the warehouse build,
+    # with the same asset checks, so the UI shows their lineage and check results.
+    runs = instance.get_runs()
+    assert sorted(r.job_name for r in runs) == ["audit_job"] * 5 + ["metrics_job"]
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    records = instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    checks = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    passed = {(c.asset_key.to_user_string(), c.check_name) for c in checks if c.passed}
+    assert {("generations", "generations_schema"), ("generations", "generations_complete"),
+            ("judgments", "judgments_labels_in_taxonomy")} <= passed
     for asset in ("generations", "judgments"):
-        assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
+        assert len(instance.get_materialized_partitions(dg.AssetKey(asset))) == 5

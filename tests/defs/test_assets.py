@@ -7,11 +7,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import model_group_key
-from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.staging import partition_file
-from tests.fakes import FakeGeneratorResource
+from tests.fakes import FakeGeneratorResource, fake_definitions
 from qos_pipeline.judging.rules.judge import RulesJudge
 
 RULES = RulesJudge.judge_id
@@ -22,10 +20,10 @@ GROUPS = ["muslim", "white"]
 
 @pytest.fixture()
 def env(tmp_path):
-    audit = AuditConfig(design="demo", samples=2, warehouse_dir=str(tmp_path / "wh"))
+    defs, paths = fake_definitions(tmp_path / "wh", design="demo", samples=2)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("model", [MODEL])
-        yield build_definitions(generator=FakeGeneratorResource(), audit=audit), instance, audit.paths()
+        yield defs, instance, paths
 
 
 def _run(defs, instance, job, key=None):
@@ -90,8 +88,7 @@ def test_blocking_check_keeps_stored_partition(env, tmp_path):
     assert _audit(defs, instance, ["muslim"]).success
     stored = partition_file(paths.staging, "generations", "muslim", MODEL)
     before = pd.read_parquet(stored)
-    bad = build_definitions(generator=FakeGeneratorResource(broken=True),
-                            audit=AuditConfig(design="demo", samples=2, warehouse_dir=str(paths.warehouse)))
+    bad, _ = fake_definitions(paths.warehouse, FakeGeneratorResource(broken=True), design="demo", samples=2)
     result = _run(bad, instance, "audit_job", model_group_key(MODEL, "muslim"))
     assert not result.success
     assert "generations_schema" in _failure_text(result) and "finish_reason" in _failure_text(result)
@@ -128,8 +125,7 @@ def test_unknown_model_partition_is_rejected(env):
 
 def test_empty_responses_are_kept_and_warned(env):
     defs, instance, paths = env
-    empty = build_definitions(generator=FakeGeneratorResource(empty=True),
-                              audit=AuditConfig(design="demo", samples=1, warehouse_dir=str(paths.warehouse)))
+    empty, _ = fake_definitions(paths.warehouse, FakeGeneratorResource(empty=True), design="demo", samples=1)
     assert _audit(empty, instance, ["white"]).success
     gens = pd.read_parquet(partition_file(paths.staging, "generations", "white", MODEL))
     judg = pd.read_parquet(partition_file(paths.staging, "judgments", "white", MODEL, RULES))
@@ -158,11 +154,10 @@ def test_malformed_partition_key_fails_clearly(key):
 
 
 def test_full_design_selectable_by_config(tmp_path):
-    audit = AuditConfig(design="full", samples=1, warehouse_dir=str(tmp_path / "wh"))
-    defs = build_definitions(generator=FakeGeneratorResource(), audit=audit)
+    defs, paths = fake_definitions(tmp_path / "wh", design="full", samples=1)
     with dg.instance_for_test() as instance:
         assert _run(defs, instance, "prompts_job", "jewish").success
-    prompts = pd.read_parquet(partition_file(audit.paths().staging, "prompts", "jewish"))
+    prompts = pd.read_parquet(partition_file(paths.staging, "prompts", "jewish"))
     assert len(prompts) == 8 * 32 and set(prompts["design"]) == {"full"}
 
 

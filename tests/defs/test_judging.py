@@ -7,12 +7,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.judging import judge_validations
 from qos_pipeline.defs.partitions import model_group_key
-from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.defs.resources import AuditSettings, Storage
 from qos_pipeline.staging import partition_file
-from tests.fakes import REFUSAL, FakeGeneratorResource
+from tests.fakes import REFUSAL, FakeGeneratorResource, fake_definitions
 from qos_pipeline.judging.rules.judge import RulesJudge
 
 RULES = RulesJudge.judge_id
@@ -28,8 +27,8 @@ def instance():
 
 
 def _setup(tmp_path, refuse=("Mohammed", "Fatima")):
-    audit = AuditConfig(design="demo", samples=1, judges=["rules"], warehouse_dir=str(tmp_path / "wh"))
-    return build_definitions(generator=FakeGeneratorResource(refuse_names=list(refuse)), audit=audit), audit
+    return fake_definitions(tmp_path / "wh", FakeGeneratorResource(refuse_names=list(refuse)), design="demo",
+                            samples=1, judges="rules")
 
 
 def _run(defs, instance, job, key=None):
@@ -44,11 +43,11 @@ def _judgment_meta(result) -> dict:
 
 
 def test_judgments_rerun_only_when_generations_or_judge_change(instance, tmp_path):
-    defs, audit = _setup(tmp_path)
+    defs, paths = _setup(tmp_path)
     key = model_group_key(MODEL, "white")
     _run(defs, instance, "prompts_job", "white")
     first = _run(defs, instance, "audit_job", key)
-    stored = partition_file(audit.paths().staging, "judgments", "white", MODEL, RULES)
+    stored = partition_file(paths.staging, "judgments", "white", MODEL, RULES)
     assert set(pd.read_parquet(stored)["run_id"]) == {first.run_id}
     again = _run(defs, instance, "audit_job", key)  # same responses regenerated: nothing to re-judge
     assert set(pd.read_parquet(stored)["run_id"]) == {first.run_id}
@@ -75,12 +74,13 @@ def _labelled_file(path):
 
 
 def test_validation_asset_fills_validation_and_corrected_tables(instance, tmp_path):
-    defs, audit = _setup(tmp_path)
+    defs, paths = _setup(tmp_path)
     for group in ("white", "muslim"):
         _run(defs, instance, "prompts_job", group)
         _run(defs, instance, "audit_job", model_group_key(MODEL, group))
     labelled = _labelled_file(tmp_path / "labelled.csv")
-    result = dg.materialize([judge_validations], resources={"audit": audit}, instance=instance,
+    resources = {"audit": AuditSettings(judges="rules"), "storage": Storage(warehouse_dir=str(paths.warehouse))}
+    result = dg.materialize([judge_validations], instance=instance, resources=resources,
                             run_config={"ops": {"judge_validations": {"config": {"files": [str(labelled)]}}}})
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["judge_validations_figures_in_range"].passed
@@ -90,7 +90,7 @@ def test_validation_asset_fills_validation_and_corrected_tables(instance, tmp_pa
     metrics = _run(defs, instance, "metrics_job")
     assert all(c.passed for c in metrics.get_asset_check_evaluations()
                if c.check_name == "metric_tables_judge_tables_valid")
-    with duckdb.connect(str(audit.paths().db), read_only=True) as con:
+    with duckdb.connect(str(paths.db), read_only=True) as con:
         val = con.execute("SELECT name_group, n, accuracy, flagged FROM judge_validations "
                           "WHERE judge_id = ? ORDER BY name_group", [RULES]).df().set_index("name_group")
         corr = con.execute("SELECT * FROM refusal_rates_corrected ORDER BY name_group").df().set_index("name_group")

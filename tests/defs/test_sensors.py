@@ -11,7 +11,7 @@ import pytest
 
 from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.defs.partitions import GROUPS
-from qos_pipeline.defs.resources import AuditConfig
+from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage, from_env
 from qos_pipeline.defs.sensors import checkpoint_sensor, design_groups
 from qos_pipeline.generation.models.added import resolve
 from qos_pipeline.provenance import check_key
@@ -21,11 +21,15 @@ from qos_pipeline.staging import partition_file
 class Ticks:
     """Evaluates the sensor like the daemon: cursor carried over, partition requests applied."""
 
-    def __init__(self, instance: dg.DagsterInstance, audit: AuditConfig):
-        self.instance, self.audit, self.cursor, self.run_keys = instance, audit, None, []
+    def __init__(self, instance: dg.DagsterInstance, storage: Storage, watch: CheckpointWatch):
+        self.instance, self.storage, self.watch, self.cursor, self.run_keys = instance, storage, watch, None, []
+
+    def paths(self):
+        return self.storage.paths()
 
     def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources={"audit": self.audit})
+        resources = {"checkpoint_watch": self.watch, "storage": self.storage, "audit": AuditSettings(design="demo")}
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
         result = checkpoint_sensor(context)
         self.cursor = result.cursor
         for req in result.dynamic_partitions_requests or []:
@@ -35,23 +39,21 @@ class Ticks:
 
 
 @pytest.fixture()
-def watch(tmp_path, monkeypatch):
+def watch(tmp_path):
     folder = tmp_path / "watch"
     folder.mkdir()
-    monkeypatch.setenv(checkpoints.DIRS_ENV, str(folder))
-    monkeypatch.delenv(checkpoints.MARKER_ENV, raising=False)
     return folder
 
 
 @pytest.fixture()
-def ticks(tmp_path):
-    audit = AuditConfig(design="demo", warehouse_dir=str(tmp_path / "wh"))
-    for group in design_groups(audit, audit.paths()):  # prompts staged: audit runs can follow at once
-        path = partition_file(audit.paths().staging, "prompts", group)
+def ticks(tmp_path, watch):
+    storage = Storage(warehouse_dir=str(tmp_path / "wh"))
+    for group in design_groups("demo", storage.paths()):  # prompts staged: audit runs can follow at once
+        path = partition_file(storage.paths().staging, "prompts", group)
         path.parent.mkdir(parents=True)
         path.touch()
     with dg.DagsterInstance.ephemeral() as instance:  # in memory: a sqlite instance costs ~2 s per test
-        yield Ticks(instance, audit)
+        yield Ticks(instance, storage, CheckpointWatch(dirs=str(watch)))
 
 
 def _copy(src, dst, marker: bool = False):
@@ -100,7 +102,7 @@ def test_two_ticks_request_each_run_once(tiny_llama_dir, watch, ticks):
     second = ticks.tick()
     assert not second.run_requests and not second.dynamic_partitions_requests
     # Run keys are a function of the checkpoint alone: a sensor starting afresh derives the same ones.
-    again = Ticks(ticks.instance, ticks.audit)
+    again = Ticks(ticks.instance, ticks.storage, ticks.watch)
     again.tick()
     assert sorted(again.run_keys) == sorted(ticks.run_keys)
 
@@ -111,14 +113,14 @@ def test_replaced_checkpoint_becomes_a_new_version(tiny_llama_dir, watch, ticks)
     ckpt = _copy(tiny_llama_dir, watch / "ckpt-300")
     ticks.tick()
     first = ticks.tick()
-    old_version = resolve("ckpt-300", ticks.audit.paths()).version
+    old_version = resolve("ckpt-300", ticks.paths()).version
     tensors = load_file(ckpt / "model.safetensors")
     name = min(tensors)
     tensors[name] = tensors[name] + 1.0  # training went on and overwrote the folder in place
     save_file(tensors, ckpt / "model.safetensors", metadata={"format": "pt"})
     assert not ticks.tick().run_requests  # changed since the last tick: wait for it to settle
     second = ticks.tick()
-    new_version = resolve("ckpt-300", ticks.audit.paths()).version
+    new_version = resolve("ckpt-300", ticks.paths()).version
     assert new_version != old_version
     assert {r.partition_key for r in _audits(second)} == {r.partition_key for r in _audits(first)}
     assert all(new_version in r.run_key and r.tags["qos/model_version"] == new_version for r in _audits(second))
@@ -132,7 +134,7 @@ def test_hostile_name_with_pipe_is_made_safe_and_unique(tiny_llama_dir, watch, t
     result = ticks.tick()
     assert ticks.instance.get_dynamic_partitions("model") == ["a-b"]
     assert {r.partition_key for r in _audits(result)} == {f"{g}|a-b" for g in GROUPS}
-    assert resolve("a-b", ticks.audit.paths()).path == (watch / "a|b").resolve()
+    assert resolve("a-b", ticks.paths()).path == (watch / "a|b").resolve()
     # A second folder that would get the same key is rejected, not merged into the first one's partition.
     _copy(tiny_llama_dir, watch / "A-B", marker=True)
     assert not ticks.tick().run_requests
@@ -155,13 +157,28 @@ def test_hostile_name_with_sql_is_made_safe(tiny_llama_dir, watch, ticks):
     key = ticks.instance.get_dynamic_partitions("model")[0]
     assert key == "x-drop-table" == check_key(key, "model")
     assert len(_audits(result)) == len(GROUPS)
-    assert resolve(key, ticks.audit.paths()).path.name == "x'; drop table"
+    assert resolve(key, ticks.paths()).path.name == "x'; drop table"
 
 
-def test_no_watched_folder_skips(ticks, monkeypatch):
-    monkeypatch.delenv(checkpoints.DIRS_ENV, raising=False)
+def test_no_watched_folder_skips(ticks):
+    ticks.watch = CheckpointWatch(dirs="")
     assert "QOS_CHECKPOINT_DIRS" in ticks.tick().skip_reason.skip_message
 
 
-def test_sensor_is_off_by_default():
+def test_watched_folders_and_marker_come_from_the_environment(tmp_path, monkeypatch):
+    from qos_pipeline.definitions import build_definitions
+
+    monkeypatch.setenv("QOS_CHECKPOINT_DIRS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}")
+    monkeypatch.setenv("QOS_CHECKPOINT_MARKER", "DONE")
+    watch = from_env(CheckpointWatch, deferred=False)
+    assert watch.roots() == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()] and watch.marker == "DONE"
+    # in the definitions the variables stay variables: Dagster reads them when a tick or run starts
+    resource = build_definitions().resources["checkpoint_watch"]
+    assert isinstance(resource.dirs, dg.EnvVar) and resource.dirs.env_var_name == "QOS_CHECKPOINT_DIRS"
+
+
+def test_sensors_are_off_by_default():
+    from qos_pipeline.defs.automation import automation_sensor
+
     assert checkpoint_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert automation_sensor.default_status == dg.DefaultSensorStatus.STOPPED

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -36,13 +35,6 @@ def test_signature_changes_while_a_file_grows(tmp_path):
     with (tmp_path / "model.safetensors").open("ab") as fh:
         fh.write(b"y")
     assert checkpoints.signature(tmp_path) != before
-
-
-def test_watched_dirs_from_env(tmp_path, monkeypatch):
-    monkeypatch.setenv(checkpoints.DIRS_ENV, f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}{os.pathsep}")
-    assert checkpoints.watched_dirs() == [tmp_path / "a", tmp_path / "b"]
-    monkeypatch.delenv(checkpoints.DIRS_ENV)
-    assert checkpoints.watched_dirs() == []
 
 
 def test_missing_tokenizer_is_incomplete(tiny_llama_dir, tmp_path):

@@ -13,7 +13,7 @@ from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.sampling import SamplingConfig
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.generation.models.registry import resolve_model
-from qos_pipeline.generation.formats import PromptFormatError, load_formats, parse_ids, select_formats
+from qos_pipeline.generation.formats import PromptFormatError, load_formats, select_formats
 from tests.conftest import build_tokenizer
 from tests.paths import ASSETS, need_pilot
 
@@ -95,7 +95,6 @@ def test_selection_and_unknown_ids() -> None:
     assert [f.id for f in select_formats(ASSETS, ["raw", "chat:no-system", "raw"])] == ["raw", "chat:no-system"]
     with pytest.raises(PromptFormatError, match="unknown prompt format.*'chat:nope'.*chat:paper-system"):
         select_formats(ASSETS, ["chat:nope"])
-    assert parse_ids(" raw, chat:no-system ,") == ["raw", "chat:no-system"] and parse_ids("") is None
 
 
 def test_bad_formats_file(tmp_path: Path) -> None:

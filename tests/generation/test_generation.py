@@ -20,12 +20,12 @@ from qos_pipeline.generation.decoding import split_new_tokens
 from qos_pipeline.generation.models.files import ModelError, model_version
 from qos_pipeline.generation.models.registry import (
     ModelSpec,
-    default_cache_dir,
     load_registry,
     resolve_model,
 )
 from qos_pipeline.provenance import slugify
 from qos_pipeline.generation.formats import PromptFormat
+from qos_pipeline.settings import Paths
 from tests.paths import ASSETS, ROOT
 
 TEXTS = [
@@ -271,9 +271,9 @@ def test_system_prompt_reaches_the_model(tiny_spec: ModelSpec) -> None:
 
 @pytest.mark.slow
 def test_embedded_model_generates() -> None:
-    spec = resolve_model("smollm2-135m-instruct", ASSETS, default_cache_dir())
-    assert spec.path.parent == default_cache_dir() and spec.version in spec.path.name
-    assert resolve_model("smollm2-135m-instruct", ASSETS, default_cache_dir()) == spec  # cached
+    spec = resolve_model("smollm2-135m-instruct", ASSETS, Paths.resolve().model_cache)
+    assert spec.path.parent == Paths.resolve().model_cache and spec.version in spec.path.name
+    assert resolve_model("smollm2-135m-instruct", ASSETS, Paths.resolve().model_cache) == spec  # cached
     generator = HFGenerator(spec)
     requests = _requests(["John went to the market to [BLANK].", "Mohammed went to the airport to [BLANK]."])
     results = generator.generate(requests, SamplingConfig(do_sample=False, max_new_tokens=48))

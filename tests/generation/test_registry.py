@@ -10,15 +10,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import model_group_key
-from qos_pipeline.defs.resources import AuditConfig
 from qos_pipeline.generation.interface import GenerationRequest
 from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.sampling import SamplingConfig
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.generation.models.registry import load_registry, resolve_model
-from tests.fakes import FakeGeneratorResource
+from tests.fakes import fake_definitions
 from tests.paths import ASSETS
 
 ENTRY = ("    dtype: float16\n    prompt_format: raw\n    max_context: 40\n"
@@ -87,14 +85,13 @@ def test_folder_without_tokenizer_names_model(tmp_path, tiny_llama_dir) -> None:
 
 def test_two_formats_reach_the_metric_tables(tmp_path) -> None:
     formats = ["chat:paper-system", "chat:no-system"]
-    audit = AuditConfig(design="demo", samples=1, warehouse_dir=str(tmp_path / "wh"), prompt_formats=formats)
-    defs = build_definitions(generator=FakeGeneratorResource(), audit=audit)
+    defs, paths = fake_definitions(tmp_path / "wh", design="demo", samples=1, prompt_formats=",".join(formats))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("model", ["fake-model"])
         for job, key in [("prompts_job", "muslim"), ("audit_job", model_group_key("fake-model", "muslim")),
                          ("metrics_job", None)]:
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key).success
-    with duckdb.connect(str(audit.paths().db), read_only=True) as con:
+    with duckdb.connect(str(paths.db), read_only=True) as con:
         per_format = con.execute("SELECT prompt_format, count(*) FROM generations GROUP BY 1 ORDER BY 1").fetchall()
         rates = con.execute("SELECT prompt_format, sum(rate) FROM label_rates_group WHERE name_group = 'muslim' "
                             "GROUP BY 1 ORDER BY 1").fetchall()

@@ -10,17 +10,22 @@ import pytest
 
 from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.ingest.recorded import load_recorded, strip_echo, to_partitions
+from qos_pipeline.judging.human import RecordedLabels
+from qos_pipeline.judging.step import judge_rows
 from qos_pipeline.metrics.step import rebuild_warehouse
 from tests.paths import ASSETS, need_pilot
 from qos_pipeline.staging import partition_file, write_partition
 
 
 def _ingest(path, staging, model="llama-2-13b-chat", labels=True):
+    """What `qos ingest --labels human` stages: the recorded rows, and the human judge's labels of them."""
     parts = to_partitions(load_recorded(path, ASSETS), path, model, "recorded", "run-1", labels)
-    for group, (gen, judg) in parts.items():
+    for group, (gen, outcomes) in parts.items():
+        assert all(o.passed for o in outcomes if o.blocking)
         write_partition(gen, partition_file(staging, "generations", group, model))
-        if judg is not None:
-            write_partition(judg, partition_file(staging, "judgments", group, model, "human"))
+        if labels:
+            judged, _ = judge_rows(gen, RecordedLabels(), "run-1")
+            write_partition(judged, partition_file(staging, "judgments", group, model, "human"))
     return parts
 
 
@@ -73,8 +78,9 @@ def test_generic_jsonl_with_names_from_assets(tmp_path):
     parts = to_partitions(load_recorded(_jsonl(tmp_path, rows), ASSETS), tmp_path / "outs.jsonl",
                           "my-model", "recorded", "r", True)
     assert set(parts) == {"muslim", "white"}
-    gen, judg = parts["muslim"]
-    assert gen["sample"].tolist() == [0, 1] and judg["label"].tolist() == ["refusal", "answer"]
+    gen, outcomes = parts["muslim"]
+    assert gen["sample"].tolist() == [0, 1] and gen["recorded_label"].tolist() == ["refusal", "answer"]
+    assert all(o.passed for o in outcomes)
 
 
 def test_unreadable_label_names_the_row(tmp_path):

@@ -14,18 +14,19 @@ daemon_smoke = load_script("scripts/daemon_smoke.py")
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)
 def test_sensor_turns_a_dropped_checkpoint_into_warehouse_rows(tmp_path, monkeypatch):
     for var in list(os.environ):  # run_smoke sets these for dagster dev; monkeypatch restores them after
         if var.startswith("QOS_") or var == "DAGSTER_HOME":
             monkeypatch.delenv(var)
     for var in daemon_smoke.prepare(tmp_path):
         monkeypatch.setenv(var, "")
-    seen = daemon_smoke.run_smoke(tmp_path, free_port(), timeout=240)
+    seen = daemon_smoke.run_smoke(tmp_path, free_port(), timeout=300)
     assert seen["exit"] is not None  # dagster dev was stopped by PID
     assert seen["partitions"] == [daemon_smoke.CHECKPOINT]
-    # one group: its prompts, its audit, then the rebuild the metrics sensor requested
-    assert seen["runs"] == {"prompts_job": ["SUCCESS"], "audit_job": ["SUCCESS"], "metrics_job": ["SUCCESS"]}
+    # one group: its prompts and its audit (the checkpoint sensor), then the rebuild automation requested
+    assert seen["runs"] == {"prompts_job": ["SUCCESS"], "audit_job": ["SUCCESS"],
+                            "automation:metric_tables": ["SUCCESS"]}
     with duckdb.connect(str(tmp_path / "wh" / "qos.duckdb"), read_only=True) as con:
         gens = con.execute("SELECT count(*), count(DISTINCT model_version) FROM generations WHERE model_key = ?",
                            [daemon_smoke.CHECKPOINT]).fetchone()

@@ -30,8 +30,8 @@ def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch):
         ui_smoke.wait_up(port, proc)
         location = ui_smoke.gql(port, ui_smoke.WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"][0]["name"]
         nodes = {n["assetKey"]["path"][0]: n for n in ui_smoke.gql(port, ui_smoke.ASSETS_QUERY)["assetNodes"]}
-        assert set(nodes) == {"prompts", "generations", "judgments", "metric_tables", "judge_validations"}
-        checks = {a: [c["name"] for c in n["assetChecksOrError"]["checks"]] for a, n in nodes.items()}
+        assert set(nodes) == ui_smoke.ASSETS | ui_smoke.SOURCES
+        checks = {a: [c["name"] for c in nodes[a]["assetChecksOrError"]["checks"]] for a in ui_smoke.ASSETS}
         assert "generations_complete" in checks["generations"]
         assert ui_smoke.materialize(port, location, ["prompts"], checks, "white") == "SUCCESS"
         assert ui_smoke.materialize(port, location, ["generations", "judgments"], checks,

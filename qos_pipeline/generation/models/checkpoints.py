@@ -18,8 +18,6 @@ from qos_pipeline.generation.models.files import ModelError, check_hf_folder, mo
 from qos_pipeline.provenance import slugify
 from qos_pipeline.provenance import check_key
 
-DIRS_ENV = "QOS_CHECKPOINT_DIRS"
-MARKER_ENV = "QOS_CHECKPOINT_MARKER"
 DEFAULT_MARKER = ".complete"
 # Any one of these next to tokenizer_config.json is a usable tokenizer (fast, sentencepiece, BPE).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
@@ -46,12 +44,6 @@ class ScanResult:
     waiting: dict[str, str] = field(default_factory=dict)  # folder -> why it is not ready yet
     rejected: dict[str, str] = field(default_factory=dict)  # folder -> why it never will be
     seen: dict[str, dict] = field(default_factory=dict)  # folder -> {"sig", "version"}: the next cursor
-
-
-def watched_dirs(value: str | None = None) -> list[Path]:
-    """Folders from ``QOS_CHECKPOINT_DIRS`` (``os.pathsep``-separated); empty when unset."""
-    raw = os.environ.get(DIRS_ENV, "") if value is None else value
-    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
 
 
 def partition_key(name: str) -> str:

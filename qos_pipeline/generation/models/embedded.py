@@ -44,6 +44,11 @@ def embedded_version(entry: dict[str, Any]) -> str:
     return cached_digest(embedded_gguf_path(entry), "full")[:16]
 
 
+def embedded_folder(entry: dict[str, Any], cache_dir: Path) -> Path:
+    """Where the converted folder lives: its name carries the GGUF hash, so an updated package converts anew."""
+    return Path(cache_dir) / f"{slugify(embedded_gguf_path(entry).stem)}-{embedded_version(entry)}"
+
+
 def ensure_embedded_model(entry: dict[str, Any], cache_dir: Path) -> Path:
     """Convert the package's GGUF into an HF folder under ``cache_dir`` once; return that folder.
 
@@ -51,10 +56,10 @@ def ensure_embedded_model(entry: dict[str, Any], cache_dir: Path) -> Path:
     conversion writes a temp folder beside the target and renames it into place: a killed run never
     leaves a half folder, and two racing runs both end with one complete folder.
     """
-    gguf = embedded_gguf_path(entry)
-    target = Path(cache_dir) / f"{slugify(gguf.stem)}-{embedded_version(entry)}"
+    target = embedded_folder(entry, cache_dir)
     if target.is_dir():
         return target
+    gguf = embedded_gguf_path(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qos_pipeline.generation.models.embedded import embedded_version, ensure_embedded_model
+from qos_pipeline.generation.models.embedded import embedded_folder, embedded_version, ensure_embedded_model
 from qos_pipeline.generation.models.files import FOLDER_HINT, ModelError, check_hf_folder, model_version
 from qos_pipeline.provenance import slugify
-from qos_pipeline.settings import project_paths, read_yaml_mapping
+from qos_pipeline.settings import read_yaml_mapping
 
 REGISTRY_FILE = "models.yaml"
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -35,12 +35,6 @@ class ModelSpec:
     prompt_format: str | None = None
     max_context: int | None = None
     sampling: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-
-def default_cache_dir() -> Path:
-    """Where converted/embedded models live (``Paths.model_cache``): shared across runs and tests, so the
-    one-off GGUF conversion happens once per machine."""
-    return project_paths().model_cache
 
 
 def load_registry(assets_dir: Path) -> dict[str, Any]:
@@ -102,9 +96,9 @@ def hub_snapshot(key: str, repo_id: str, revision: str | None) -> Path:
         ) from exc
 
 
-def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir: Path) -> ModelSpec:
+def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir: Path, convert: bool) -> ModelSpec:
     if entry.get("source") == "embedded":
-        folder = ensure_embedded_model(entry, cache_dir)
+        folder = ensure_embedded_model(entry, cache_dir) if convert else embedded_folder(entry, cache_dir)
         return _spec(key, folder, embedded_version(entry), entry)
     if entry.get("hub") and not entry.get("path"):
         folder = hub_snapshot(key, str(entry["hub"]), entry.get("revision"))
@@ -115,14 +109,15 @@ def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir:
     return _spec(key, folder.resolve(), model_version(folder), entry)
 
 
-def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path) -> ModelSpec:
+def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path, convert: bool = True) -> ModelSpec:
     """Resolve a registry key or a local HF checkpoint folder into a loadable, versioned spec.
 
-    Registry ``path:`` entries that are relative are taken from the registry file's folder.
+    Registry ``path:`` entries that are relative are taken from the registry file's folder. ``convert``
+    False: the embedded model's version without converting it (its folder may not exist yet).
     """
     models = load_registry(assets_dir)["models"]
     if key_or_path in models:
-        return _resolve_entry(key_or_path, models[key_or_path], assets_dir, cache_dir)
+        return _resolve_entry(key_or_path, models[key_or_path], assets_dir, cache_dir, convert)
     folder = Path(key_or_path).expanduser()
     if not folder.exists() and not _looks_like_path(key_or_path):
         raise ModelError(

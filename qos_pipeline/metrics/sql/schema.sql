@@ -13,7 +13,7 @@ CREATE TABLE generations (
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     system_prompt VARCHAR, gen_config VARCHAR NOT NULL, gen_config_hash VARCHAR NOT NULL,
     seed BIGINT, response VARCHAR NOT NULL, finish_reason VARCHAR NOT NULL, n_new_tokens INTEGER,
-    source VARCHAR NOT NULL, cache_key VARCHAR,
+    source VARCHAR NOT NULL, cache_key VARCHAR, recorded_label VARCHAR,
     design VARCHAR NOT NULL, template_id VARCHAR NOT NULL, template_name VARCHAR NOT NULL, template_text VARCHAR NOT NULL,
     target_group VARCHAR NOT NULL, name VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
     gender VARCHAR NOT NULL, popularity VARCHAR NOT NULL, prompt_text VARCHAR NOT NULL,

@@ -1,0 +1,89 @@
+"""Run config of the assets: what one run may set (the UI's launchpad, the CLI's flags, a sensor's request).
+
+A field left empty takes, in order: the setting the partition was last materialized with (kept in its
+staged file, so an automatic refresh keeps a partition's design and sampling), then ``AuditSettings``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+
+from qos_pipeline.defs.resources import AuditSettings, optional
+from qos_pipeline.generation.sampling import SamplingConfig
+
+SAMPLING = ("do_sample", "temperature", "top_p", "top_k")
+
+
+class PromptsConfig(dg.Config):
+    """``design``: ``demo``, ``full`` or a pilot-format folder; empty: the group's current design (with
+    ``keep_partition_settings``), else the settings'."""
+
+    design: Optional[str] = None
+    keep_partition_settings: bool = True
+
+    def effective(self, stored: dict, settings: AuditSettings) -> dict:
+        stored = stored if self.keep_partition_settings else {}
+        return {"design": self.design or stored.get("design") or settings.design}
+
+
+class GenerationsConfig(dg.Config):
+    """Samples per prompt, base seed, batch size, new-token budget, prompt formats (ids of
+    assets/prompt_formats.yaml) and sampling (empty: the model's own: registry, then generation_config.json,
+    then transformers'). Sampling is taken as a whole: set any of its fields and the others not set are the
+    model's. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
+    ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when
+    False, the defaults (what ``qos run`` does: its flags decide)."""
+
+    samples: Optional[int] = None
+    seed: Optional[int] = None
+    batch_size: Optional[int] = None
+    max_new_tokens: Optional[int] = None
+    prompt_formats: Optional[list[str]] = None
+    do_sample: Optional[bool] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    compile: bool = False
+    keep_partition_settings: bool = True
+
+    def effective(self, stored: dict, settings: AuditSettings) -> dict:
+        """What decides the rows (kept with the partition): samples, seed, token budget, formats, sampling."""
+        stored = stored if self.keep_partition_settings else {}
+        mine = {k: getattr(self, k) for k in SAMPLING}
+        return {
+            "samples": optional(self.samples, stored.get("samples", settings.samples)),
+            "seed": optional(self.seed, stored.get("seed", settings.seed)),
+            "max_new_tokens": optional(self.max_new_tokens, stored.get("max_new_tokens", settings.max_new_tokens)),
+            "prompt_formats": self.prompt_formats or stored.get("prompt_formats") or settings.format_ids(),
+            "sampling": mine if any(v is not None for v in mine.values()) else stored.get("sampling", mine),
+        }
+
+
+def sampling_of(effective: dict) -> SamplingConfig:
+    return SamplingConfig(**effective["sampling"], max_new_tokens=effective["max_new_tokens"])
+
+
+class JudgmentsConfig(dg.Config):
+    """``judges``: judge specs (``rules``, ``llm:<model>``, ``learned:<name>``, ``ensemble:...``, ``human``);
+    empty: the settings' judges. Judges not named keep their labels while the responses stay the same."""
+
+    judges: Optional[list[str]] = None
+
+
+class MetricTablesConfig(dg.Config):
+    """``reference_group``: the group disparities are measured against; empty: the settings', else
+    groups.yaml's."""
+
+    reference_group: Optional[str] = None
+
+
+class ValidationConfig(dg.Config):
+    """Human-labelled files (pilot CSV, or CSV/JSONL with prompt, response, label); empty: the settings'.
+    ``limit`` > 0 judges a seeded random subset; ``judges`` empty: the settings'."""
+
+    files: list[str] = []
+    limit: int = 0
+    seed: int = 0
+    judges: Optional[list[str]] = None
