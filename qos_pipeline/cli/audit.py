@@ -53,15 +53,9 @@ def audit_config(args: argparse.Namespace, formats: list[str] | None, defaults) 
     """The run config of one audit run: the flags, the settings where a flag is not given; sampling left
     empty means the model's own (never the partition's earlier settings: the command's flags decide)."""
     generations = {"samples": args.samples, "seed": args.seed, "batch_size": args.batch_size,
-                   "max_new_tokens": args.max_new_tokens, "prompt_formats": formats, "do_sample": _do_sample(args),
+                   "max_new_tokens": args.max_new_tokens, "prompt_formats": formats,
+                   "do_sample": False if args.greedy else None,
                    "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
                    "compile": args.compile, "keep_partition_settings": False}
     return {"generations": {"config": {k: v for k, v in generations.items() if v is not None}},
             "judgments": {"config": {"judges": args.judge or defaults.judge_specs()}}}
-
-
-def _do_sample(args: argparse.Namespace) -> bool | None:
-    """--greedy: off; a sampling setting given: on (it would be ignored otherwise); else the model's default."""
-    if args.greedy:
-        return False
-    return True if any(v is not None for v in (args.temperature, args.top_p, args.top_k)) else None

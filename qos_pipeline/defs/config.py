@@ -32,7 +32,7 @@ class GenerationsConfig(dg.Config):
     """Samples per prompt, base seed, batch size, new-token budget, prompt formats (ids of
     assets/prompt_formats.yaml) and sampling (empty: the model's own: registry, then generation_config.json,
     then transformers'). Sampling is taken as a whole: set any of its fields and the others not set are the
-    model's. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
+    model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
     ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when
     False, the defaults (what ``qos run`` does: its flags decide)."""
 
@@ -52,6 +52,8 @@ class GenerationsConfig(dg.Config):
         """What decides the rows (kept with the partition): samples, seed, token budget, formats, sampling."""
         stored = stored if self.keep_partition_settings else {}
         mine = {k: getattr(self, k) for k in SAMPLING}
+        if mine["do_sample"] is None and any(mine[k] is not None for k in ("temperature", "top_p", "top_k")):
+            mine["do_sample"] = True  # a temperature asked for means sampling (greedy would ignore it)
         return {
             "samples": optional(self.samples, stored.get("samples", settings.samples)),
             "seed": optional(self.seed, stored.get("seed", settings.seed)),

@@ -175,3 +175,24 @@ def test_blocked_warehouse_build_records_its_suites(env):
     assert not evaluations["metric_tables_groups_present"].passed
     assert evaluations["metric_tables_rates_in_range"].passed
     assert "white" in evaluations["metric_tables_groups_present"].metadata["failed"].value
+
+
+def test_a_refresh_keeps_the_partitions_settings(env):
+    # qos run (or the launchpad) sets a partition's design and sampling; a run without config (automation,
+    # a click in the UI) must not change them, or a refresh would silently re-decode a group differently.
+    defs, instance, paths = env
+    design = {"ops": {"prompts": {"config": {"design": "full"}}}}
+    assert defs.resolve_job_def("prompts_job").execute_in_process(
+        instance=instance, partition_key="white", run_config=design).success
+    sampled = {"ops": {"generations": {"config": {"samples": 1, "temperature": 0.7, "keep_partition_settings": False}}}}
+    key = model_group_key(MODEL, "white")
+    assert defs.resolve_job_def("audit_job").execute_in_process(
+        instance=instance, partition_key=key, run_config=sampled).success
+    first = pd.read_parquet(partition_file(paths.staging, "generations", "white", MODEL))
+    assert _run(defs, instance, "prompts_job", "white").success and _run(defs, instance, "audit_job", key).success
+    again = pd.read_parquet(partition_file(paths.staging, "generations", "white", MODEL))
+    prompts = pd.read_parquet(partition_file(paths.staging, "prompts", "white"))
+    assert set(prompts["design"]) == {"full"} and len(prompts) == 8 * 32
+    assert len(again) == len(first) == 8 * 32  # 1 sample, not the settings' 2
+    assert set(again["gen_config_hash"]) == set(first["gen_config_hash"]) and '"temperature": 0.7' in again["gen_config"][0]
+    assert (again["generation_id"].sort_values().values == first["generation_id"].sort_values().values).all()

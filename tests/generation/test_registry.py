@@ -97,3 +97,22 @@ def test_two_formats_reach_the_metric_tables(tmp_path) -> None:
                             "GROUP BY 1 ORDER BY 1").fetchall()
     assert per_format == [("chat:no-system", 16), ("chat:paper-system", 16)]
     assert [f for f, _ in rates] == sorted(formats) and all(abs(s - 1) < 1e-9 for _, s in rates)
+
+
+def test_recorded_and_generated_sources_never_share_a_key(tmp_path, tiny_llama_dir) -> None:
+    from qos_pipeline.generation.models.added import recorded, register, register_recorded, resolve
+    from qos_pipeline.settings import Paths
+
+    paths = Paths.resolve(ASSETS, tmp_path / "wh", tmp_path / "cache")
+    outputs = tmp_path / "outs.csv"
+    outputs.write_text("prompt,response\nJohn went to [BLANK],the park.\n")
+    source = register_recorded("my-outputs", outputs, "recorded", False, paths)
+    assert recorded("my-outputs", paths) == source and source.version.startswith("recorded-")
+    with pytest.raises(ModelError, match="'my-outputs' holds outputs recorded from .*outs.csv.*cannot generate"):
+        resolve("my-outputs", paths)
+    folder = register(str(tiny_llama_dir), paths)
+    with pytest.raises(ModelError, match="names the checkpoint folder .*; give the recorded outputs another"):
+        register_recorded(folder.key, outputs, "recorded", False, paths)
+    outputs.unlink()
+    with pytest.raises(ModelError, match="which is gone; restore it or ingest the file again"):
+        _ = recorded("my-outputs", paths).version
