@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,14 +26,20 @@ print(len(load_design("full", settings.DEFAULT_ASSETS).names), len(list(SQL_DIR.
 
 @pytest.mark.slow
 def test_wheel_carries_sql_and_default_assets(tmp_path):
+    # from a copy of the sources: setuptools' build/ folder in a checkout could carry files of older builds
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".dagster", "build", "warehouse", "*.egg-info", "__pycache__", ".pytest_cache"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                          "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True)
+                          "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("qos_pipeline-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     sql = {p.name for p in (ROOT / "qos_pipeline" / "metrics" / "sql").glob("*.sql")}
     assert sql and {f"qos_pipeline/metrics/sql/{n}" for n in sql} <= names
     assert {f"qos_pipeline/default_assets/{p.name}" for p in ASSETS.glob("*.yaml")} <= names
+    modules = {n for n in names if n.endswith(".py")}
+    assert modules == {str(p.relative_to(ROOT)) for p in (ROOT / "qos_pipeline").rglob("*.py")}  # nothing stale
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "elsewhere"
