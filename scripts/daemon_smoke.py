@@ -1,8 +1,8 @@
 """The checkpoint sensor under a real daemon: start `dagster dev` (UI + daemon) on loopback with a temporary
 instance, warehouse and watched folder, turn the checkpoint sensor and the automation sensor on through the
 UI's GraphQL API, drop a tiny random Llama checkpoint into the watched folder, and wait until the sensor has
-added its `model` partition, its prompts and audit runs succeeded, and declarative automation has rebuilt
-the metric tables with its rows. Stops by PID.
+added its `model` partition and its audit run succeeded (the prompts are materialized first through the UI's API), and
+declarative automation has rebuilt the metric tables with its rows. Stops by PID.
 
     .venv/bin/python scripts/daemon_smoke.py [--port 3334] [--keep DIR]
 
@@ -99,8 +99,8 @@ def runs_by_job(home: Path) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for run in instance.get_runs():
             name = run.job_name
-            if name.startswith("__") and run.asset_selection:  # an implicit asset job: automation's runs
-                name = "automation:" + "+".join(sorted(k.to_user_string() for k in run.asset_selection))
+            if name.startswith("__") and run.asset_selection:  # the implicit asset job: automation, UI buttons
+                name = "assets:" + "+".join(sorted(k.to_user_string() for k in run.asset_selection))
             out.setdefault(name, []).append(run.status.value)
         return {job: sorted(statuses) for job, statuses in out.items()}
 
@@ -115,7 +115,7 @@ def wait_until_done(db: Path, home: Path, proc, timeout: float) -> tuple[dict[st
         if rows and all(rows.values()):
             runs = runs_by_job(home)
             ended = all(s in ("SUCCESS", "FAILURE", "CANCELED") for v in runs.values() for s in v)
-            if ended and "SUCCESS" in runs.get("automation:metric_tables", []):
+            if ended and "SUCCESS" in runs.get("assets:metric_tables", []):
                 return rows, runs
         time.sleep(2)
     raise TimeoutError(f"no rows of {CHECKPOINT} in {db}, or runs still going, after {timeout} s")
@@ -133,6 +133,10 @@ def run_smoke(work: Path, port: int, timeout: float = 300) -> dict:
         built = build_checkpoint(work)  # while the UI starts
         ui_smoke.wait_up(port, proc)
         location = ui_smoke.gql(port, ui_smoke.WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"][0]["name"]
+        # the group's prompts exist, as in a running deployment: the sensor's first tick requests the audit
+        checks = {"prompts": ["prompts_schema", "prompts_complete"]}
+        ui_smoke.check(ui_smoke.materialize(port, location, ["prompts"], checks, "white") == "SUCCESS",
+                       "prompts[white] materialized from the UI API")
         start_sensors(port, location)
         print(f"checkpoint dropped: {drop_checkpoint(built, work)}", flush=True)
         rows, runs = wait_until_done(Path(env["QOS_WAREHOUSE"]) / "qos.duckdb", Path(env["DAGSTER_HOME"]), proc, timeout)

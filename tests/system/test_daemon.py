@@ -24,9 +24,9 @@ def test_sensor_turns_a_dropped_checkpoint_into_warehouse_rows(tmp_path, monkeyp
     seen = daemon_smoke.run_smoke(tmp_path, free_port(), timeout=300)
     assert seen["exit"] is not None  # dagster dev was stopped by PID
     assert seen["partitions"] == [daemon_smoke.CHECKPOINT]
-    # one group: its prompts and its audit (the checkpoint sensor), then the rebuild automation requested
-    assert seen["runs"] == {"prompts_job": ["SUCCESS"], "audit_job": ["SUCCESS"],
-                            "automation:metric_tables": ["SUCCESS"]}
+    # one group: its prompts (from the UI), its audit (the checkpoint sensor), the rebuild (automation)
+    assert seen["runs"] == {"assets:prompts": ["SUCCESS"], "audit_job": ["SUCCESS"],
+                            "assets:metric_tables": ["SUCCESS"]}
     with duckdb.connect(str(tmp_path / "wh" / "qos.duckdb"), read_only=True) as con:
         gens = con.execute("SELECT count(*), count(DISTINCT model_version) FROM generations WHERE model_key = ?",
                            [daemon_smoke.CHECKPOINT]).fetchone()

@@ -1,5 +1,6 @@
 """`dagster dev` on loopback serves the project's assets, partitions and checks, and a partition
-materialized through the UI's API succeeds (runs in the daemon-launched run worker, real model)."""
+materialized through the UI's API succeeds (runs in the daemon-launched run worker, a real HF checkpoint:
+a tiny random Llama, so the test spends its time on the UI and the runs, not on decoding)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,24 @@ import dagster as dg
 import duckdb
 import pytest
 
+from qos_pipeline.generation.models.added import register
+from qos_pipeline.settings import Paths
 from tests.paths import ROOT, free_port, load_script
 
 ui_smoke = load_script("scripts/ui_smoke.py")
 
 
 @pytest.mark.slow
-def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch):
+def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch, tiny_llama_dir):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     for var, value in {"DAGSTER_HOME": str(home), "QOS_WAREHOUSE": str(tmp_path / "wh"), "QOS_SAMPLES": "1",
                        "QOS_MAX_NEW_TOKENS": "8"}.items():
         monkeypatch.setenv(var, value)
+    model = register(str(tiny_llama_dir), Paths.resolve(warehouse=tmp_path / "wh")).key  # as `qos run --model`
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.add_dynamic_partitions("model", ["smollm2-135m-instruct"])
+        instance.add_dynamic_partitions("model", [model])
     port = free_port()
     proc = ui_smoke.start(port, tmp_path / "dagster.log")
     try:
@@ -35,7 +39,7 @@ def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch):
         assert "generations_complete" in checks["generations"]
         assert ui_smoke.materialize(port, location, ["prompts"], checks, "white") == "SUCCESS"
         assert ui_smoke.materialize(port, location, ["generations", "judgments"], checks,
-                                    "white|smollm2-135m-instruct") == "SUCCESS"
+                                    f"white|{model}") == "SUCCESS"
         assert ui_smoke.materialize(port, location, ["metric_tables"], checks, None) == "SUCCESS"
     finally:
         ui_smoke.stop(proc)
