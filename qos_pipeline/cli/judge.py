@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     paths = storage().paths()
     path = Path(args.path).resolve()
     name = check_key(args.name or re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:40], "judge name")
-    df = load_labelled(path, paths.assets)
+    df = load_labelled(path, paths.assets, args.labels)
     started = time.perf_counter()
     model = learned.fit(df)
     folder = Path(args.out).resolve() if args.out else learned.judge_dir(paths.warehouse)
@@ -60,10 +60,14 @@ def format_report(report: dict) -> str:
     fmt.update(n="{:.0f}".format, n_unjudged="{:.0f}".format, flagged=lambda v: "FLAG" if v is True else "")
     labels = pd.DataFrame(report["per_label"]).T.astype({"support": int})
     confusion = pd.DataFrame(report["confusion"]).T.rename_axis("human \\ judge")
-    parts = [f"judge {report['judge_id']} vs human labels of {report['dataset']} ({report['n']} rows)",
+    source = f", outputs of {report['outputs_model']}" if report.get("outputs_model") else ""
+    parts = [f"judge {report['judge_id']} vs human labels of {report['dataset']} ({report['n']} rows{source}; "
+             f"labels: {report.get('labels', 'taxonomy')}; groups: {report.get('grouped_by', 'name_group')})",
              summary.to_string(na_rep="", formatters=fmt),
              "(macro_f1: mean F1 of the labels present in the slice; refusal_f1: refusal or harmful refusal vs "
-             f"the rest; bias_diff_vs_ref: judge refusal-rate error minus that of '{report['reference_group']}')",
+             "the rest; bias_diff_vs_ref: judge refusal-rate error minus that of "
+             + (f"'{report['reference_group']}')" if report.get("reference_group") else "a reference group: "
+                "none given, --reference-group GROUP)"),
              "per label (overall):\n" + labels.to_string(float_format=lambda v: f"{v:.3f}"),
              "confusion matrix (overall):\n" + confusion.to_string()]
     if report.get("agreement"):
@@ -72,23 +76,45 @@ def format_report(report: dict) -> str:
                                  "error differs enough from the reference group's to explain a disparity"))
     if report.get("note"):
         parts.append(f"note: {report['note']}")
+    parts += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n\n".join(parts)
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
     paths = storage().paths()
-    reference = args.reference_group or settings().reference(paths)
+    # Error gaps compare name groups; with --by another column there is no reference unless one is named.
+    reference = args.reference_group or (None if args.by else settings().reference(paths))
     ev = evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
-                             seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
+                  seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()),
+                  labels=args.labels, by=args.by, outputs_of=args.outputs_of, audited=audited_models(paths.db))
     if not args.no_store:
         stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
         _rebuild()
+    for warning in ev.report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(_clean(ev.report), indent=1))
     else:
         print(format_report(ev.report))
         print(f"\nstored as validation {ev.judge_id}@{ev.dataset} in {paths.db} (tables judge_validations*, "
               "refusal_rates_corrected)" if not args.no_store else "\n(not stored: --no-store)")
+
+
+def audited_models(db: Path) -> dict[str, list[str]]:
+    """Judge id -> model keys the warehouse holds that judge's labels of (empty without a warehouse)."""
+    if not Path(db).is_file():
+        return {}
+    import duckdb
+
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            rows = con.execute("SELECT DISTINCT judge_id, model_key FROM judgments").fetchall()
+    except duckdb.Error:  # locked by a writer, or built by an older version: no warning rather than a crash
+        return {}
+    out: dict[str, list[str]] = {}
+    for judge_id, model in rows:
+        out.setdefault(judge_id, []).append(model)
+    return out
 
 
 def _rebuild() -> None:
@@ -109,11 +135,19 @@ def add_judge_parser(sub) -> None:
     tr.add_argument("path")
     tr.add_argument("--name", help="judge name (default: the file's name); use as --judge learned:NAME")
     tr.add_argument("--out", help="folder for NAME.joblib + NAME.json (default: <warehouse>/judges)")
+    tr.add_argument("--labels", metavar="VOCABULARY", help="label vocabulary of the file (as for validate)")
     tr.set_defaults(func=cmd_train)
     va = jsub.add_parser("validate", help="compare a judge with the human labels of a file, overall and per group")
     va.add_argument("path")
-    va.add_argument("--judge", required=True, help="rules | llm:MODEL | learned:NAME | ensemble:METHOD:A+B | "
-                    "learned with --cv")
+    va.add_argument("--judge", default="default", help="default (the recommended offline judge) | rules | "
+                    "llm:MODEL | learned:NAME | ensemble:METHOD:A+B | learned with --cv (default: default)")
+    va.add_argument("--labels", metavar="VOCABULARY", help="the file's label vocabulary: taxonomy (default: the six "
+                    "labels), xstest (XSTest's final_label/completion columns; full and partial refusal count as "
+                    "refusal) or a YAML/JSON mapping file: labels: {RAW: TAXONOMY_LABEL}")
+    va.add_argument("--by", metavar="COLUMN", help="column of the file for the per-group figures (e.g. type); "
+                    "default: the name group")
+    va.add_argument("--outputs-of", metavar="MODEL_KEY", help="model key whose outputs the file holds; stored "
+                    "with the validation (outputs_model), and a warning names audited models it differs from")
     va.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     va.add_argument("--cv", type=int, metavar="K",
                     help="with --judge learned: K-fold cross-validation, folds split by template")

@@ -83,9 +83,11 @@ class MetricTablesConfig(dg.Config):
 
 class ValidationConfig(dg.Config):
     """Human-labelled files (pilot CSV, or CSV/JSONL with prompt, response, label); empty: the settings'.
-    ``limit`` > 0 judges a seeded random subset; ``judges`` empty: the settings'."""
+    ``limit`` > 0 judges a seeded random subset; ``judges`` empty: the settings'. ``outputs_of``: the model
+    key whose outputs the files hold, stored with each validation (``outputs_model``); empty: unknown."""
 
     files: list[str] = []
     limit: int = 0
     seed: int = 0
     judges: Optional[list[str]] = None
+    outputs_of: Optional[str] = None

@@ -92,12 +92,14 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     F1, per-label precision/recall and the confusion matrix, overall and per name group, with groups
     flagged where the judge's refusal error differs from the reference group's enough to explain a
     measured disparity. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
-    ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build."""
+    ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build. Run config
+    ``outputs_of`` records whose outputs the files hold (column ``outputs_model``)."""
     files, paths = config.files or audit.files(), storage.paths()
     judges, reference = config.judges or audit.judge_specs(), audit.reference(paths)
     try:
         evaluations = [evaluate(file, spec, paths, reference, limit=config.limit or None, seed=config.seed,
-                                run_id=context.run_id) for file in files for spec in judges]
+                                run_id=context.run_id, outputs_of=config.outputs_of or None)
+                       for file in files for spec in judges]
     except FileNotFoundError as exc:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     reports = [ev.report for ev in evaluations]

@@ -25,6 +25,8 @@ from qos_pipeline.taxonomy import normalize_label
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 """The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
+UNKNOWN_GROUP = "unknown"
+"""The group of a labelled row that names no known person (allowed only when validating judges)."""
 
 
 def strip_echo(response: str, prompt: str) -> str:
@@ -59,7 +61,7 @@ def _name_lookup(assets_dir: Path) -> pd.DataFrame:
     return load_design("full", assets_dir).names.set_index("name")
 
 
-def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path) -> pd.DataFrame:
+def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path, require_design: bool = True) -> pd.DataFrame:
     df = df.rename(columns={"prompt": "prompt_text", "group": "name_group", "template": "template_text"})
     missing = {"prompt_text", "response"} - set(df.columns)
     if missing:
@@ -74,11 +76,14 @@ def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path) -> pd.DataFram
     df["gender"] = df["gender"].fillna("unspecified")
     df["popularity"] = df["popularity"].fillna("popular")
     unknown = df.loc[df["name_group"].isna() | df["name"].isna(), "prompt_text"].head(3).tolist()
-    if unknown:
+    if unknown and require_design:
         raise IngestError(f"{path}: cannot tell the name or group of some rows (e.g. {unknown}); add "
                           "'name' and 'group' columns or use names from assets/names.yaml")
-    if "template_text" not in df:
-        df["template_text"] = [p.replace(n, NAME, 1) for p, n in zip(df["prompt_text"], df["name"])]
+    # A labelled file for judge validation may name no person (a refusal benchmark): its group is unknown.
+    df["name_group"] = df["name_group"].fillna(UNKNOWN_GROUP)
+    if "template_text" not in df:  # a prompt without a name is its own template
+        df["template_text"] = [p.replace(n, NAME, 1) if isinstance(n, str) else p
+                               for p, n in zip(df["prompt_text"], df["name"])]
     if "sample" not in df:
         df["sample"] = df.groupby("prompt_text").cumcount()
     df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
@@ -86,12 +91,22 @@ def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path) -> pd.DataFram
     return df
 
 
-def load_recorded(path: Path, assets_dir: Path) -> pd.DataFrame:
-    """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``."""
-    raw = read_table(path)
-    df = _from_pilot(raw, path) if PILOT_COLUMNS <= set(raw.columns) else _from_generic(raw, path, assets_dir)
+def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, frame: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``.
+
+    ``require_design`` (ingesting outputs to audit): every prompt has a [BLANK] and a known name and group.
+    Without it (a labelled file to validate a judge on) rows may name no one: group ``unknown``.
+    ``frame``: the file's rows already read (and renamed), else ``path`` is read.
+    """
+    raw = read_table(path) if frame is None else frame
+    if PILOT_COLUMNS <= set(raw.columns):
+        df = _from_pilot(raw, path)
+    else:
+        df = _from_generic(raw, path, assets_dir, require_design)
+    df["prompt_text"] = df["prompt_text"].astype(str)
     bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
-    if bad:
+    if bad and require_design:
         raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
     # Ids are content hashes, exactly as for generated prompts; a template of assets/ keeps its name.
     df["template_id"] = [template_id(t) for t in df["template_text"]]

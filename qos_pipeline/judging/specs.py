@@ -15,16 +15,22 @@ from qos_pipeline.judging.rules.judge import RulesJudge
 from qos_pipeline.settings import Paths
 
 _LLM_CACHE: dict[tuple, Judge] = {}  # one loaded judge model per process, reused across partitions
+DEFAULT = "default"
+DEFAULT_SPEC = "rules"
+"""What ``default`` stands for: the project's recommended offline judge (no model, no training, no GPU).
+It is an alias: judgments store the id of the judge it names, so changing it here is a new judge there."""
 
 
 def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     """Build a judge from its spec.
 
-    ``rules`` (or its id, ``rules.<hash>``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
+    ``default`` (the recommended offline judge, ``DEFAULT_SPEC``); ``rules`` (or its id, ``rules.<hash>``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
     ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``;
     ``human`` (the labels recorded with ingested responses, ``qos ingest --labels human``).
     ``paths`` (default: the project's) locate the assets (rubric, model registry) and the warehouse.
     """
+    if judge_id == DEFAULT:
+        return get_judge(DEFAULT_SPEC, paths)
     if judge_id in ("rules", RulesJudge.judge_id):
         return RulesJudge()
     if judge_id == HUMAN_JUDGE:
@@ -33,7 +39,8 @@ def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     if kind in ("llm", "learned", "ensemble") and rest:
         return _BUILDERS[kind](rest, paths or Paths.resolve())
     raise ValueError(
-        f"unknown judge {judge_id!r}; available: rules ({RulesJudge.judge_id}), llm:<model key>, "
+        f"unknown judge {judge_id!r}; available: default (= {DEFAULT_SPEC}), rules ({RulesJudge.judge_id}), "
+        "llm:<model key>, "
         "learned:<name>, ensemble:<majority|mean>:<judge>+<judge>, and human (labels recorded with outputs "
         "ingested by `qos ingest --labels human`)"
     )

@@ -98,6 +98,7 @@ def metrics(y_true, y_pred) -> dict:
         "n_human_refusal": tp + fn, "n_human_other": tn + fp, "true_positives": tp, "true_negatives": tn,
         "human_refusal_rate": _ratio(tp + fn, n), "judge_refusal_rate": _ratio(tp + fp, n),
         "refusal_bias": _ratio(fp - fn, n),  # judge rate minus human rate
+        "harmful_refusal_f1": float(labels.set_index("label").at[taxonomy.HARMFUL_REFUSAL, "f1"]),
         "per_label": labels.set_index("label").to_dict(orient="index"),
         "confusion": {h: {j: int(v) for j, v in row.items()} for h, row in cm.iterrows()},
     }
@@ -120,13 +121,14 @@ def _gap_flags(per_group: dict[str, dict], reference: str | None) -> None:
             f"FPR {1 - m['specificity']:.2f} vs {1 - ref['specificity']:.2f})" if flagged else ""))
 
 
-def validate(df: pd.DataFrame, predicted, reference_group: str | None = "white") -> dict:
-    """Figures overall and per ``name_group`` for the judge labels ``predicted`` against ``df['label']``."""
+def validate(df: pd.DataFrame, predicted, reference_group: str | None = "white", groups=None) -> dict:
+    """Figures overall and per group (``groups``, default ``df['name_group']``) for the judge labels
+    ``predicted`` against ``df['label']``."""
     pred = np.asarray(predicted, dtype=object)
     if len(pred) != len(df):
         raise ValueError(f"{len(pred)} judge labels for {len(df)} labelled rows")
     report = metrics(df["label"], pred)
-    groups = df["name_group"].to_numpy()
+    groups = np.asarray(df["name_group"] if groups is None else groups, dtype=object)
     report["per_group"] = {str(g): metrics(df["label"].to_numpy()[groups == g], pred[groups == g])
                            for g in sorted(set(groups))}
     _gap_flags(report["per_group"], reference_group)

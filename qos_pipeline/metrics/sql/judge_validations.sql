@@ -9,7 +9,8 @@ CREATE TABLE judge_validations (
     n_human_refusal INTEGER, n_human_other INTEGER, true_positives INTEGER, true_negatives INTEGER,
     human_refusal_rate DOUBLE, judge_refusal_rate DOUBLE, refusal_bias DOUBLE,
     reference_group VARCHAR, bias_diff_vs_ref DOUBLE, measured_diff_vs_ref DOUBLE,
-    flagged BOOLEAN NOT NULL, flag_reason VARCHAR, note VARCHAR, run_id VARCHAR, validated_at TIMESTAMPTZ
+    flagged BOOLEAN NOT NULL, flag_reason VARCHAR, note VARCHAR, run_id VARCHAR, validated_at TIMESTAMPTZ,
+    outputs_model VARCHAR, grouped_by VARCHAR
 );
 
 CREATE TABLE judge_validation_labels (
