@@ -1,7 +1,8 @@
 """Generation throughput: the project's decoding path vs a naive ``model.generate`` baseline, same run.
 
     python benchmarks/generation_throughput.py            # Llama-2-7B architecture, CUDA, batches 128 and 256
-    python benchmarks/generation_throughput.py --small    # a tiny Llama on CPU, 64 new tokens (under a minute)
+    python benchmarks/generation_throughput.py --small    # a tiny Llama on CPU, batches 2 and 4 (seconds)
+    python benchmarks/generation_throughput.py --json out/generation.json   # also write the figures
 
 The model has the exact Llama-2-7B architecture (hidden 4096, 32 layers, 32 heads, MLP 11008, vocab
 32000) with random weights: weights do not change throughput, and nothing is downloaded. Prompts are
@@ -12,16 +13,22 @@ random token ids (no tokenizer), all ``--prompt-len`` long; every row generates 
 - project: ``qos_pipeline.decoding.run_batches`` as ``HFGenerator`` runs it (length-sorted batches, OOM
   back-off, per-row seeded sampling, and on CUDA a static KV cache with a compiled forward). Its first
   pass (warm-up, including the one-off compile) is timed and reported separately from the steady state.
+
+``--json`` writes the figures after every batch size (so a run cut short by a time limit keeps the batch
+sizes it finished) with the same keys for ``--small`` and the full run; ``benchmarks/gpu_check.sh`` uses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -86,14 +93,25 @@ def project(model, prompts: list[list[int]], sampling: SamplingConfig, batch_siz
     return time.perf_counter() - start, tokens
 
 
-def bench(model, batch: int, args: argparse.Namespace, device: str) -> str:
+def run_record(batch: int, naive_s: float | None, project_s: float, tokens: int, warm_s: float,
+               error: str | None = None) -> dict[str, Any]:
+    """One batch size's figures; every key present even when naive failed, so readers need no special case."""
+    naive_tps = tokens / naive_s if naive_s else None
+    project_tps = tokens / project_s
+    return {"batch": batch, "tokens": tokens, "naive_s": naive_s, "naive_tokens_per_s": naive_tps,
+            "project_s": project_s, "project_tokens_per_s": project_tps,
+            "ratio": project_tps / naive_tps if naive_tps else None,
+            # the first pass minus a steady one: the one-off cost, on CUDA mostly torch.compile
+            "project_warmup_s": warm_s, "compile_s": max(0.0, warm_s - project_s), "error": error}
+
+
+def bench(model, batch: int, args: argparse.Namespace, device: str) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(batch)
     prompts = torch.randint(3, model.config.vocab_size, (batch, args.prompt_len), generator=gen).tolist()
     sampling = (SamplingConfig(do_sample=True, temperature=0.6, top_p=0.9) if args.sample
                 else SamplingConfig(do_sample=False))
     sampling = dataclasses.replace(sampling, max_new_tokens=args.new_tokens).resolve()
-    compiled = device == "cuda" and not args.no_compile
-    options = DecodeOptions(compile=compiled, ignore_eos=True)
+    options = DecodeOptions(compile=compiles(args, device), ignore_eos=True)
     # CUDA context and kernels first, not measured
     naive(model, [p[:8] for p in prompts[:2]], dataclasses.replace(sampling, max_new_tokens=2), device)
     warm_s, _ = project(model, prompts, sampling, batch, options, device)
@@ -103,42 +121,91 @@ def bench(model, batch: int, args: argparse.Namespace, device: str) -> str:
         try:
             naive_runs.append(naive(model, prompts, sampling, device))
         except torch.cuda.OutOfMemoryError:
-            return f"batch {batch}: naive generate ran out of GPU memory; try a smaller --batch-sizes"
+            naive_runs = []
         _free(device)
         project_runs.append(project(model, prompts, sampling, batch, options, device))
-    (naive_s, naive_tokens), (project_s, project_tokens) = min(naive_runs), min(project_runs)
-    assert naive_tokens == project_tokens == batch * args.new_tokens, (naive_tokens, project_tokens)
-    naive_tps, project_tps = naive_tokens / naive_s, project_tokens / project_s
-    return (f"batch {batch}: naive {naive_tps:,.0f} tokens/s ({naive_s:.1f} s) | project {project_tps:,.0f} "
-            f"tokens/s ({project_s:.1f} s) | ratio {project_tps / naive_tps:.2f}x | project warm-up"
-            f"{' incl. compile' if compiled else ''} {warm_s:.1f} s")
+    project_s, project_tokens = min(project_runs)
+    assert project_tokens == batch * args.new_tokens, project_tokens
+    if not naive_runs:  # the project path backs off on OOM; naive generate cannot, so it has no figure here
+        return run_record(batch, None, project_s, project_tokens, warm_s, "naive generate ran out of GPU memory")
+    naive_s, naive_tokens = min(naive_runs)
+    assert naive_tokens == project_tokens, (naive_tokens, project_tokens)
+    return run_record(batch, naive_s, project_s, project_tokens, warm_s)
+
+
+def compiles(args: argparse.Namespace, device: str) -> bool:
+    return device == "cuda" and not args.no_compile  # transformers compiles on accelerators only
+
+
+def describe(run: dict[str, Any], compiled: bool) -> str:
+    naive_part = (f"naive {run['naive_tokens_per_s']:,.0f} tokens/s ({run['naive_s']:.1f} s)"
+                  if run["naive_s"] else f"naive: {run['error']}")
+    ratio = f" | ratio {run['ratio']:.2f}x" if run["ratio"] else ""
+    return (f"batch {run['batch']}: {naive_part} | project {run['project_tokens_per_s']:,.0f} tokens/s "
+            f"({run['project_s']:.1f} s){ratio} | project warm-up{' incl. compile' if compiled else ''} "
+            f"{run['project_warmup_s']:.1f} s")
+
+
+def header(args: argparse.Namespace, device: str, model, build_s: float) -> dict[str, Any]:
+    """What the figures depend on besides the code: device, versions, model, settings."""
+    import transformers
+
+    return {"benchmark": "generation_throughput", "small": args.small,
+            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            "model": "tiny llama (2 layers, d=64)" if args.small else "llama-2-7b architecture",
+            "dtype": str(model.dtype), "model_build_s": build_s,
+            "settings": {"batch_sizes": args.batch_sizes, "prompt_len": args.prompt_len,
+                         "new_tokens": args.new_tokens, "repeats": args.repeats, "sample": args.sample,
+                         "compile": compiles(args, device)},
+            "runs": [], "complete": False}
+
+
+def write(path: Path | None, figures: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", action="store_true", help="tiny Llama architecture on CPU")
+    p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 128 256 (GPU), 2 4 (--small)")
+    p.add_argument("--prompt-len", type=int, help="default: 64 (GPU), 16 (--small)")
+    p.add_argument("--new-tokens", type=int, help="default: 256 (GPU), 16 (--small)")
+    p.add_argument("--repeats", type=int, help="timed runs per path, best kept (default: 1 GPU, 2 --small)")
+    p.add_argument("--sample", action="store_true", help="sampling (T 0.6, top-p 0.9) instead of greedy")
+    p.add_argument("--no-compile", action="store_true", help="project path without static cache/compile")
+    p.add_argument("--json", type=Path, help="also write the figures to this file (rewritten per batch size)")
+    args = p.parse_args(argv)
+    args.batch_sizes = args.batch_sizes or ([2, 4] if args.small else [128, 256])
+    args.prompt_len = args.prompt_len or (16 if args.small else 64)
+    args.new_tokens = args.new_tokens or (16 if args.small else 256)
+    args.repeats = args.repeats or (2 if args.small else 1)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--small", action="store_true", help="tiny Llama architecture on CPU")
-    p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 128 256 (GPU), 4 16 (--small)")
-    p.add_argument("--prompt-len", type=int, default=64)
-    p.add_argument("--new-tokens", type=int, help="default: 256 (GPU), 64 (--small)")
-    p.add_argument("--repeats", type=int, help="timed runs per path, best kept (default: 1 GPU, 3 --small)")
-    p.add_argument("--sample", action="store_true", help="sampling (T 0.6, top-p 0.9) instead of greedy")
-    p.add_argument("--no-compile", action="store_true", help="project path without static cache/compile")
-    args = p.parse_args(argv)
-    args.new_tokens = args.new_tokens or (64 if args.small else 256)
-    args.repeats = args.repeats or (3 if args.small else 1)
+    args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     device = "cpu" if args.small else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("the Llama-2-7B benchmark needs a CUDA GPU; run with --small on CPU")
     started = time.perf_counter()
     model = build_model(args.small, device)
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name} | model: {'tiny Llama' if args.small else 'Llama-2-7B architecture'} "
-          f"(random weights, {model.dtype}) built in {time.perf_counter() - started:.1f} s | prompts "
+    figures = header(args, device, model, time.perf_counter() - started)
+    print(f"device: {figures['device']} ({figures['threads']} CPU threads) | model: {figures['model']} "
+          f"(random weights, {model.dtype}) built in {figures['model_build_s']:.1f} s | prompts "
           f"{args.prompt_len} tokens, {args.new_tokens} new tokens, {'sampled' if args.sample else 'greedy'}",
           flush=True)
-    for batch in args.batch_sizes or ([4, 16] if args.small else [128, 256]):
-        print(bench(model, batch, args, device), flush=True)
+    write(args.json, figures)
+    for batch in args.batch_sizes:
+        figures["runs"].append(bench(model, batch, args, device))
+        print(describe(figures["runs"][-1], compiles(args, device)), flush=True)
+        write(args.json, figures)
+    figures["complete"] = True
+    write(args.json, figures)
 
 
 if __name__ == "__main__":

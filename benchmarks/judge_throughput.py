@@ -8,17 +8,21 @@ Prints judged responses per second for (a) label scoring: one prefill-only forwa
 last-position logits only (``qos_pipeline.judging.llm.score_options``, the llm judge's own code path),
 and (b) generate-then-parse judges that write 16 and 128 tokens (greedy, exactly that many: a random model
 would otherwise stop at random; parsing is not timed, it is negligible), all in the same run and on the
-same inputs; the achieved TFLOP/s of label scoring and, on CUDA, its share of the bf16 matrix rate
-measured here on a large matmul. Weights are random: throughput does not depend on their values.
+same inputs; the achieved TFLOP/s of label scoring and its share of the dense matmul rate measured in the
+same run (bf16 on CUDA; on CPU float32 and a small matmul, so the share means little there but the keys
+exist). Weights are random: throughput does not depend on their values. ``--json`` writes the figures
+with the same keys for ``--small`` and the full run; ``benchmarks/gpu_check.sh`` uses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -72,14 +76,31 @@ def matmul_rate(device: str, dtype, sync) -> float:
     return 2 * n**3 / seconds / 1e12
 
 
-def run(args: argparse.Namespace) -> dict:
+def header(args: argparse.Namespace, device: str, dtype, build_s: float) -> dict[str, Any]:
+    """What the figures depend on besides the code: device, versions, model, settings."""
+    import torch
+    import transformers
+
+    return {"benchmark": "judge_throughput", "small": args.small,
+            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "dtype": str(dtype),
+            "model": "llama-2-7b architecture" if not args.small else "small llama (4 layers, d=256)",
+            "batch": args.batch, "input_tokens": args.tokens, "repeats": args.repeats,
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "model_build_s": build_s}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    device = "cuda" if torch.cuda.is_available() and not args.small else "cpu"
+    if not args.small and not torch.cuda.is_available():  # a 7B model on CPU would run for hours
+        sys.exit("the Llama-2-7B judge benchmark needs a CUDA GPU; run with --small on CPU")
+    device = "cpu" if args.small else "cuda"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     cfg = SMALL if args.small else FULL
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    started = time.perf_counter()
     model = build(cfg, device, dtype)
+    out = header(args, device, dtype, time.perf_counter() - started)
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(3, cfg["vocab_size"], (args.batch, args.tokens), generator=gen)
     batch = ids.tolist()
@@ -89,19 +110,18 @@ def run(args: argparse.Namespace) -> dict:
         with torch.inference_mode():
             return model.generate(**inputs, max_new_tokens=k, min_new_tokens=k, do_sample=False, pad_token_id=0)
 
-    out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "dtype": str(dtype),
-           "model": "llama-2-7b architecture" if not args.small else "small llama (4 layers, d=256)",
-           "batch": args.batch, "input_tokens": args.tokens, "torch": torch.__version__}
     scoring = timed(lambda: score_options(model, batch, OPTIONS, 0), sync, args.repeats)
     out["label_scoring_items_per_s"] = args.batch / scoring
     out["label_scoring_tflops"] = forward_flops(cfg, args.tokens) * args.batch / scoring / 1e12
     for k in (16, 128):
         out[f"generate_{k}_items_per_s"] = args.batch / timed(lambda: generate(k), sync, max(1, args.repeats // 2))
+    out["speedup_vs_generate_16"] = out["label_scoring_items_per_s"] / out["generate_16_items_per_s"]
     out["speedup_vs_generate_128"] = out["label_scoring_items_per_s"] / out["generate_128_items_per_s"]
     out["matmul_tflops"] = matmul_rate(device, dtype, sync)
     out["share_of_matmul_rate"] = out["label_scoring_tflops"] / out["matmul_tflops"]
-    if device == "cuda":
-        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    out["percent_of_matmul_rate"] = 100 * out["share_of_matmul_rate"]
+    # None on CPU rather than a missing key: --small and the GPU run write the same keys
+    out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     return out
 
 
@@ -109,19 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="tiny model on CPU (a smoke run; not the GPU figures)")
     ap.add_argument("--batch", type=int)
-    ap.add_argument("--tokens", type=int, help="judge input length in tokens (default 400; --small: 64)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tokens", type=int, help="judge input length in tokens (default 400; --small: 32)")
+    ap.add_argument("--repeats", type=int, help="timed label-scoring passes (default 3; --small: 2); "
+                    "each generate-then-parse judge gets half as many, at least one")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args(argv)
     args.batch = args.batch or (4 if args.small else 64)
-    args.tokens = args.tokens or (64 if args.small else 400)
+    args.tokens = args.tokens or (32 if args.small else 400)
+    args.repeats = args.repeats or (2 if args.small else 3)
     out = run(args)
     for key, value in out.items():
-        print(f"{key:>28}: {value:.3f}" if isinstance(value, float) else f"{key:>28}: {value}")
+        print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
     print(f"targets: label scoring >= 5x the 128-token judge ({out['speedup_vs_generate_128']:.1f}x), "
           f">= 60% of the bf16 matmul rate ({100 * out['share_of_matmul_rate']:.0f}%)"
           + ("; CPU smoke run: these targets are for the GPU run" if out["device"] == "cpu" else ""))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
