@@ -56,7 +56,7 @@ class AuditSettings(dg.ConfigurableResource):
     batch_size: int = 64
     max_new_tokens: int = 64
     prompt_formats: str = ""
-    judges: str = "rules"
+    judges: str = "default"  # the recommended offline judge (judging/specs.py DEFAULT_SPEC)
     reference_group: str = ""
     validation_files: str = ""
 
@@ -64,7 +64,7 @@ class AuditSettings(dg.ConfigurableResource):
         return _ids(self.prompt_formats) or None
 
     def judge_specs(self) -> list[str]:
-        return _ids(self.judges) or ["rules"]
+        return _ids(self.judges) or ["default"]
 
     def reference(self, paths: Paths) -> str:
         return self.reference_group or load_groups(paths.assets)[1]
