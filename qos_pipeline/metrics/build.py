@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from qos_pipeline.judging.evaluation.prevalence import correct_table
+from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 from qos_pipeline.staging import WarehouseError
 from qos_pipeline.provenance import check_key
@@ -32,7 +32,11 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_gender": (["name_group", "gender"], True),
     "label_rates_template": (["template_id", "template_name", "target_group", "template_text"], False),
 }
-METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities")
+METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "name_sensitivity", "model_comparisons")
+# the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
+INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
+                 "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],
+                 "label_rates_gender": ["name_group", "gender"], "label_rates_template": ["template_id"]}
 
 
 def _sql(name: str) -> str:
@@ -70,7 +74,8 @@ def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
     return template.format(table=table, source=source, cell=", ".join(CELL), dims="".join(f", {d}" for d in dims))
 
 
-def build_database(staging: Path, target: Path, reference_group: str) -> dict[str, int]:
+def build_database(staging: Path, target: Path, reference_group: str, stats: StatsSettings = StatsSettings()
+                   ) -> dict[str, int]:
     """Build a complete warehouse at ``target`` (a new file) from the staged partitions.
 
     Returns the row count of every table. ``target`` must not exist; ``publish`` moves it into place.
@@ -96,6 +101,9 @@ def build_database(staging: Path, target: Path, reference_group: str) -> dict[st
             con.execute(_label_rates_sql(table, dims, pooled))
         con.execute(_sql("disparities.sql"))
         counts.update(build_judge_tables(con, staging))
+        con.execute(_sql("statistics.sql"))
+        add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats)
+        counts["refusal_rates_corrected"] = con.execute("SELECT count(*) FROM refusal_rates_corrected").fetchone()[0]
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         con.execute("CHECKPOINT")
@@ -112,23 +120,12 @@ JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validatio
 
 
 def build_judge_tables(con, staging: Path) -> dict[str, int]:
-    """Judge validations staged under ``staging/judge_validation*/`` and, from them and ``disparities``,
-    ``refusal_rates_corrected`` (Rogan-Gladen; see ``qos_pipeline.prevalence``). Returns row counts."""
+    """Judge validations staged under ``staging/judge_validation*/`` (``qos judge validate`` and the
+    ``judge_validations`` asset). Returns row counts."""
     con.execute(_sql("judge_validations.sql"))
     for table in JUDGE_TABLES:
         _load_base_table(con, staging, table, "re-run `qos judge validate`")
-    rates = con.execute(f"SELECT {', '.join(CELL)}, name_group, n, "
-                        "any_refusal_rate AS raw_rate, any_refusal_diff AS raw_diff, reference_group "
-                        "FROM disparities").df()
-    corrected = correct_table(rates, con.execute("SELECT * FROM judge_validations").df())
-    if len(corrected):
-        con.register("corrected_src", corrected)
-        con.execute("INSERT INTO refusal_rates_corrected BY NAME SELECT *, "
-                    "wilson_low(round(raw_rate * n), n) AS raw_ci_low, wilson_high(round(raw_rate * n), n) AS raw_ci_high, "
-                    "getvariable('build_id') AS build_id, getvariable('built_at')::TIMESTAMPTZ AS built_at "
-                    "FROM corrected_src ORDER BY ALL")
-        con.unregister("corrected_src")
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (*JUDGE_TABLES, "refusal_rates_corrected")}
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in JUDGE_TABLES}
 
 
 def temp_build_path(db: Path) -> Path:

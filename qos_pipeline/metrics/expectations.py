@@ -52,7 +52,8 @@ def _failure(r, df: pd.DataFrame) -> str:
 
 
 def _rate_rows(con) -> pd.DataFrame:
-    parts = [f"SELECT '{t}' AS tbl, label, rate, ci_low, ci_high, n FROM {t}" for t in LABEL_RATE_TABLES]
+    parts = [f"SELECT '{t}' AS tbl, label, rate, ci_low, ci_high, ci_tn_low, ci_tn_high, wilson_low, wilson_high, n "
+             f"FROM {t}" for t in LABEL_RATE_TABLES]
     return con.execute(" UNION ALL ".join(parts)).df()
 
 
@@ -107,12 +108,18 @@ def validate_database(db: Path) -> list[CheckOutcome]:
         mixed = _mixed_configs(con)
         judgments = con.execute("SELECT label, judge_id FROM judgments").df()
         disparities = con.execute("SELECT * FROM disparities").df()
+        comparisons = con.execute("SELECT p_value, p_adjusted, diff, diff_ci_low, diff_ci_high FROM group_comparisons "
+                                  "UNION ALL BY NAME SELECT p_value, p_adjusted, diff_of_gaps AS diff, ci_low AS "
+                                  "diff_ci_low, ci_high AS diff_ci_high FROM model_comparisons").df()
     return [
         run_suite(ctx, "metric_tables_rates_in_range", rates, [
             gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),
-            gxe.ExpectColumnValuesToBeBetween(column="ci_low", min_value=0, max_value=1),
-            gxe.ExpectColumnValuesToBeBetween(column="ci_high", min_value=0, max_value=1),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="rate", column_B="ci_low", or_equal=True),
+            *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1)
+              for c in ("ci_low", "ci_high", "ci_tn_low", "ci_tn_high", "wilson_low", "wilson_high")],
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="rate", column_B="ci_low", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ci_high", column_B="rate", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing"),
             gxe.ExpectColumnValuesToBeBetween(column="n", min_value=1),
         ]),
         run_suite(ctx, "metric_tables_rates_sum_to_one", sums, [
@@ -123,6 +130,14 @@ def validate_database(db: Path) -> list[CheckOutcome]:
             gxe.ExpectColumnValuesToNotBeNull(column="judge_id"),
         ]),
         run_suite(ctx, "metric_tables_groups_present", missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, "metric_tables_comparisons_valid", comparisons, [
+            *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in ("p_value", "p_adjusted")],
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="p_adjusted", column_B="p_value", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="diff", column_B="diff_ci_low", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="diff_ci_high", column_B="diff", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing")]),
         run_suite(ctx, "metric_tables_one_config_per_model", mixed, [gxe.ExpectTableRowCountToEqual(value=0)],
                   blocking=False),
         run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],
@@ -153,8 +168,10 @@ def judge_tables_suite(ctx, db: Path) -> CheckOutcome:
         run_suite(ctx, "refusal_rates_corrected_in_range", corr, [
             *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1)
               for c in ("corrected_rate", "ci_low", "ci_high", "raw_rate")],
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="corrected_rate", column_B="ci_low", or_equal=True),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ci_high", column_B="corrected_rate", or_equal=True)]),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="corrected_rate", column_B="ci_low", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ci_high", column_B="corrected_rate", or_equal=True,
+                                                        ignore_row_if="either_value_is_missing")]),
     ]
     return CheckOutcome("metric_tables_judge_tables_valid", all(o.passed for o in outcomes),
                         "; ".join(f"{o.name}: {o.description}" for o in outcomes),

@@ -8,16 +8,18 @@ import sys
 from pathlib import Path
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
-from qos_pipeline.metrics import build, expectations
+from qos_pipeline.metrics import analysis, build, expectations
+from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.expectations import validate_database
 from qos_pipeline.provenance import code_digest
 
 
-def rebuild_warehouse(staging: Path, db: Path, reference_group: str) -> tuple[dict[str, int], list[CheckOutcome]]:
+def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: StatsSettings = StatsSettings()
+                      ) -> tuple[dict[str, int], list[CheckOutcome]]:
     """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes."""
     built = build.temp_build_path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    counts = build.build_database(staging, built, reference_group)
+    counts = build.build_database(staging, built, reference_group, stats)
     try:
         outcomes = validate_database(built)
         raise_if_blocked(f"warehouse {db}", outcomes)
@@ -30,7 +32,7 @@ def rebuild_warehouse(staging: Path, db: Path, reference_group: str) -> tuple[di
 def code_version() -> str:
     """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
     marks the metric tables stale)."""
-    digest = hashlib.sha256(code_digest(build, expectations, sys.modules[__name__]).encode())
+    digest = hashlib.sha256(code_digest(build, expectations, analysis, sys.modules[__name__]).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]

@@ -61,9 +61,12 @@ def test_build_and_rates(tmp_path):
     assert counts["generations"] == 2 and counts["label_rates_model"] == 7
     with duckdb.connect(str(tmp_path / "qos.duckdb"), read_only=True) as con:
         rates = dict(con.execute("SELECT label, rate FROM label_rates_model").fetchall())
-        ci = con.execute("SELECT ci_low, ci_high FROM label_rates_model WHERE label = 'answer'").fetchone()
+        ci = con.execute("SELECT wilson_low, wilson_high, ci_low, ci_high, boot_resamples FROM label_rates_model "
+                         "WHERE label = 'answer'").fetchone()
     assert rates["answer"] == 0.5 and rates["refusal"] == 0.5 and rates["failure"] == 0.0
-    assert 0 < ci[0] < 0.5 < ci[1] < 1
+    # one prompt (one template): the naive interval, but no cluster interval (resampling one template
+    # cannot vary, and a zero-width interval would claim certainty)
+    assert 0 < ci[0] < 0.5 < ci[1] < 1 and ci[2] is None and ci[3] is None and ci[4] == 1000
     assert all(o.passed for o in outcomes)
 
 

@@ -22,14 +22,3 @@ CREATE TABLE judge_validation_confusion (
     validation_id VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
     human_label VARCHAR NOT NULL, judge_label VARCHAR NOT NULL, count INTEGER NOT NULL
 );
-
--- Keyed like disparities (cell + name_group) plus the validation whose sensitivity/specificity is used.
-CREATE TABLE refusal_rates_corrected (
-    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
-    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
-    n BIGINT NOT NULL,
-    raw_rate DOUBLE NOT NULL, raw_ci_low DOUBLE, raw_ci_high DOUBLE, raw_diff DOUBLE,
-    corrected_rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, corrected_diff DOUBLE, reference_group VARCHAR,
-    validation_id VARCHAR NOT NULL, validation_scope VARCHAR NOT NULL, sensitivity DOUBLE, specificity DOUBLE,
-    valid_draws INTEGER, note VARCHAR, build_id VARCHAR, built_at TIMESTAMPTZ
-);

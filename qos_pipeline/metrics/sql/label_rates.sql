@@ -14,7 +14,7 @@ counts AS (
 grid AS (SELECT * FROM cells CROSS JOIN labels)
 SELECT {cell}{dims}, label, n,
        coalesce(k, 0) AS count, coalesce(k, 0) / n AS rate,
-       wilson_low(coalesce(k, 0), n) AS ci_low, wilson_high(coalesce(k, 0), n) AS ci_high,
+       wilson_low(coalesce(k, 0), n) AS wilson_low, wilson_high(coalesce(k, 0), n) AS wilson_high,
        generation_run_ids, judgment_run_ids,
        getvariable('build_id') AS build_id, getvariable('built_at')::TIMESTAMPTZ AS built_at
 FROM grid LEFT JOIN counts USING ({cell}{dims}, label)

@@ -1,0 +1,95 @@
+"""The statistics of a build, computed from the judged rows in one pass over the cells (``metrics.stats``):
+cluster-bootstrap intervals of every label rate, group comparisons, name sensitivity, model comparisons
+and judge-corrected refusal rates. The draws of a cell are made once and shared by all of its tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from qos_pipeline.metrics.stats.cells import Cell, cells_from_counts
+from qos_pipeline.metrics.stats.compare import group_comparisons
+from qos_pipeline.metrics.stats.corrected import corrected_rates
+from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
+from qos_pipeline.metrics.stats.models import model_comparisons
+from qos_pipeline.metrics.stats.rates import rate_intervals
+from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
+
+STATS_TABLES = ("group_comparisons", "name_sensitivity", "model_comparisons", "refusal_rates_corrected")
+INTERVALS = ["ci_low", "ci_high", "ci_tn_low", "ci_tn_high"]
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """Bootstrap resamples and seed (stored with every table), and the p-value adjustment."""
+
+    resamples: int = RESAMPLES
+    seed: int = SEED
+    p_adjust: str = "holm"
+
+
+def _cells(con, cell_keys: list[str], settings: StatsSettings) -> list[Cell]:
+    counts = con.execute(f"""
+        SELECT {', '.join(cell_keys)}, template_id, name_group, name, any_value(gender) AS gender,
+               any_value(popularity) AS popularity, label, count(*) AS k
+        FROM judged GROUP BY ALL""").df()
+    cells = cells_from_counts(counts, cell_keys)
+    for cell in cells:
+        cell.draw(settings.resamples, settings.seed)
+    return cells
+
+
+def _frame(cells: list[Cell], cell_keys: list[str], make) -> pd.DataFrame:
+    frames = []
+    for cell in cells:
+        frame = make(cell)
+        if len(frame):
+            frames.append(frame.assign(**dict(zip(cell_keys, cell.key))))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _insert(con, table: str, frame: pd.DataFrame, settings: StatsSettings) -> None:
+    if frame.empty:
+        return
+    con.register("stats_src", frame.assign(boot_resamples=settings.resamples, boot_seed=settings.seed))
+    con.execute(f"INSERT INTO {table} BY NAME SELECT *, getvariable('build_id') AS build_id, "
+                "getvariable('built_at')::TIMESTAMPTZ AS built_at FROM stats_src ORDER BY ALL")
+    con.unregister("stats_src")
+
+
+def _add_intervals(con, table: str, dims: list[str], cell_keys: list[str], frame: pd.DataFrame,
+                   settings: StatsSettings) -> None:
+    """Join the bootstrap columns onto a ``label_rates_*`` table built in SQL (rows without a draw: NULL)."""
+    keys = cell_keys + dims + ["label"]
+    if frame.empty:
+        frame = pd.DataFrame(columns=keys + INTERVALS)
+    con.register("intervals_src", frame[keys + INTERVALS])
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT r.*, {', '.join(f'b.{c}' for c in INTERVALS)}, "
+                f"{settings.resamples} AS boot_resamples, {settings.seed} AS boot_seed "
+                f"FROM {table} r LEFT JOIN intervals_src b USING ({', '.join(keys)}) ORDER BY ALL")
+    con.unregister("intervals_src")
+
+
+def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[str]], reference: str,
+                   settings: StatsSettings) -> None:
+    """Fill the statistics tables (``statistics.sql`` must have created them) and add the bootstrap
+    intervals to the ``label_rates_*`` tables (``label_rate_tables``: table -> the dims it is joined on)."""
+    cells = _cells(con, cell_keys, settings)
+    intervals = [rate_intervals(cell) for cell in cells]
+    for table, dims in label_rate_tables.items():
+        parts = [frame[table].assign(**dict(zip(cell_keys, cell.key))) for cell, frame in zip(cells, intervals)]
+        _add_intervals(con, table, dims, cell_keys, pd.concat(parts, ignore_index=True) if parts else
+                       pd.DataFrame(), settings)
+    _insert(con, "group_comparisons",
+            _frame(cells, cell_keys, lambda c: group_comparisons(c, reference, settings.seed, settings.p_adjust)),
+            settings)
+    _insert(con, "name_sensitivity",
+            _frame(cells, cell_keys, lambda c: name_sensitivity(c, reference).assign(reference_group=reference)),
+            settings)
+    _insert(con, "model_comparisons", model_comparisons(cells, cell_keys, reference, settings.seed, settings.p_adjust),
+            settings)
+    validations = con.execute("SELECT * FROM judge_validations").df()
+    if len(validations):
+        _insert(con, "refusal_rates_corrected", _frame(cells, cell_keys, lambda c: corrected_rates(
+            c, dict(zip(cell_keys, c.key)), validations, reference, settings.seed)), settings)

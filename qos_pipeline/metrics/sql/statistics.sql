@@ -1,0 +1,49 @@
+-- Tables filled by qos_pipeline.metrics.analysis (cluster bootstrap, permutation tests, corrections).
+-- Cell = model_key, model_version, prompt_format, gen_config_hash, design, judge_id. Measures: refusal (label
+-- refusal), harmful_refusal (label harmful refusal), any_refusal (either); the same names everywhere.
+
+CREATE TABLE group_comparisons (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL, is_reference BOOLEAN NOT NULL,
+    k DOUBLE NOT NULL, n DOUBLE NOT NULL, rate DOUBLE, n_unjudged DOUBLE NOT NULL,
+    k_vs DOUBLE NOT NULL, n_vs DOUBLE NOT NULL, rate_vs DOUBLE, n_unjudged_vs DOUBLE NOT NULL,
+    diff DOUBLE, diff_ci_low DOUBLE, diff_ci_high DOUBLE, diff_ci_tn_low DOUBLE, diff_ci_tn_high DOUBLE,
+    ratio DOUBLE, log_ratio DOUBLE, log_ratio_ci_low DOUBLE, log_ratio_ci_high DOUBLE,
+    log_ratio_ci_tn_low DOUBLE, log_ratio_ci_tn_high DOUBLE, ratio_zero_count BOOLEAN NOT NULL,
+    p_value DOUBLE, p_method VARCHAR NOT NULL, permutations INTEGER NOT NULL,
+    p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+CREATE TABLE name_sensitivity (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, name VARCHAR NOT NULL, gender VARCHAR, popularity VARCHAR,
+    k DOUBLE NOT NULL, n DOUBLE NOT NULL, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+    rank_in_group INTEGER NOT NULL, names_in_group INTEGER NOT NULL, gap_vs_reference DOUBLE,
+    gap_without_name DOUBLE, shift DOUBLE, most_extreme BOOLEAN NOT NULL, reference_group VARCHAR NOT NULL,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+CREATE TABLE model_comparisons (
+    model_key_a VARCHAR NOT NULL, model_version_a VARCHAR NOT NULL, gen_config_hash_a VARCHAR NOT NULL,
+    model_key_b VARCHAR NOT NULL, model_version_b VARCHAR NOT NULL, gen_config_hash_b VARCHAR NOT NULL,
+    prompt_format VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL,
+    gap_a DOUBLE, gap_b DOUBLE, diff_of_gaps DOUBLE, ci_low DOUBLE, ci_high DOUBLE, ci_tn_low DOUBLE,
+    ci_tn_high DOUBLE, p_value DOUBLE, flips INTEGER NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+-- Keyed like disparities (cell + name_group) plus the validation whose error rates are used.
+CREATE TABLE refusal_rates_corrected (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
+    n DOUBLE NOT NULL, raw_rate DOUBLE NOT NULL, raw_ci_low DOUBLE, raw_ci_high DOUBLE, raw_diff DOUBLE,
+    corrected_rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, corrected_diff DOUBLE, corrected_diff_ci_low DOUBLE,
+    corrected_diff_ci_high DOUBLE, reference_group VARCHAR, validation_id VARCHAR NOT NULL,
+    validation_scope VARCHAR NOT NULL, sensitivity DOUBLE, specificity DOUBLE, valid_draws INTEGER,
+    note VARCHAR, warning VARCHAR, boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL,
+    build_id VARCHAR, built_at TIMESTAMPTZ
+);

@@ -1,0 +1,68 @@
+"""One metric cell as arrays: label counts per (template, name), and its bootstrap draws.
+
+A cell is one model version x prompt format x generation config x design x judge (``metrics.build.CELL``):
+rates are computed within a cell and groups compared within one. The counts come from the ``judged`` view
+aggregated by (template, name, label), so every sample of a prompt stays in its (template, name) slot and
+moves with it in every resample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from qos_pipeline.metrics.stats.draws import multiplicities, name_weights
+from qos_pipeline.taxonomy import ALL_LABELS, HARMFUL_REFUSAL, REFUSAL
+
+LABELS = list(ALL_LABELS)
+MEASURES = {"refusal": [REFUSAL], "harmful_refusal": [HARMFUL_REFUSAL], "any_refusal": [REFUSAL, HARMFUL_REFUSAL]}
+"""The refusal measures of every comparison table; the same names mean the same labels everywhere."""
+
+
+@dataclass
+class Cell:
+    """Counts of one cell: ``counts[t, n, l]`` rows of template t, name n judged label l."""
+
+    key: tuple
+    templates: list[str]
+    names: list[str]
+    groups: np.ndarray  # the group of each name
+    names_info: pd.DataFrame  # name, name_group, gender, popularity (index aligned with ``names``)
+    counts: np.ndarray
+    draws: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> np.ndarray:
+        """(T, N) rows per template x name."""
+        return self.counts.sum(axis=2)
+
+    def measure(self, name: str) -> np.ndarray:
+        """(T, N) rows labelled with the measure's labels."""
+        return self.counts[:, :, [LABELS.index(lab) for lab in MEASURES[name]]].sum(axis=2)
+
+    def draw(self, resamples: int, seed: int) -> None:
+        """Template weights W (B, T) and name weights V (B, N), shared by every table of the cell."""
+        self.draws = {"W": multiplicities(self.templates, resamples, seed),
+                      "V": name_weights(self.names, self.groups, resamples, seed)}
+
+    def group_names(self, group: str) -> np.ndarray:
+        return self.groups == group
+
+
+def cells_from_counts(df: pd.DataFrame, cell_keys: list[str]) -> list[Cell]:
+    """``df``: one row per (cell keys, template_id, name_group, name, gender, popularity, label) with ``k``."""
+    out = []
+    for key, part in df.groupby(cell_keys, sort=True):
+        templates = sorted(part["template_id"].unique())
+        info = (part[["name", "name_group", "gender", "popularity"]].drop_duplicates("name")
+                .sort_values(["name_group", "name"]).reset_index(drop=True))
+        t_idx = pd.Index(templates).get_indexer(part["template_id"])
+        n_idx = pd.Index(info["name"]).get_indexer(part["name"])
+        l_idx = pd.Index(LABELS).get_indexer(part["label"])
+        counts = np.zeros((len(templates), len(info), len(LABELS)))
+        np.add.at(counts, (t_idx, n_idx, l_idx), part["k"].to_numpy(dtype=float))
+        out.append(Cell(key if isinstance(key, tuple) else (key,), templates, info["name"].tolist(),
+                        info["name_group"].to_numpy(), info, counts))
+    return out

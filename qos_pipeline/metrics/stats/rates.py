@@ -1,0 +1,106 @@
+"""Cluster-bootstrap intervals of every label rate of the ``label_rates_*`` tables.
+
+Two intervals per rate: ``ci_low``/``ci_high`` resample templates (the design's shared unit: a template
+that elicits refusals moves every group's rate), ``ci_tn_low``/``ci_tn_high`` resample templates and,
+independently, the names within each group (a name such as Mohammed moves its whole group). Within a
+(template, name) slot every sample stays together. A rate of one name resamples templates only; a rate of
+one template resamples names only. The naive Wilson interval stays beside them (``wilson_low``/``_high``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qos_pipeline.metrics.stats.cells import LABELS, Cell
+from qos_pipeline.metrics.stats.draws import percentile_interval
+
+POOLED = "all"
+MIN_CLUSTERS = 2
+
+
+def _estimable(low: np.ndarray, high: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    few = np.broadcast_to(np.asarray(clusters).reshape(-1, *([1] * (low.ndim - 1))) < MIN_CLUSTERS, low.shape)
+    low, high = low.copy(), high.copy()
+    low[few], high[few] = np.nan, np.nan
+    return low, high
+
+
+def _slices(cell: Cell, column: str, pooled: bool) -> list[tuple[dict, np.ndarray]]:
+    """(dims, name mask) of every (group, value of ``column``) slice, plus the pooled group 'all'."""
+    info, out = cell.names_info, []
+    for (group, value), part in info.groupby(["name_group", column], sort=True):
+        out.append(({"name_group": group, column: value}, info.index.isin(part.index)))
+    if pooled:
+        for value, part in info.groupby(column, sort=True):
+            out.append(({"name_group": POOLED, column: value}, info.index.isin(part.index)))
+    return out
+
+
+def _interval_rows(cell: Cell, dims: list[dict], num: np.ndarray, den: np.ndarray, point: np.ndarray,
+                   prefix: str, clusters: np.ndarray) -> list[dict]:
+    """Rows of (dims, label, interval) from draws ``num`` (B, S, L) / ``den`` (B, S); no interval for a
+    slice with fewer than two clusters, whose resamples could not vary."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = num / den[:, :, None]
+    low, high = _estimable(*percentile_interval(draws, point), clusters)
+    return [{**d, "label": lab, f"{prefix}_low": low[s, i], f"{prefix}_high": high[s, i]}
+            for s, d in enumerate(dims) for i, lab in enumerate(LABELS)]
+
+
+def _masked(cell: Cell, masks: np.ndarray, dims: list[dict]) -> pd.DataFrame:
+    """Both intervals for slices of names (masks: (S, N)) over every template."""
+    W, V = cell.draws["W"], cell.draws["V"]
+    cw = np.einsum("bt,tnl->bnl", W, cell.counts)
+    nw = W @ cell.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = np.einsum("tnl,sn->sl", cell.counts, masks) / (cell.n @ masks.T).sum(axis=0)[:, None]
+    templates = ((cell.n @ masks.T) > 0).sum(axis=0)  # templates with rows in each slice
+    template = _interval_rows(cell, dims, np.einsum("bnl,sn->bsl", cw, masks), nw @ masks.T, point, "ci", templates)
+    both = _interval_rows(cell, dims, np.einsum("bnl,sn->bsl", cw * V[:, :, None], masks), (nw * V) @ masks.T,
+                          point, "ci_tn", templates)
+    return pd.DataFrame(template).merge(pd.DataFrame(both), on=[*dims[0], "label"])
+
+
+def _names(cell: Cell) -> pd.DataFrame:
+    """One name: its templates are the only cluster (both columns alike)."""
+    W = cell.draws["W"]
+    cw, nw = np.einsum("bt,tnl->bnl", W, cell.counts), W @ cell.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws, point = cw / nw[:, :, None], cell.counts.sum(0) / cell.n.sum(0)[:, None]
+    low, high = _estimable(*percentile_interval(draws, point), (cell.n > 0).sum(axis=0))
+    rows = [{"name_group": cell.groups[j], "name": name, "label": lab, "ci_low": low[j, i], "ci_high": high[j, i],
+             "ci_tn_low": low[j, i], "ci_tn_high": high[j, i]}
+            for j, name in enumerate(cell.names) for i, lab in enumerate(LABELS)]
+    return pd.DataFrame(rows)
+
+
+def _templates(cell: Cell) -> pd.DataFrame:
+    """One template: its names (within their groups) are the only cluster (both columns alike)."""
+    V = cell.draws["V"]
+    num, den = np.einsum("bn,tnl->btl", V, cell.counts), V @ cell.n.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws, point = num / den[:, :, None], cell.counts.sum(1) / cell.n.sum(1)[:, None]
+    low, high = _estimable(*percentile_interval(draws, point), (cell.n > 0).sum(axis=1))
+    rows = [{"template_id": t, "label": lab, "ci_low": low[j, i], "ci_high": high[j, i],
+             "ci_tn_low": low[j, i], "ci_tn_high": high[j, i]}
+            for j, t in enumerate(cell.templates) for i, lab in enumerate(LABELS)]
+    return pd.DataFrame(rows)
+
+
+def rate_intervals(cell: Cell) -> dict[str, pd.DataFrame]:
+    """Interval columns of every ``label_rates_*`` table for one cell (keys: the table's dimensions and
+    ``label``; the cell's keys are added by the caller)."""
+    everyone = np.ones((1, len(cell.names)))
+    groups = sorted(set(cell.groups))
+    by_group = np.array([cell.groups == g for g in groups], dtype=float)
+    out = {
+        "label_rates_model": _masked(cell, everyone, [{"_": 0}]).drop(columns="_"),
+        "label_rates_group": _masked(cell, by_group, [{"name_group": g} for g in groups]),
+        "label_rates_name": _names(cell),
+        "label_rates_template": _templates(cell),
+    }
+    for table, column in (("label_rates_popularity", "popularity"), ("label_rates_gender", "gender")):
+        dims, masks = zip(*_slices(cell, column, pooled=True))
+        out[table] = _masked(cell, np.array(masks, dtype=float), list(dims))
+    return out
