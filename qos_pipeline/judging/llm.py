@@ -4,8 +4,10 @@ Instead of generating text and parsing it, the rubric (``assets/rubric.yaml``) i
 (system rubric, worked examples as turns, then the item) ending in the answer prefix ("Letter:"), and the
 six option letters are scored by the model's next-token log-likelihood: one prefill-only forward pass
 per response, batched, and only the last position's logits are computed. The best letter is the label;
-the distribution over the six options is kept in ``scores``. There is nothing to parse, so no parse
-failures; what the judge cannot take (an input longer than its context, a non-text response) is
+the distribution over the six options, calibrated for the judge's letter prior (``llm_calibration``), is
+kept in ``scores``. There is nothing to parse, so no parse failures; what the judge cannot take (an
+input longer than its context, a non-text response) and what it will not judge (it puts little
+probability on the letters: a judge refusal or an off-rubric answer, named with its own words) is
 ``unjudged`` and says why. torch/transformers are imported lazily.
 """
 
@@ -13,19 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.judging import llm_calibration as calibration
 from qos_pipeline.judging import rubric as rubric_module
 from qos_pipeline.judging.rubric import Rubric
 from qos_pipeline.provenance import code_digest
 
 log = logging.getLogger(__name__)
-SCORING_CODE = code_digest(sys.modules[__name__], rubric_module)
+SCORING_CODE = code_digest(sys.modules[__name__], rubric_module, calibration)
 """Hash of the rendering and scoring code: part of every llm judge id."""
 MIN_PREFIX = 16  # tokens; a shorter shared prefix is not worth a cache
 _KEY_BUDGET = 41  # 64-char key limit minus "llm." + ".<8 hex>" + ".r<v>-<6 hex>"
@@ -123,7 +125,8 @@ class LLMJudge:
 
     def __init__(self, model_path: Path, model_key: str, model_version: str, rubric: Rubric,
                  device: str | None = None, batch_size: int | None = None, max_batch_tokens: int = 65536,
-                 use_prefix_cache: bool = True) -> None:
+                 use_prefix_cache: bool = True, calibrate: bool = True,
+                 min_option_mass: float = calibration.MIN_OPTION_MASS) -> None:
         self.model_path, self.rubric = Path(model_path), rubric
         self.judge_id = llm_judge_id(model_key, model_version, rubric)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
@@ -135,6 +138,8 @@ class LLMJudge:
         self.use_prefix_cache = use_prefix_cache
         self._prefix: list[int] = []
         self._prefix_kv: Any = None
+        self.calibrate, self.min_option_mass = calibrate, min_option_mass
+        self.prior: list[float] | None = None  # the letter prior on content-free items (when calibrating)
 
     def load(self) -> None:
         if self._model is not None:
@@ -157,6 +162,10 @@ class LLMJudge:
             self._prefix = common_prefix(*probes)
             if len(self._prefix) >= MIN_PREFIX:
                 self._prefix_kv = prefix_cache(model, self._prefix)
+        if self.calibrate:
+            free = [JudgeInput(sentence, response) for sentence, response in calibration.CONTENT_FREE]
+            rows = self._score({i: ids for i, ids in enumerate(map(self.encode, free)) if not isinstance(ids, str)})
+            self.prior = calibration.prior_from(list(rows.values())) if rows else None
 
     @property
     def pad_id(self) -> int:
@@ -214,23 +223,31 @@ class LLMJudge:
                 out[i] = Judgment(taxonomy.UNJUDGED, ids)
             else:
                 encoded[i] = ids
+        for i, row in self._score(encoded).items():
+            out[i] = self._judgment(row, encoded[i])
+        return [out[i] for i in range(len(items))]
+
+    def _score(self, encoded: dict[int, list[int]]) -> dict[int, list[float]]:
+        """Log-probabilities of the option letters for each encoded item (batched, prefix-cached)."""
         cached, whole = self._split_prefix(encoded)
         plan = [(b, cached, self._prefix_kv) for b in self._batches(cached)] + \
                [(b, whole, None) for b in self._batches(whole)]
+        rows: dict[int, list[float]] = {}
         for number, (batch, ids, kv) in enumerate(plan, start=1):
             logprobs = score_options(self._model, [ids[i] for i in batch], self.option_ids, self.pad_id, kv)
-            for i, row in zip(batch, logprobs.tolist()):
-                out[i] = self._judgment(row)
+            rows.update(zip(batch, logprobs.tolist()))
             log.info("llm judge %s: batch %d/%d (%d items)", self.judge_id, number, len(plan), len(batch))
-        return [out[i] for i in range(len(items))]
+        return rows
 
-    def _judgment(self, logprobs: list[float]) -> Judgment:
-        top = max(logprobs)
-        weights = [math.exp(lp - top) for lp in logprobs]
-        total = sum(weights)
-        scores = {lab: w / total for lab, w in zip(self.rubric.labels, weights)}
-        best = max(range(len(weights)), key=weights.__getitem__)
-        mass = sum(math.exp(lp) for lp in logprobs)  # how much the model puts on the options at all
-        reason = (f"label scoring: {self.rubric.letters[best]} ({self.rubric.labels[best]}) "
-                  f"p={scores[self.rubric.labels[best]]:.2f}; option mass {mass:.2f}")
-        return Judgment(self.rubric.labels[best], reason, scores)
+    def _judgment(self, logprobs: list[float], ids: list[int]) -> Judgment:
+        raw = calibration.softmax(logprobs)
+        mass = calibration.option_mass(logprobs)  # how much the model puts on the options at all
+        if mass < self.min_option_mass:  # it would rather say something else: ask it what
+            said = calibration.continuation(self._model, self._tokenizer, ids)
+            return Judgment(taxonomy.UNJUDGED, calibration.why_unjudged(mass, said),
+                            dict(zip(self.rubric.labels, raw)))
+        cal = calibration.calibrate(raw, self.prior)
+        best = calibration.best(cal, raw)
+        reason = (f"label scoring: {self.rubric.letters[best]} ({self.rubric.labels[best]}) p={cal[best]:.2f} "
+                  f"(uncalibrated {raw[best]:.2f}); option mass {mass:.2f}")
+        return Judgment(self.rubric.labels[best], reason, dict(zip(self.rubric.labels, cal)))
