@@ -12,6 +12,9 @@ import dagster as dg
 
 from qos_pipeline.defs.resources import AuditSettings, optional
 from qos_pipeline.generation.sampling import SamplingConfig
+from qos_pipeline.metrics.analysis import StatsSettings
+from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
+from qos_pipeline.metrics.stats.multiplicity import METHODS
 
 SAMPLING = ("do_sample", "temperature", "top_p", "top_k")
 
@@ -76,9 +79,20 @@ class JudgmentsConfig(dg.Config):
 
 class MetricTablesConfig(dg.Config):
     """``reference_group``: the group disparities are measured against; empty: the settings', else
-    groups.yaml's."""
+    groups.yaml's. ``bootstrap_resamples`` and ``bootstrap_seed``: of every cluster-bootstrap interval
+    (stored with each table); ``p_adjust``: ``holm`` (family-wise error) or ``bh`` (false discovery rate)."""
 
     reference_group: Optional[str] = None
+    bootstrap_resamples: int = RESAMPLES
+    bootstrap_seed: int = SEED
+    p_adjust: str = "holm"
+
+    def stats(self) -> StatsSettings:
+        if self.bootstrap_resamples < 100:
+            raise ValueError(f"bootstrap_resamples={self.bootstrap_resamples}: use at least 100 (1,000 is the default)")
+        if self.p_adjust not in METHODS:
+            raise ValueError(f"p_adjust={self.p_adjust!r}: use one of {METHODS}")
+        return StatsSettings(self.bootstrap_resamples, self.bootstrap_seed, self.p_adjust)
 
 
 class ValidationConfig(dg.Config):

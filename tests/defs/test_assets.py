@@ -196,3 +196,20 @@ def test_a_refresh_keeps_the_partitions_settings(env):
     assert len(again) == len(first) == 8 * 32  # 1 sample, not the settings' 2
     assert set(again["gen_config_hash"]) == set(first["gen_config_hash"]) and '"temperature": 0.7' in again["gen_config"][0]
     assert (again["generation_id"].sort_values().values == first["generation_id"].sort_values().values).all()
+
+
+def test_metric_tables_statistics_come_from_run_config(env):
+    defs, instance, paths = env
+    assert _audit(defs, instance).success
+    config = {"ops": {"metric_tables": {"config": {"bootstrap_resamples": 200, "bootstrap_seed": 7, "p_adjust": "bh"}}}}
+    assert defs.resolve_job_def("metrics_job").execute_in_process(instance=instance, run_config=config).success
+    with duckdb.connect(str(paths.db), read_only=True) as con:
+        stored = con.execute("SELECT DISTINCT boot_resamples, boot_seed FROM label_rates_group").fetchall()
+        methods = con.execute("SELECT DISTINCT p_adjust_method FROM group_comparisons").fetchall()
+    assert stored == [(200, 7)] and methods == [("bh",)]
+    published = paths.db.stat().st_mtime_ns
+    bad = {"ops": {"metric_tables": {"config": {"p_adjust": "bonferonni"}}}}
+    result = defs.resolve_job_def("metrics_job").execute_in_process(instance=instance, run_config=bad,
+                                                                    raise_on_error=False)
+    assert not result.success and "p_adjust='bonferonni'" in _failure_text(result)
+    assert paths.db.stat().st_mtime_ns == published
