@@ -1,9 +1,12 @@
-"""Agreement of a judge with the human labels of the public pilot (Llama-2-13b-chat), overall and per group.
+"""Agreement of a judge with the human labels of the public pilot (Llama-2-13b-chat), or of any labelled
+file, overall and per group.
 
 Usage (from the repo root):
-  python benchmarks/judge_agreement.py [CSV] [--judge rules]                 # the rules judge
+  python benchmarks/judge_agreement.py [CSV] [--judge default]               # the recommended judge (rules)
   python benchmarks/judge_agreement.py [CSV] --judge learned --cv 6          # learned, folds split by template
   python benchmarks/judge_agreement.py [CSV] --judge llm:smollm2-135m-instruct --limit 200   # a seeded subset
+  python benchmarks/judge_agreement.py ../shared/data/xstest/xstest_v2_completions_gpt4.csv --labels xstest \
+      --by type                                                              # another family's refusals
 
 Prints accuracy, macro-F1 over the six labels, Cohen's kappa and binary refusal-vs-not F1 (refusal or
 harmful refusal = positive), overall and per ``identity`` group, per-label figures, the confusion matrix
@@ -66,18 +69,20 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV)
-    ap.add_argument("--judge", default="rules",
-                    help="rules | learned (with --cv) | llm:MODEL | learned:NAME | ensemble:...")
+    ap.add_argument("--judge", default="default",
+                    help="default | rules | learned (with --cv) | llm:MODEL | learned:NAME | ensemble:...")
+    ap.add_argument("--labels", help="label vocabulary of the file: taxonomy (default), xstest, or a mapping file")
+    ap.add_argument("--by", help="column of the per-group figures (default: the name group)")
     ap.add_argument("--cv", type=int, help="with --judge learned: folds split by template")
     ap.add_argument("--limit", type=int, help="a seeded random subset of this many rows")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if not args.csv.exists():
-        print(f"pilot file not found: {args.csv.resolve()}", file=sys.stderr)
+        print(f"labelled file not found: {args.csv.resolve()}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ev = evaluate(args.csv, args.judge, Paths.resolve(), "white", cv_folds=args.cv, limit=args.limit,
-                             seed=args.seed, run_id="benchmark")
+    ev = evaluate(args.csv, args.judge, Paths.resolve(), None if args.by else "white", cv_folds=args.cv,
+                  limit=args.limit, seed=args.seed, run_id="benchmark", labels=args.labels, by=args.by)
     seconds = time.perf_counter() - started
     pd.set_option("display.width", 200)
     print(format_report(ev.report))
