@@ -19,6 +19,9 @@ from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.evaluation.labelled import load_labelled
 from qos_pipeline.provenance import check_key
 
+FEATURES_HELP = ("features of the learned judge: tfidf (default: word and character n-grams, linear SVM) or "
+                 "lm[:MODEL] (mean-pooled hidden states of a local HF model, default the embedded SmolLM2, with "
+                 "logistic regression; embeddings cached under <warehouse>/cache/embeddings)")
 _SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
             "judge_refusal_rate", "bias_diff_vs_ref", "flagged"]
 
@@ -29,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     name = check_key(args.name or re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:40], "judge name")
     df = load_labelled(path, paths.assets, args.labels)
     started = time.perf_counter()
-    model = learned.fit(df)
+    model = learned.fit(df, args.features, paths)
     folder = Path(args.out).resolve() if args.out else learned.judge_dir(paths.warehouse)
     saved = learned.save(df, model, name, folder, path.name)
     judge = learned.load(str(saved), paths.warehouse)
@@ -86,7 +89,8 @@ def cmd_validate(args: argparse.Namespace) -> None:
     reference = args.reference_group or (None if args.by else settings().reference(paths))
     ev = evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
                   seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()),
-                  labels=args.labels, by=args.by, outputs_of=args.outputs_of, audited=audited_models(paths.db))
+                  labels=args.labels, by=args.by, outputs_of=args.outputs_of, audited=audited_models(paths.db),
+                  features=args.features, cv_by=args.cv_by)
     if not args.no_store:
         stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
         _rebuild()
@@ -136,6 +140,7 @@ def add_judge_parser(sub) -> None:
     tr.add_argument("--name", help="judge name (default: the file's name); use as --judge learned:NAME")
     tr.add_argument("--out", help="folder for NAME.joblib + NAME.json (default: <warehouse>/judges)")
     tr.add_argument("--labels", metavar="VOCABULARY", help="label vocabulary of the file (as for validate)")
+    tr.add_argument("--features", default="tfidf", metavar="FEATURES", help=FEATURES_HELP)
     tr.set_defaults(func=cmd_train)
     va = jsub.add_parser("validate", help="compare a judge with the human labels of a file, overall and per group")
     va.add_argument("path")
@@ -150,7 +155,10 @@ def add_judge_parser(sub) -> None:
                     "with the validation (outputs_model), and a warning names audited models it differs from")
     va.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     va.add_argument("--cv", type=int, metavar="K",
-                    help="with --judge learned: K-fold cross-validation, folds split by template")
+                    help="with --judge learned: K-fold cross-validation, folds split by template (or --cv-by)")
+    va.add_argument("--cv-by", metavar="COLUMN", help="with --cv: split the folds by this column's values "
+                    "(e.g. type) instead of the template")
+    va.add_argument("--features", default="tfidf", metavar="FEATURES", help="with --cv: " + FEATURES_HELP)
     va.add_argument("--limit", type=int, help="judge a seeded random subset of this many rows")
     va.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     va.add_argument("--reference-group", help="group that error gaps are measured against (default: groups.yaml)")

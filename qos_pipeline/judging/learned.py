@@ -1,4 +1,8 @@
-"""The `learned` judge: TF-IDF features of the response and a linear model, trained on human labels.
+"""The `learned` judge: features of the response and a linear model, trained on human labels.
+
+Features (``features``): ``tfidf`` (word + character n-grams, a linear SVM) or ``lm[:MODEL]`` (mean-pooled
+hidden states of a local HF model, default the embedded SmolLM2, ``representations``; standardized, then
+a multinomial logistic regression, whose scores are probabilities).
 
 ``qos judge train PATH`` fits it on a labelled file and stores it in the warehouse folder
 (``<warehouse>/judges/<name>.joblib`` plus ``<name>.json`` with the training-data hash), never in the
@@ -21,17 +25,25 @@ import numpy as np
 import pandas as pd
 
 from qos_pipeline import taxonomy
+from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.judging import representations
 from qos_pipeline.judging.base import JudgeInput, Judgment
+from qos_pipeline.judging.representations import HiddenStates
 from qos_pipeline.provenance import code_digest
+from qos_pipeline.settings import Paths
 
-FEATURES = code_digest(sys.modules[__name__])
-"""Hash of this module's source (masking, featurizing, model and its settings): part of every learned id."""
+FEATURES = code_digest(sys.modules[__name__], representations)
+"""Hash of the featurizing code (masking, features, model and its settings): part of every learned id."""
 MASK = "PERSON"
+LM_DEFAULT = "smollm2-135m-instruct"
+LM_LAYER, LM_TOKENS = 12, 64  # block whose states are pooled (of SmolLM2's 30), and tokens read per response
 
 
 def mask_name(text: str, name: str | None, prompt: str | None) -> str:
-    """Replace the person's name (given, or the prompt's first word) by a neutral token."""
-    names = {n for n in (name, (prompt or "").split(" ", 1)[0]) if isinstance(n, str) and n.strip()}
+    """Replace the person's name (given, or the first word of a fill-in-the-blank prompt) by a neutral
+    token. A prompt without [BLANK] names no one by its first word ("How do I ...")."""
+    first = (prompt or "").split(" ", 1)[0] if "[BLANK]" in (prompt or "") else None
+    names = {n for n in (name, first) if isinstance(n, str) and n.strip()}
     for n in names:
         text = re.sub(rf"\b{re.escape(n)}\b", MASK, text, flags=re.IGNORECASE)
     return text
@@ -41,7 +53,10 @@ def texts(items: Sequence[JudgeInput]) -> list[str]:
     return [mask_name(i.response, i.name, i.prompt_text) for i in items]
 
 
-def make_model() -> Any:
+def make_model(features: str = "tfidf", paths: Paths | None = None) -> Any:
+    """An unfitted pipeline from texts to labels: ``tfidf`` or ``lm[:MODEL]`` (see the module docstring)."""
+    if features != "tfidf":
+        return _lm_model(features, paths or Paths.resolve())
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion, Pipeline
     from sklearn.svm import LinearSVC
@@ -56,6 +71,29 @@ def make_model() -> Any:
     return Pipeline([("features", features), ("clf", LinearSVC(C=0.5, class_weight="balanced", random_state=0))])
 
 
+def _lm_model(features: str, paths: Paths) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    kind, _, key = features.partition(":")
+    if kind != "lm":
+        raise ValueError(f"learned judge features {features!r} unknown; use tfidf or lm[:MODEL KEY OR HF FOLDER]")
+    spec = resolve(key or LM_DEFAULT, paths)
+    blocks = json.loads((spec.path / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers", LM_LAYER)
+    states = HiddenStates(str(spec.path), spec.version, min(LM_LAYER, int(blocks)), LM_TOKENS,
+                          cache_dir=str(paths.warehouse / "cache" / "embeddings"))
+    # Balanced classes as for TF-IDF; a strong L2 penalty, since 2,000 rows meet 576 dense features.
+    clf = LogisticRegression(C=0.05, class_weight="balanced", max_iter=2000)
+    return Pipeline([("states", states), ("scale", StandardScaler()), ("clf", clf)])
+
+
+def features_id(model: Any) -> str:
+    """What the features are, for the judge id and its metadata: ``tfidf`` or ``lm:<model version>``."""
+    states = getattr(model, "named_steps", {}).get("states")
+    return f"lm:{states.model_version}-l{states.layer}-t{states.max_tokens}" if states is not None else "tfidf"
+
+
 def data_hash(df: pd.DataFrame) -> str:
     """Hash of the training rows (prompt, response, label), independent of the file's format."""
     rows = df[["prompt_text", "response", "label"]].astype(str).to_numpy().tolist()
@@ -67,24 +105,25 @@ def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
     return [JudgeInput(p, r, n) for p, r, n in zip(df["prompt_text"], df["response"].fillna(""), names)]
 
 
-def fit(df: pd.DataFrame) -> Any:
+def fit(df: pd.DataFrame, features: str = "tfidf", paths: Paths | None = None) -> Any:
     """A fitted model from rows with prompt_text, response, label (taxonomy labels) and optional name."""
     labels = set(df["label"])
     if len(labels) < 2:
         raise ValueError(f"training data needs at least two different labels; it has {sorted(labels)}")
-    return make_model().fit(texts(_inputs(df)), df["label"].to_numpy())
+    return make_model(features, paths).fit(texts(_inputs(df)), df["label"].to_numpy())
 
 
 class LearnedJudge:
-    """Predicts with a fitted model. ``scores``: softmax of the SVM margins over the labels it was trained
-    on (a ranking, not calibrated probabilities)."""
+    """Predicts with a fitted model. ``scores``: softmax of the decision values over the labels it was
+    trained on (TF-IDF + SVM: a ranking, not calibrated probabilities; ``lm``: logistic regression, whose
+    softmax of decision values is its predicted probability)."""
 
     kind = "learned"
 
     def __init__(self, model: Any, name: str, training_hash: str, meta: dict | None = None) -> None:
         self.model, self.name, self.meta = model, name, meta or {}
-        # The training rows, this module's code and the running scikit-learn decide the predictions.
-        decided_by = f"{training_hash}\0{FEATURES}\0{_sklearn_version()}"
+        # The training rows, the featurizing code (and model) and the running scikit-learn decide the labels.
+        decided_by = f"{training_hash}\0{FEATURES}\0{_sklearn_version()}\0{features_id(model)}"
         self.judge_id = f"learned.{name}.{hashlib.sha256(decided_by.encode()).hexdigest()[:8]}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
@@ -93,7 +132,8 @@ class LearnedJudge:
         for i in set(range(len(items))) - set(ok):
             out[i] = Judgment(taxonomy.UNJUDGED, f"response is not text ({type(items[i].response).__name__})")
         if ok:
-            margins = np.atleast_2d(self.model.decision_function(texts([items[i] for i in ok])))
+            # float64: dense float32 features give float32 margins, whose softmax would not sum to 1
+            margins = np.atleast_2d(self.model.decision_function(texts([items[i] for i in ok]))).astype(np.float64)
             classes = list(self.model.classes_)
             if len(classes) == 2:  # a binary SVM returns one margin, for the second class
                 margins = np.hstack([-margins.T, margins.T]) / 2
@@ -124,7 +164,8 @@ def save(df: pd.DataFrame, model: Any, name: str, folder: Path, source: str) -> 
     training_hash = data_hash(df)
     judge = LearnedJudge(model, name, training_hash)
     meta = {
-        "name": name, "judge_id": judge.judge_id, "features": FEATURES, "training_data": source,
+        "name": name, "judge_id": judge.judge_id, "features": features_id(model), "code": FEATURES,
+        "training_data": source,
         "training_data_sha256": training_hash, "rows": int(len(df)),
         "labels": {k: int(v) for k, v in df["label"].value_counts().items()},
         "sklearn": sklearn.__version__, "trained_at": datetime.now(timezone.utc).isoformat(),
@@ -150,16 +191,18 @@ def load(name_or_path: str, warehouse: Path) -> LearnedJudge:
     return LearnedJudge(joblib.load(path), meta["name"], meta["training_data_sha256"], meta)
 
 
-def cross_validate(df: pd.DataFrame, folds: int = 6) -> pd.Series:
-    """Out-of-fold predictions, folds split by ``template_id`` (no template in both train and test)."""
+def cross_validate(df: pd.DataFrame, folds: int = 6, features: str = "tfidf", paths: Paths | None = None,
+                   by: str = "template_id") -> pd.Series:
+    """Out-of-fold predictions, folds split by ``by`` (default ``template_id``: no template in both train
+    and test; any column, e.g. an XSTest prompt type, splits by its values instead)."""
     from sklearn.model_selection import GroupKFold
 
-    templates = df["template_id"].nunique()
-    if templates < folds:
-        raise ValueError(f"{folds} folds need at least {folds} templates; the data has {templates}")
+    groups = df[by].astype(str)
+    if groups.nunique() < folds:
+        raise ValueError(f"{folds} folds need at least {folds} distinct {by} values; the data has {groups.nunique()}")
     pred = pd.Series(index=df.index, dtype=object)
-    for train_idx, test_idx in GroupKFold(n_splits=folds).split(df, groups=df["template_id"]):
+    for train_idx, test_idx in GroupKFold(n_splits=folds).split(df, groups=groups):
         train, test = df.iloc[train_idx], df.iloc[test_idx]
-        judge = LearnedJudge(fit(train), "cv", data_hash(train))
+        judge = LearnedJudge(fit(train, features, paths), "cv", data_hash(train))
         pred.iloc[test_idx] = [j.label for j in judge.judge(_inputs(test))]
     return pred

@@ -74,7 +74,8 @@ def test_cross_validation_never_tests_on_a_training_template(labelled, monkeypat
 
     df = load_labelled(labelled, ASSETS)
     seen, fit, judge = [], learned.fit, learned.LearnedJudge.judge
-    monkeypatch.setattr(learned, "fit", lambda train: seen.append(["train", set(train["template_text"])]) or fit(train))
+    monkeypatch.setattr(learned, "fit", lambda train, *args: seen.append(["train", set(train["template_text"])])
+                        or fit(train, *args))
 
     def spy(self, items):
         seen.append(["test", {i.prompt_text.split(" ", 1)[1] for i in items}])

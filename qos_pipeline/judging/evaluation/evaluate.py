@@ -35,15 +35,20 @@ def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
     return [JudgeInput(p, r, n) for p, r, n in zip(df["prompt_text"], df["response"], df["name"])]
 
 
-def _predict(df: pd.DataFrame, spec: str, paths: Paths, cv_folds: int | None) -> tuple[str, list[str], dict, str]:
+def _predict(df: pd.DataFrame, spec: str, paths: Paths, cv_folds: int | None, features: str = "tfidf",
+             cv_by: str | None = None) -> tuple[str, list[str], dict, str]:
     """(judge id, labels, ensemble agreement, note)."""
 
     if cv_folds:
         if spec != "learned":
             raise ValueError(f"--cv trains the learned judge per fold: use --judge learned, not {spec!r}")
-        digest = hashlib.sha256((learned.data_hash(df) + learned.FEATURES).encode()).hexdigest()[:8]
-        note = f"learned judge cross-validated: {cv_folds} folds split by template (no template in train and test)"
-        return f"learned.cv{cv_folds}-by-template.{digest}", learned.cross_validate(df, cv_folds).tolist(), {}, note
+        by = cv_by or "template_id"
+        digest = hashlib.sha256((learned.data_hash(df) + learned.FEATURES + features + by).encode()).hexdigest()[:8]
+        kind = "learned" if features == "tfidf" else "learned.lm"
+        note = (f"learned judge ({features} features) cross-validated: {cv_folds} folds split by {by} "
+                f"(no {by} value in both train and test)")
+        labels = learned.cross_validate(df, cv_folds, features, paths, by).tolist()
+        return f"{kind}.cv{cv_folds}-by-{slugify(by)[:16]}.{digest}", labels, {}, note
     judge = get_judge(spec, paths)
     labels = [j.label for j in judge.judge(_inputs(df))]
     note = ""
@@ -62,13 +67,16 @@ def _variant(labels: str | None, by: str | None, limit: int | None, seed: int) -
 def evaluate(path: Path, spec: str, paths: Paths, reference_group: str | None, cv_folds: int | None = None,
              limit: int | None = None, seed: int = 0, run_id: str = "cli", labels: str | None = None,
              by: str | None = None, outputs_of: str | None = None,
-             audited: dict[str, list[str]] | None = None) -> Evaluation:
+             audited: dict[str, list[str]] | None = None, features: str = "tfidf",
+             cv_by: str | None = None) -> Evaluation:
     """Judge every row of ``path`` (or a seeded random ``limit`` of them) and compare with its labels.
 
     ``labels``: the file's label vocabulary (``ingest.labels``); ``by``: the column of the per-group
     figures (default: the name group); ``outputs_of``: the model key whose outputs the file holds, stored
     with the validation; ``audited``: judge id -> models the warehouse holds that judge's labels of, to
-    warn when the validation was measured on another model's outputs (``outputs_warnings``).
+    warn when the validation was measured on another model's outputs (``outputs_warnings``). With
+    ``cv_folds``: ``features`` of the learned judge (``tfidf``, ``lm[:MODEL]``) and the column whose values
+    split the folds (``cv_by``, default the template).
     """
     path = Path(path).resolve()
     if outputs_of is not None:
@@ -82,7 +90,7 @@ def evaluate(path: Path, spec: str, paths: Paths, reference_group: str | None, c
     if limit and limit < len(df):
         keep = df.sample(n=limit, random_state=seed).sort_index().index
         df, groups = df.loc[keep].reset_index(drop=True), groups.loc[keep].reset_index(drop=True)
-    judge_id, predicted, agreement, note = _predict(df, spec, paths, cv_folds)
+    judge_id, predicted, agreement, note = _predict(df, spec, paths, cv_folds, features, cv_by)
     if load_vocabulary(labels).binary:
         note = "; ".join(n for n in (note, f"the {labels} labels say only refusal or not: read the refusal figures "
                                      "(six-way figures count any judge label but answer/refusal as an error)") if n)
