@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from qos_pipeline.defs import automation, generation, jobs, judging, metrics, prompts, sensors, sources
+from qos_pipeline.defs import automation, generation, jobs, judging, metrics, prompts, sensors, sources, toxicity
 from qos_pipeline.defs.executors import executor_from_env
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, GeneratorResource, Storage, from_env
 
@@ -15,7 +15,8 @@ def build_definitions(generator: dg.ConfigurableResource | None = None, storage:
     ``QOS_EXECUTOR`` (Celery) or Dagster's default executor."""
     return dg.Definitions(
         assets=[sources.prompt_designs, sources.model_sources, sources.judge_definitions, prompts.prompts,
-                generation.generations, judging.judgments, judging.judge_validations, metrics.metric_tables],
+                generation.generations, judging.judgments, judging.judge_validations, metrics.metric_tables,
+                toxicity.toxicity],
         jobs=[jobs.prompts_job, jobs.audit_job, jobs.judge_job, jobs.metrics_job],
         sensors=[sensors.checkpoint_sensor, automation.automation_sensor],
         executor=executor or executor_from_env(),
