@@ -10,7 +10,7 @@ import re
 import pandas as pd
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judging import ensemble, learned, llm
+from qos_pipeline.judging import ensemble, learned, llm, representations
 from qos_pipeline.judging.rubric import load_rubric
 from qos_pipeline.judging.rules import fills, judge as rules_judge, vocabulary
 from qos_pipeline.judging.rules.judge import RulesJudge
@@ -44,7 +44,7 @@ def test_rules_judge_id_hashes_the_rules_source(tmp_path):
 def test_learned_judge_id_covers_training_data_and_featurizing_code(monkeypatch):
     a = learned.LearnedJudge(None, "toy", "data-a")
     assert a.judge_id.startswith("learned.toy.") and a.judge_id != learned.LearnedJudge(None, "toy", "data-b").judge_id
-    assert learned.FEATURES == code_digest(learned)
+    assert learned.FEATURES == code_digest(learned, representations)  # the pooled-LM features count too
     monkeypatch.setattr(learned, "FEATURES", "edited")
     assert learned.LearnedJudge(None, "toy", "data-a").judge_id != a.judge_id
 
