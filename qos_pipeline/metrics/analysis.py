@@ -22,7 +22,8 @@ INTERVALS = ["ci_low", "ci_high", "ci_tn_low", "ci_tn_high"]
 
 @dataclass(frozen=True)
 class StatsSettings:
-    """Bootstrap resamples and seed (stored with every table), and the p-value adjustment."""
+    """Bootstrap resamples and seed (stored with every table), and the p-value adjustment. ``resamples=0``
+    switches the statistics off (interval columns NULL, comparison tables empty): a baseline for benchmarks."""
 
     resamples: int = RESAMPLES
     seed: int = SEED
@@ -75,7 +76,7 @@ def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[
                    settings: StatsSettings) -> None:
     """Fill the statistics tables (``statistics.sql`` must have created them) and add the bootstrap
     intervals to the ``label_rates_*`` tables (``label_rate_tables``: table -> the dims it is joined on)."""
-    cells = _cells(con, cell_keys, settings)
+    cells = _cells(con, cell_keys, settings) if settings.resamples else []
     intervals = [rate_intervals(cell) for cell in cells]
     for table, dims in label_rate_tables.items():
         parts = [frame[table].assign(**dict(zip(cell_keys, cell.key))) for cell, frame in zip(cells, intervals)]

@@ -11,6 +11,7 @@ import pytest
 from qos_pipeline.metrics.stats.cells import cells_from_counts
 from qos_pipeline.metrics.stats.compare import group_comparisons, log_rr, oriented_pairs, permutation_p
 from qos_pipeline.metrics.stats.corrected import beta_draws, corrected_rates
+from qos_pipeline.metrics.stats.models import flip_p, model_comparisons
 from qos_pipeline.metrics.stats.multiplicity import benjamini_hochberg, holm
 from qos_pipeline.metrics.stats.rates import rate_intervals
 from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
@@ -64,6 +65,34 @@ def test_permutation_p_by_hand():
     k, n = np.array([9.0, 9.0, 1.0, 1.0]), np.full(4, 10.0)
     p, method, count = permutation_p(k, n, np.array([True, True, False, False]), seed=0)
     assert (method, count) == ("exact", 6) and p == pytest.approx(2 / 6)  # itself and its mirror image
+
+
+def test_flip_p_by_hand():
+    # three templates pushing the same way: of the 8 sign flips only all-plus and all-minus reach |3|
+    p, flips = flip_p(np.array([[1.0], [1.0], [1.0]]), seed=0)
+    assert flips == 8 and p[0] == pytest.approx(2 / 8)
+    p, _ = flip_p(np.array([[2.0, 0.0], [1.0, 0.0], [-1.0, 0.0]]), seed=0)  # 2 +- 1 +- 1: 6 of 8 reach |2|
+    assert p[0] == pytest.approx(6 / 8) and p[1] == pytest.approx(1.0)
+
+
+def _two_models(gap_b: float, templates: int = 16, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    def audit(gap):
+        return {"a": {f"a{i}": rng.binomial(3, 0.1 + gap, templates) for i in range(6)},
+                "white": {f"w{i}": rng.binomial(3, 0.1, templates) for i in range(6)}}
+    frame = pd.concat([cell_frame(audit(0.5), model="m13b"), cell_frame(audit(gap_b), model="m7b")])
+    cells = cells_from_counts(frame, KEYS)
+    for cell in cells:
+        cell.draw(400, seed=0)
+    return model_comparisons(cells, KEYS, "white", seed=0).query("measure == 'refusal'").iloc[0]
+
+
+def test_model_comparison_detects_a_changed_gap_and_not_an_unchanged_one():
+    changed = _two_models(gap_b=0.0)
+    assert (changed["model_key_a"], changed["model_key_b"]) == ("m13b", "m7b")
+    assert changed["diff_of_gaps"] > 0.35 and changed["ci_low"] > 0 and changed["p_value"] < 0.01
+    same = _two_models(gap_b=0.5)
+    assert abs(same["diff_of_gaps"]) < 0.15 and same["ci_low"] < 0 < same["ci_high"] and same["p_value"] > 0.05
 
 
 def test_a_known_gap_is_detected():

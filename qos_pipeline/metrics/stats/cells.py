@@ -31,7 +31,7 @@ class Cell:
     groups: np.ndarray  # the group of each name
     names_info: pd.DataFrame  # name, name_group, gender, popularity (index aligned with ``names``)
     counts: np.ndarray
-    draws: dict[str, np.ndarray] = field(default_factory=dict)
+    draws: dict = field(default_factory=dict)
 
     @property
     def n(self) -> np.ndarray:
@@ -49,6 +49,23 @@ class Cell:
 
     def group_names(self, group: str) -> np.ndarray:
         return self.groups == group
+
+    @property
+    def group_list(self) -> list[str]:
+        return sorted(set(self.groups))
+
+    def group_draws(self, measure: str, by_name: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(B, G) resampled measure rows and rows per group (``group_list`` order), templates resampled and,
+        with ``by_name``, names within groups too. Computed once per cell and shared by every table."""
+        key = ("groups", measure, by_name)
+        if key not in self.draws:
+            W, V = self.draws["W"], self.draws["V"]
+            onehot = (self.groups[:, None] == np.array(self.group_list)[None, :]).astype(float)
+            k, n = W @ self.measure(measure), W @ self.n
+            if by_name:
+                k, n = k * V, n * V
+            self.draws[key] = (k @ onehot, n @ onehot)
+        return self.draws[key]
 
 
 def cells_from_counts(df: pd.DataFrame, cell_keys: list[str]) -> list[Cell]:

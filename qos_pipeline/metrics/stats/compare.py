@@ -48,38 +48,52 @@ def log_rr(k_a, n_a, k_b, n_b):
 
 def _assignments(size: int, chosen: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """0/1 rows: which names form the first group, all of them when few enough, else random ones."""
-    if math.comb(size, chosen) <= EXACT_LIMIT:
-        rows = np.zeros((math.comb(size, chosen), size))
-        for i, combo in enumerate(itertools.combinations(range(size), chosen)):
-            rows[i, list(combo)] = 1
+    count = math.comb(size, chosen)
+    if count <= EXACT_LIMIT:
+        combos = np.array(list(itertools.combinations(range(size), chosen)), dtype=np.intp).reshape(count, chosen)
+        rows = np.zeros((count, size))
+        rows[np.arange(count)[:, None], combos] = 1
         return rows, "exact"
-    rows = np.zeros((PERMUTATIONS, size))
-    for i in range(PERMUTATIONS):
-        rows[i, rng.choice(size, chosen, replace=False)] = 1
-    return rows, "monte carlo"
+    base = np.zeros(size)
+    base[:chosen] = 1
+    return rng.permuted(np.tile(base, (PERMUTATIONS, 1)), axis=1), "monte carlo"
 
 
-def permutation_p(k: np.ndarray, n: np.ndarray, first: np.ndarray, seed: int) -> tuple[float, str, int]:
+def permutation_p(k: np.ndarray, n: np.ndarray, first: np.ndarray, seed: int, cache: dict | None = None
+                  ) -> tuple[np.ndarray, str, int]:
     """Two-sided p-value of the rate difference between the names in ``first`` and the others, by
-    permuting group labels between names (``k``, ``n``: per-name totals over templates and samples)."""
+    permuting group labels between names (``k``: per-name totals over templates and samples, one column per
+    measure, or a vector; ``n``: rows per name). The same permutations serve every measure, and with a
+    ``cache``, every test of the same sizes (the permutations are drawn without looking at the data, so
+    each test stays exact or Monte Carlo-valid on its own)."""
+    k = np.asarray(k, dtype=float)
+    vector = k.ndim == 1
+    k = k.reshape(len(n), -1)
     if first.all() or not first.any():
-        return float("nan"), "none", 0
-    rows, method = _assignments(len(k), int(first.sum()), np.random.default_rng(seed))
+        p = np.full(k.shape[1], np.nan)
+        return (p[0] if vector else p), "none", 0
+    sizes = (len(n), int(first.sum()))
+    drawn = cache.get(sizes) if cache is not None else None
+    if drawn is None:
+        drawn = _assignments(*sizes, np.random.default_rng(seed))
+        if cache is not None:
+            cache[sizes] = drawn
+    rows, method = drawn
+    k_in, n_in = rows @ k, rows @ n
     with np.errstate(divide="ignore", invalid="ignore"):
-        diffs = rows @ k / (rows @ n) - (1 - rows) @ k / ((1 - rows) @ n)
-        observed = k[first].sum() / n[first].sum() - k[~first].sum() / n[~first].sum()
-    extreme = np.abs(diffs) >= abs(observed) - 1e-12
-    if method == "exact":
-        return float(extreme.mean()), method, len(rows)
-    return float((1 + extreme.sum()) / (1 + len(rows))), method, len(rows)
+        diffs = k_in / n_in[:, None] - (k.sum(0) - k_in) / (n.sum() - n_in)[:, None]
+        observed = k[first].sum(0) / n[first].sum() - k[~first].sum(0) / n[~first].sum()
+    extreme = np.abs(diffs) >= np.abs(observed) - 1e-12
+    p = extreme.mean(axis=0) if method == "exact" else (1 + extreme.sum(axis=0)) / (1 + len(rows))
+    return (float(p[0]) if vector else p), method, len(rows)
 
 
 def _seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(map(str, (seed, *parts))).encode()).digest()[:8], "big")
 
 
-def _row(cell: Cell, measure: str, a: str, b: str, seed: int) -> dict:
-    K, n, W, V = cell.measure(measure), cell.n, cell.draws["W"], cell.draws["V"]
+def _row(cell: Cell, measure: str, a: str, b: str, test: tuple[float, str, int]) -> dict:
+    K, n = cell.measure(measure), cell.n
     ma, mb = cell.groups == a, cell.groups == b
     k_a, n_a, k_b, n_b = K[:, ma].sum(), n[:, ma].sum(), K[:, mb].sum(), n[:, mb].sum()
     unjudged = cell.counts[:, :, LABELS.index(UNJUDGED)]
@@ -89,11 +103,11 @@ def _row(cell: Cell, measure: str, a: str, b: str, seed: int) -> dict:
     row["diff"] = row["rate"] - row["rate_vs"]
     row["log_ratio"] = float(log_rr(k_a, n_a, k_b, n_b))
     row["ratio"], row["ratio_zero_count"] = math.exp(row["log_ratio"]), bool(k_a == 0 or k_b == 0)
-    KW, nW = W @ K, W @ n
     clusters = int(((n[:, ma].sum(1) > 0) & (n[:, mb].sum(1) > 0)).sum())  # templates both groups have
-    for suffix, weights in (("", np.ones_like(V)), ("_tn", V)):
-        ka, na = (KW * weights)[:, ma].sum(1), (nW * weights)[:, ma].sum(1)
-        kb, nb = (KW * weights)[:, mb].sum(1), (nW * weights)[:, mb].sum(1)
+    ia, ib = cell.group_list.index(a), cell.group_list.index(b)
+    for suffix, by_name in (("", False), ("_tn", True)):
+        kg, ng = cell.group_draws(measure, by_name)
+        ka, na, kb, nb = kg[:, ia], ng[:, ia], kg[:, ib], ng[:, ib]
         with np.errstate(divide="ignore", invalid="ignore"):
             diffs = ka / na - kb / nb
         low, high = percentile_interval(np.stack([diffs, log_rr(ka, na, kb, nb)], axis=1),
@@ -102,16 +116,25 @@ def _row(cell: Cell, measure: str, a: str, b: str, seed: int) -> dict:
             low, high = np.full(2, np.nan), np.full(2, np.nan)
         row.update({f"diff_ci{suffix}_low": low[0], f"diff_ci{suffix}_high": high[0],
                     f"log_ratio_ci{suffix}_low": low[1], f"log_ratio_ci{suffix}_high": high[1]})
-    both = ma | mb
-    p, method, count = permutation_p(K[:, both].sum(0), n[:, both].sum(0), ma[both], _seed(seed, cell.key, a, b, measure))
-    row.update(p_value=p, p_method=method, permutations=count)
+    row.update(p_value=test[0], p_method=test[1], permutations=test[2])
     return row
+
+
+def _pair_tests(cell: Cell, a: str, b: str, seed: int, cache: dict) -> dict[str, tuple[float, str, int]]:
+    """The permutation test of one pair of groups for every measure, from one set of permutations."""
+    both = (cell.groups == a) | (cell.groups == b)
+    k = np.stack([cell.measure(m)[:, both].sum(0) for m in MEASURES], axis=1)
+    p, method, count = permutation_p(k, cell.n[:, both].sum(0), (cell.groups == a)[both], _seed(seed, cell.key), cache)
+    return {m: (float(p[i]), method, count) for i, m in enumerate(MEASURES)}
 
 
 def group_comparisons(cell: Cell, reference: str, seed: int, p_adjust: str = "holm") -> pd.DataFrame:
     """One row per (pair of groups, measure) of the cell; p-values adjusted across all of them."""
     groups = sorted(set(cell.groups))
-    rows = [_row(cell, m, a, b, seed) for m in MEASURES for a, b in oriented_pairs(groups, reference)]
+    pairs = oriented_pairs(groups, reference)
+    cache: dict = {}  # one set of permutations per group sizes, shared by the cell's pairs
+    tests = {(a, b): _pair_tests(cell, a, b, seed, cache) for a, b in pairs}
+    rows = [_row(cell, m, a, b, tests[a, b][m]) for m in MEASURES for a, b in pairs]
     out = pd.DataFrame(rows)
     if out.empty:
         return out

@@ -50,9 +50,9 @@ def corrected_rates(cell: Cell, keys: dict, validations: pd.DataFrame, reference
     """One row per (validation of the cell's judge, group) with raw and corrected any-refusal rates (as many
     judge draws as the cell has audit draws)."""
     rows = []
-    K, n, W = cell.measure("any_refusal"), cell.n, cell.draws["W"]
-    resamples = len(W)
-    kw, nw = W @ K, W @ n
+    K, n = cell.measure("any_refusal"), cell.n
+    kg, ng = cell.group_draws("any_refusal", by_name=False)
+    resamples = len(kg)
     for vid, val in validations[validations["judge_id"] == keys["judge_id"]].groupby("validation_id", sort=True):
         corrected, raw = {}, {}
         for group in sorted(set(cell.groups)):
@@ -62,7 +62,7 @@ def corrected_rates(cell: Cell, keys: dict, validations: pd.DataFrame, reference
             se = beta_draws(v["true_positives"], v["n_human_refusal"], resamples, base)
             sp = beta_draws(v["true_negatives"], v["n_human_other"], resamples, base + 1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                q_draws = kw[:, mine].sum(1) / nw[:, mine].sum(1)
+                q_draws = kg[:, cell.group_list.index(group)] / ng[:, cell.group_list.index(group)]
             q = K[:, mine].sum() / n[:, mine].sum()
             raw[group] = (q, q_draws)
             point = float(rogan_gladen(q, v["sensitivity"], v["specificity"]))

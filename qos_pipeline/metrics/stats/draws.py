@@ -40,12 +40,33 @@ def name_weights(names: Sequence[str], groups: Sequence[str], resamples: int, se
     return out
 
 
+def _nanquantiles(draws: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """``np.nanquantile(draws, q, axis=0)`` (linear interpolation) for each q, without numpy's per-column
+    Python loop: NaNs sort last, so each column's valid draws are its first ``valid`` entries."""
+    ordered = np.sort(draws, axis=0)
+    valid = (~np.isnan(draws)).sum(axis=0)
+    out = []
+    for q in qs:
+        pos = q * np.maximum(valid - 1, 0)
+        below = np.floor(pos).astype(np.intp)
+        above = np.minimum(below + 1, np.maximum(valid - 1, 0))
+        lo = np.take_along_axis(ordered, below[None], axis=0)[0]
+        hi = np.take_along_axis(ordered, above[None], axis=0)[0]
+        value = lo + (pos - below) * (hi - lo)
+        out.append(np.where(valid > 0, value, np.nan))
+    return out
+
+
 def percentile_interval(draws: np.ndarray, point: np.ndarray, level: float = 0.95
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of ``draws`` along axis 0 (NaN draws ignored), widened to contain ``point``:
     a percentile interval of a skewed statistic can miss its own estimate by rounding."""
     alpha = (1 - level) / 2
-    with warnings.catch_warnings():  # a slice without a valid draw gets a NaN interval, not a warning
+    draws = np.asarray(draws, dtype=float)
+    if np.isnan(draws).any():
+        low, high = _nanquantiles(draws, (alpha, 1 - alpha))
+    else:
+        low, high = np.quantile(draws, [alpha, 1 - alpha], axis=0)
+    with warnings.catch_warnings():  # NaN point: NaN interval, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(draws, [alpha, 1 - alpha], axis=0)
-    return np.fmin(low, point), np.fmax(high, point)
+        return np.fmin(low, point), np.fmax(high, point)

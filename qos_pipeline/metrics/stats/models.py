@@ -3,10 +3,13 @@
 Two cells are compared when they share prompt format, design and judge, and the same templates and names
 (the same prompts): 7b vs 13b, a checkpoint vs its predecessor, greedy vs sampled. The statistic is the
 difference of the two gaps (a difference in differences); its intervals come from the cluster bootstrap
-with the same draws for both cells (the pairing), and its p-value from flipping, prompt by prompt, which
-model a prompt's rate belongs to (under "the models behave alike on every prompt" the two are exchangeable
-within a prompt; 10,000 seeded flips). That test weighs prompts equally; with equal samples per prompt it
-is the same statistic as the pooled one. p-values are Holm-adjusted within each pair of cells.
+with the same draws for both cells (the pairing), and its p-value from flipping, template by template,
+which model a template's prompts belong to (under "the models behave alike on every prompt" the two are
+exchangeable within a template; every flip enumerated up to 2^14, else 10,000 seeded ones). Flipping whole
+templates matches the bootstrap's cluster (a template moves all its names together) and keeps the test
+valid when a template's prompts are correlated. The statistic weighs prompts equally; with equal samples
+per prompt it is the pooled one. One set of flips serves every measure and group of a pair of cells.
+p-values are Holm-adjusted within each pair of cells.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from qos_pipeline.metrics.stats.draws import percentile_interval
 from qos_pipeline.metrics.stats.multiplicity import adjust
 
 FLIPS = 10_000
+EXACT_TEMPLATES = 14
 SIDE = ["model_key", "model_version", "gen_config_hash"]
 SHARED = ["prompt_format", "design", "judge_id"]
 
@@ -41,16 +45,22 @@ def _gap(cell: Cell, measure: str, group: str, reference: str) -> float:
     return float(K[:, g].sum() / n[:, g].sum() - K[:, r].sum() / n[:, r].sum())
 
 
-def _gap_draws(cell: Cell, measure: str, group: str, reference: str, weights: np.ndarray) -> np.ndarray:
-    K, n, W = cell.measure(measure), cell.n, cell.draws["W"]
-    kw, nw = (W @ K) * weights, (W @ n) * weights
-    g, r = _names(cell, group), _names(cell, reference)
+def _gap_draws(cell: Cell, measure: str, group: str, reference: str, by_name: bool) -> np.ndarray:
+    kg, ng = cell.group_draws(measure, by_name)
+    g, r = cell.group_list.index(group), cell.group_list.index(reference)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return kw[:, g].sum(1) / nw[:, g].sum(1) - kw[:, r].sum(1) / nw[:, r].sum(1)
+        return kg[:, g] / ng[:, g] - kg[:, r] / ng[:, r]
 
 
-def flip_p(a: Cell, b: Cell, measure: str, group: str, reference: str, seed: int) -> float:
-    """Two-sided p-value of the difference of prompt-mean gaps, flipping model labels per prompt."""
+def _flips(templates: int, rng: np.random.Generator) -> np.ndarray:
+    """(F, T) signs: every flip when 2^T is small, else FLIPS seeded ones."""
+    if templates <= EXACT_TEMPLATES:
+        return 1.0 - 2.0 * ((np.arange(2 ** templates)[:, None] >> np.arange(templates)) & 1)
+    return rng.choice([-1.0, 1.0], size=(FLIPS, templates))
+
+
+def _contributions(a: Cell, b: Cell, measure: str, group: str, reference: str) -> np.ndarray:
+    """(T,) each template's share of the difference of prompt-mean gaps (prompts weighted equally)."""
     ka, kb, na, nb = a.measure(measure), b.measure(measure), a.n, b.n
     weights = np.zeros(na.shape)
     for side, sign in ((group, 1.0), (reference, -1.0)):
@@ -58,11 +68,17 @@ def flip_p(a: Cell, b: Cell, measure: str, group: str, reference: str, seed: int
         valid = (na[:, idx] > 0) & (nb[:, idx] > 0)
         weights[:, idx] = np.where(valid, sign / max(valid.sum(), 1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        contrib = np.nan_to_num((ka / na - kb / nb) * weights).ravel()
-    rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(FLIPS, contrib.size))
-    observed = contrib.sum()
-    return float((1 + (np.abs(signs @ contrib) >= abs(observed) - 1e-12).sum()) / (1 + FLIPS))
+        return np.nan_to_num((ka / na - kb / nb) * weights).sum(axis=1)
+
+
+def flip_p(contributions: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
+    """Two-sided p-values of the sums of ``contributions`` (T, tests), flipping templates' signs."""
+    contributions = np.asarray(contributions, dtype=float).reshape(contributions.shape[0], -1)
+    signs = _flips(contributions.shape[0], np.random.default_rng(seed))
+    extreme = (np.abs(signs @ contributions) >= np.abs(contributions.sum(axis=0)) - 1e-12).sum(axis=0)
+    if len(signs) == 2 ** contributions.shape[0]:  # exact
+        return extreme / len(signs), len(signs)
+    return (1 + extreme) / (1 + len(signs)), len(signs)
 
 
 def _pair_rows(a: Cell, b: Cell, keys: list[str], reference: str, seed: int) -> list[dict]:
@@ -76,13 +92,18 @@ def _pair_rows(a: Cell, b: Cell, keys: list[str], reference: str, seed: int) -> 
         gap_a, gap_b = _gap(a, measure, group, reference), _gap(b, measure, group, reference)
         row = {**base, "measure": measure, "name_group": group, "vs_group": reference, "gap_a": gap_a, "gap_b": gap_b,
                "diff_of_gaps": gap_a - gap_b}
-        for suffix, weights in (("", np.ones_like(a.draws["V"])), ("_tn", a.draws["V"])):
-            did = _gap_draws(a, measure, group, reference, weights) - _gap_draws(b, measure, group, reference, weights)
+        for suffix, by_name in (("", False), ("_tn", True)):
+            did = _gap_draws(a, measure, group, reference, by_name) - _gap_draws(b, measure, group, reference, by_name)
             low, high = percentile_interval(did, np.array(row["diff_of_gaps"]))
             row.update({f"ci{suffix}_low": float(low), f"ci{suffix}_high": float(high)})
-        digest = hashlib.sha256(repr((seed, a.key, b.key, measure, group)).encode()).digest()
-        row.update(p_value=flip_p(a, b, measure, group, reference, int.from_bytes(digest[:8], "big")), flips=FLIPS)
         rows.append(row)
+    if not rows:
+        return rows
+    digest = hashlib.sha256(repr((seed, a.key, b.key)).encode()).digest()
+    contributions = np.stack([_contributions(a, b, r["measure"], r["name_group"], reference) for r in rows], axis=1)
+    p, flips = flip_p(contributions, int.from_bytes(digest[:8], "big"))
+    for row, value in zip(rows, p):
+        row.update(p_value=float(value), flips=flips)
     return rows
 
 

@@ -48,24 +48,28 @@ def _interval_rows(cell: Cell, dims: list[dict], num: np.ndarray, den: np.ndarra
             for s, d in enumerate(dims) for i, lab in enumerate(LABELS)]
 
 
+def _resampled_counts(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N, L) label counts and (B, N) rows per name with templates resampled (one BLAS product)."""
+    T, N, L = cell.counts.shape
+    W = cell.draws["W"]
+    return (W @ cell.counts.reshape(T, N * L)).reshape(len(W), N, L), W @ cell.n
+
+
 def _masked(cell: Cell, masks: np.ndarray, dims: list[dict]) -> pd.DataFrame:
     """Both intervals for slices of names (masks: (S, N)) over every template."""
-    W, V = cell.draws["W"], cell.draws["V"]
-    cw = np.einsum("bt,tnl->bnl", W, cell.counts)
-    nw = W @ cell.n
+    V = cell.draws["V"]
+    cw, nw = _resampled_counts(cell)
     with np.errstate(divide="ignore", invalid="ignore"):
-        point = np.einsum("tnl,sn->sl", cell.counts, masks) / (cell.n @ masks.T).sum(axis=0)[:, None]
+        point = (masks @ cell.counts.sum(axis=0)) / (cell.n @ masks.T).sum(axis=0)[:, None]
     templates = ((cell.n @ masks.T) > 0).sum(axis=0)  # templates with rows in each slice
-    template = _interval_rows(cell, dims, np.einsum("bnl,sn->bsl", cw, masks), nw @ masks.T, point, "ci", templates)
-    both = _interval_rows(cell, dims, np.einsum("bnl,sn->bsl", cw * V[:, :, None], masks), (nw * V) @ masks.T,
-                          point, "ci_tn", templates)
+    template = _interval_rows(cell, dims, masks @ cw, nw @ masks.T, point, "ci", templates)
+    both = _interval_rows(cell, dims, masks @ (cw * V[:, :, None]), (nw * V) @ masks.T, point, "ci_tn", templates)
     return pd.DataFrame(template).merge(pd.DataFrame(both), on=[*dims[0], "label"])
 
 
 def _names(cell: Cell) -> pd.DataFrame:
     """One name: its templates are the only cluster (both columns alike)."""
-    W = cell.draws["W"]
-    cw, nw = np.einsum("bt,tnl->bnl", W, cell.counts), W @ cell.n
+    cw, nw = _resampled_counts(cell)
     with np.errstate(divide="ignore", invalid="ignore"):
         draws, point = cw / nw[:, :, None], cell.counts.sum(0) / cell.n.sum(0)[:, None]
     low, high = _estimable(*percentile_interval(draws, point), (cell.n > 0).sum(axis=0))
@@ -78,7 +82,9 @@ def _names(cell: Cell) -> pd.DataFrame:
 def _templates(cell: Cell) -> pd.DataFrame:
     """One template: its names (within their groups) are the only cluster (both columns alike)."""
     V = cell.draws["V"]
-    num, den = np.einsum("bn,tnl->btl", V, cell.counts), V @ cell.n.T
+    T, N, L = cell.counts.shape
+    num = (V @ cell.counts.transpose(1, 0, 2).reshape(N, T * L)).reshape(len(V), T, L)
+    den = V @ cell.n.T
     with np.errstate(divide="ignore", invalid="ignore"):
         draws, point = num / den[:, :, None], cell.counts.sum(1) / cell.n.sum(1)[:, None]
     low, high = _estimable(*percentile_interval(draws, point), (cell.n > 0).sum(axis=1))
