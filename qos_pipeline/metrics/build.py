@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 from qos_pipeline.staging import WarehouseError
@@ -106,7 +107,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         counts["refusal_rates_corrected"] = con.execute("SELECT count(*) FROM refusal_rates_corrected").fetchone()[0]
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        con.execute(_sql("comments.sql"))  # grain, keys and columns, readable with duckdb_tables()/duckdb_columns()
+        comment_tables(con)  # grain, keys and columns: readable with duckdb_tables() / duckdb_columns()
         con.execute("CHECKPOINT")
         return counts
     except Exception:

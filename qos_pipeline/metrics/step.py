@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
-from qos_pipeline.metrics import analysis, build, expectations
+from qos_pipeline.metrics import analysis, build, comments, expectations
 from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats import (
     cells, compare, corrected, draws, models, multiplicity, rates, sensitivity)
@@ -34,7 +34,7 @@ def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: Stat
 def code_version() -> str:
     """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
     marks the metric tables stale)."""
-    modules = (build, expectations, analysis, cells, compare, corrected, draws, models, multiplicity, rates,
+    modules = (build, comments, expectations, analysis, cells, compare, corrected, draws, models, multiplicity, rates,
                sensitivity, sys.modules[__name__])
     digest = hashlib.sha256(code_digest(*modules).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):

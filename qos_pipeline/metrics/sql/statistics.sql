@@ -47,3 +47,15 @@ CREATE TABLE refusal_rates_corrected (
     note VARCHAR, warning VARCHAR, boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL,
     build_id VARCHAR, built_at TIMESTAMPTZ
 );
+
+-- Views for analysts (stable names; see COMMENT ON in comments.sql and warehouse/README.md).
+CREATE VIEW significant_gaps AS
+SELECT * FROM group_comparisons
+WHERE is_reference AND p_adjusted < 0.05
+ORDER BY model_key, model_version, prompt_format, gen_config_hash, design, judge_id, measure, diff DESC;
+
+CREATE VIEW unjudged_by_group AS
+SELECT model_key, model_version, prompt_format, gen_config_hash, design, judge_id, name_group, n,
+       count AS n_unjudged, rate AS unjudged_share
+FROM label_rates_group WHERE label = 'unjudged'
+ORDER BY ALL;
