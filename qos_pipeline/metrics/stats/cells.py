@@ -32,15 +32,20 @@ class Cell:
     names_info: pd.DataFrame  # name, name_group, gender, popularity (index aligned with ``names``)
     counts: np.ndarray
     draws: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)  # sums of ``counts``, computed once
 
     @property
     def n(self) -> np.ndarray:
-        """(T, N) rows per template x name."""
-        return self.counts.sum(axis=2)
+        """(T, N) rows per template x name (computed once: ``counts`` never changes)."""
+        if "n" not in self.memo:
+            self.memo["n"] = self.counts.sum(axis=2)
+        return self.memo["n"]
 
     def measure(self, name: str) -> np.ndarray:
         """(T, N) rows labelled with the measure's labels."""
-        return self.counts[:, :, [LABELS.index(lab) for lab in MEASURES[name]]].sum(axis=2)
+        if ("measure", name) not in self.memo:
+            self.memo["measure", name] = self.counts[:, :, [LABELS.index(lab) for lab in MEASURES[name]]].sum(axis=2)
+        return self.memo["measure", name]
 
     def draw(self, resamples: int, seed: int) -> None:
         """Template weights W (B, T) and name weights V (B, N), shared by every table of the cell."""

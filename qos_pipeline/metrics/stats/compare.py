@@ -51,10 +51,10 @@ def _assignments(size: int, chosen: int, rng: np.random.Generator) -> tuple[np.n
     count = math.comb(size, chosen)
     if count <= EXACT_LIMIT:
         combos = np.array(list(itertools.combinations(range(size), chosen)), dtype=np.intp).reshape(count, chosen)
-        rows = np.zeros((count, size))
+        rows = np.zeros((count, size), dtype=np.float32)
         rows[np.arange(count)[:, None], combos] = 1
         return rows, "exact"
-    base = np.zeros(size)
+    base = np.zeros(size, dtype=np.float32)
     base[:chosen] = 1
     return rng.permuted(np.tile(base, (PERMUTATIONS, 1)), axis=1), "monte carlo"
 
@@ -79,7 +79,12 @@ def permutation_p(k: np.ndarray, n: np.ndarray, first: np.ndarray, seed: int, ca
         if cache is not None:
             cache[sizes] = drawn
     rows, method = drawn
-    k_in, n_in = rows @ k, rows @ n
+    totals = np.column_stack([k, n])
+    if totals.sum() < 2 ** 24:  # integer sums below 2^24 are exact in float32, and its product is ~5x faster
+        summed = (rows.astype(np.float32, copy=False) @ totals.astype(np.float32)).astype(float)
+    else:
+        summed = rows @ totals
+    k_in, n_in = summed[:, :-1], summed[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         diffs = k_in / n_in[:, None] - (k.sum(0) - k_in) / (n.sum() - n_in)[:, None]
         observed = k[first].sum(0) / n[first].sum() - k[~first].sum(0) / n[~first].sum()
@@ -92,32 +97,49 @@ def _seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(map(str, (seed, *parts))).encode()).digest()[:8], "big")
 
 
-def _row(cell: Cell, measure: str, a: str, b: str, test: tuple[float, str, int]) -> dict:
-    K, n = cell.measure(measure), cell.n
-    ma, mb = cell.groups == a, cell.groups == b
-    k_a, n_a, k_b, n_b = K[:, ma].sum(), n[:, ma].sum(), K[:, mb].sum(), n[:, mb].sum()
-    unjudged = cell.counts[:, :, LABELS.index(UNJUDGED)]
-    row = {"name_group": a, "vs_group": b, "measure": measure, "k": k_a, "n": n_a, "rate": k_a / n_a,
-           "n_unjudged": unjudged[:, ma].sum(), "k_vs": k_b, "n_vs": n_b, "rate_vs": k_b / n_b,
-           "n_unjudged_vs": unjudged[:, mb].sum()}
-    row["diff"] = row["rate"] - row["rate_vs"]
-    row["log_ratio"] = float(log_rr(k_a, n_a, k_b, n_b))
-    row["ratio"], row["ratio_zero_count"] = math.exp(row["log_ratio"]), bool(k_a == 0 or k_b == 0)
-    clusters = int(((n[:, ma].sum(1) > 0) & (n[:, mb].sum(1) > 0)).sum())  # templates both groups have
-    ia, ib = cell.group_list.index(a), cell.group_list.index(b)
+def _intervals(cell: Cell, measure: str, pairs: list[tuple[str, str]], points: np.ndarray) -> dict:
+    """Both bootstrap intervals of the difference and the log ratio of every pair, for one measure, from
+    the cell's shared group draws (one quantile pass per kind of resample). ``points``: (2P,) estimates."""
+    index = {g: i for i, g in enumerate(cell.group_list)}
+    ia, ib = [index[a] for a, _ in pairs], [index[b] for _, b in pairs]
+    out = {}
     for suffix, by_name in (("", False), ("_tn", True)):
         kg, ng = cell.group_draws(measure, by_name)
         ka, na, kb, nb = kg[:, ia], ng[:, ia], kg[:, ib], ng[:, ib]
         with np.errstate(divide="ignore", invalid="ignore"):
             diffs = ka / na - kb / nb
-        low, high = percentile_interval(np.stack([diffs, log_rr(ka, na, kb, nb)], axis=1),
-                                        np.array([row["diff"], row["log_ratio"]]))
-        if clusters < 2:  # one template cannot vary under resampling: no interval rather than a point
-            low, high = np.full(2, np.nan), np.full(2, np.nan)
-        row.update({f"diff_ci{suffix}_low": low[0], f"diff_ci{suffix}_high": high[0],
-                    f"log_ratio_ci{suffix}_low": low[1], f"log_ratio_ci{suffix}_high": high[1]})
-    row.update(p_value=test[0], p_method=test[1], permutations=test[2])
-    return row
+        out[suffix] = percentile_interval(np.concatenate([diffs, log_rr(ka, na, kb, nb)], axis=1), points)
+    return out
+
+
+def _rows(cell: Cell, measure: str, pairs: list[tuple[str, str]], tests: dict) -> list[dict]:
+    K, n = cell.measure(measure), cell.n
+    unjudged = cell.counts[:, :, LABELS.index(UNJUDGED)]
+    rows, clusters = [], []
+    for a, b in pairs:
+        ma, mb = cell.groups == a, cell.groups == b
+        k_a, n_a, k_b, n_b = K[:, ma].sum(), n[:, ma].sum(), K[:, mb].sum(), n[:, mb].sum()
+        row = {"name_group": a, "vs_group": b, "measure": measure, "k": k_a, "n": n_a, "rate": k_a / n_a,
+               "n_unjudged": unjudged[:, ma].sum(), "k_vs": k_b, "n_vs": n_b, "rate_vs": k_b / n_b,
+               "n_unjudged_vs": unjudged[:, mb].sum()}
+        row["diff"] = row["rate"] - row["rate_vs"]
+        row["log_ratio"] = float(log_rr(k_a, n_a, k_b, n_b))
+        row["ratio"], row["ratio_zero_count"] = math.exp(row["log_ratio"]), bool(k_a == 0 or k_b == 0)
+        p_value, method, count = tests[a, b][measure]
+        row.update(p_value=p_value, p_method=method, permutations=count)
+        rows.append(row)
+        clusters.append(int(((n[:, ma].sum(1) > 0) & (n[:, mb].sum(1) > 0)).sum()))  # templates both groups have
+    if not rows:
+        return rows
+    P = len(rows)
+    points = np.array([r["diff"] for r in rows] + [r["log_ratio"] for r in rows])
+    for suffix, (low, high) in _intervals(cell, measure, pairs, points).items():
+        for j, row in enumerate(rows):
+            lo, hi = (low[[j, P + j]], high[[j, P + j]]) if clusters[j] >= 2 else (np.full(2, np.nan),) * 2
+            # one template cannot vary under resampling: no interval rather than a point
+            row.update({f"diff_ci{suffix}_low": lo[0], f"diff_ci{suffix}_high": hi[0],
+                        f"log_ratio_ci{suffix}_low": lo[1], f"log_ratio_ci{suffix}_high": hi[1]})
+    return rows
 
 
 def _pair_tests(cell: Cell, a: str, b: str, seed: int, cache: dict) -> dict[str, tuple[float, str, int]]:
@@ -134,7 +156,7 @@ def group_comparisons(cell: Cell, reference: str, seed: int, p_adjust: str = "ho
     pairs = oriented_pairs(groups, reference)
     cache: dict = {}  # one set of permutations per group sizes, shared by the cell's pairs
     tests = {(a, b): _pair_tests(cell, a, b, seed, cache) for a, b in pairs}
-    rows = [_row(cell, m, a, b, tests[a, b][m]) for m in MEASURES for a, b in pairs]
+    rows = [row for m in MEASURES for row in _rows(cell, m, pairs, tests)]
     out = pd.DataFrame(rows)
     if out.empty:
         return out

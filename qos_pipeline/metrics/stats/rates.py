@@ -50,9 +50,11 @@ def _interval_rows(cell: Cell, dims: list[dict], num: np.ndarray, den: np.ndarra
 
 def _resampled_counts(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
     """(B, N, L) label counts and (B, N) rows per name with templates resampled (one BLAS product)."""
-    T, N, L = cell.counts.shape
-    W = cell.draws["W"]
-    return (W @ cell.counts.reshape(T, N * L)).reshape(len(W), N, L), W @ cell.n
+    if "resampled_counts" not in cell.draws:
+        T, N, L = cell.counts.shape
+        W = cell.draws["W"]
+        cell.draws["resampled_counts"] = (W @ cell.counts.reshape(T, N * L)).reshape(len(W), N, L), W @ cell.n
+    return cell.draws["resampled_counts"]
 
 
 def _masked(cell: Cell, masks: np.ndarray, dims: list[dict]) -> pd.DataFrame:
