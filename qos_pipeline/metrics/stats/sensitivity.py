@@ -15,37 +15,39 @@ from qos_pipeline.metrics.stats.cells import MEASURES, Cell
 from qos_pipeline.metrics.stats.draws import percentile_interval
 
 
-def _group_rows(cell: Cell, measure: str, group: str, reference: str, k: np.ndarray, n: np.ndarray,
-                low: np.ndarray, high: np.ndarray) -> list[dict]:
+def _group_frame(cell: Cell, measure: str, group: str, reference: str, k: np.ndarray, n: np.ndarray,
+                 low: np.ndarray, high: np.ndarray) -> pd.DataFrame:
+    """The group's names, vectorized: the gap without each name is (K - k_i) / (N - n_i) - reference."""
     mine, ref = np.flatnonzero(cell.groups == group), cell.groups == reference
     ref_rate = k[ref].sum() / n[ref].sum() if ref.any() else np.nan
-    gap = k[mine].sum() / n[mine].sum() - ref_rate
-    rates = k[mine] / n[mine]
-    ranks = pd.Series(-rates).rank(method="min").astype(int).to_numpy()
-    rows = []
-    for j, i in enumerate(mine):
-        rest = mine[mine != i]
-        without = k[rest].sum() / n[rest].sum() - ref_rate if len(rest) and group != reference else np.nan
-        rows.append({"measure": measure, "name_group": group, "name": cell.names[i],
-                     "gender": cell.names_info.at[i, "gender"], "popularity": cell.names_info.at[i, "popularity"],
-                     "k": k[i], "n": n[i], "rate": rates[j], "ci_low": low[i], "ci_high": high[i],
-                     "rank_in_group": ranks[j], "names_in_group": len(mine),
-                     "gap_vs_reference": gap if group != reference else np.nan,
-                     "gap_without_name": without, "shift": without - gap if group != reference else np.nan})
-    shifts = np.array([abs(r["shift"]) if np.isfinite(r["shift"]) else -1 for r in rows])
-    for j, r in enumerate(rows):
-        r["most_extreme"] = bool(shifts.max() >= 0 and j == int(shifts.argmax()))
-    return rows
+    K, N = k[mine].sum(), n[mine].sum()
+    gap = K / N - ref_rate if group != reference else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = k[mine] / n[mine]
+        without = (K - k[mine]) / (N - n[mine]) - ref_rate
+    if len(mine) < 2 or group == reference:
+        without = np.full(len(mine), np.nan)
+    shift = without - gap
+    magnitude = np.where(np.isfinite(shift), np.abs(shift), -1)
+    extreme = np.zeros(len(mine), dtype=bool)
+    if len(mine) and magnitude.max() >= 0:
+        extreme[int(magnitude.argmax())] = True
+    return pd.DataFrame({
+        "measure": measure, "name_group": group, "name": np.asarray(cell.names, dtype=object)[mine],
+        "gender": cell.names_info["gender"].to_numpy()[mine], "popularity": cell.names_info["popularity"].to_numpy()[mine],
+        "k": k[mine], "n": n[mine], "rate": rates, "ci_low": low[mine], "ci_high": high[mine],
+        "rank_in_group": pd.Series(-rates).rank(method="min").astype(int).to_numpy(), "names_in_group": len(mine),
+        "gap_vs_reference": gap, "gap_without_name": without, "shift": shift, "most_extreme": extreme})
 
 
 def name_sensitivity(cell: Cell, reference: str) -> pd.DataFrame:
     """One row per (measure, name) of the cell."""
-    W, rows = cell.draws["W"], []
+    W, frames = cell.draws["W"], []
     for measure in MEASURES:
         K = cell.measure(measure)
         k, n = K.sum(0), cell.n.sum(0)
         with np.errstate(divide="ignore", invalid="ignore"):
             low, high = percentile_interval((W @ K) / (W @ cell.n), k / n)
         for group in sorted(set(cell.groups)):
-            rows += _group_rows(cell, measure, group, reference, k, n, low, high)
-    return pd.DataFrame(rows)
+            frames.append(_group_frame(cell, measure, group, reference, k, n, low, high))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
