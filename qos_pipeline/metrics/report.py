@@ -1,21 +1,40 @@
-"""`qos report`: the main tables of the warehouse as text (percentages to one decimal)."""
+"""`qos report`: the findings, then the main tables of the warehouse as text (percentages to one decimal,
+95% intervals in brackets: template-cluster bootstrap unless a column says otherwise)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics.build import CELL, connect_readonly
+from qos_pipeline.metrics.findings import ADJUST_WORDS, MEASURES, cell_where, finding_lines, fmt_p, reference_group
 
 # A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
 # a row of the report.
 _CELL = CELL
+FINDINGS = "Findings"
+WIDTH = 100
 
 
 def _pct(x: float) -> str:
     return "" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def _ci(low: float, high: float) -> str:
+    """``[11.2, 19.0]`` (percentage points), empty when the interval is missing (statistics off)."""
+    return "" if pd.isna(low) or pd.isna(high) else f"[{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _rate_ci(rate: float, low: float, high: float) -> str:
+    """``14.9% [11.2, 19.0]``; the rate alone when there is no interval."""
+    return f"{_pct(rate)} {_ci(low, high)}".strip()
+
+
+def _gap_ci(diff: float, low: float, high: float) -> str:
+    return "" if pd.isna(diff) else f"{100 * diff:+.1f} {_ci(low, high)}".strip()
 
 
 def _one(values: pd.Series) -> float:
@@ -28,58 +47,173 @@ def _one(values: pd.Series) -> float:
 def _label_pivot(df: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     wide = df.pivot_table(index=index + ["n"], columns="label", values="rate", aggfunc=_one)
     wide = wide[[c for c in ALL_LABELS if c in wide.columns]].map(_pct)
-    return wide.reset_index()
+    return _flat(wide.reset_index())
 
 
-def _where(model: str | None, judge: str | None) -> tuple[str, list]:
-    clauses, params = [], []
-    if model:
-        clauses.append("model_key = ?"), params.append(model)
-    if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    """A pivot's result without the name of its column axis (HTML would print it as an extra header)."""
+    df.columns.name = None
+    return df
 
 
-def build_report(db: Path, model: str | None = None, judge: str | None = None) -> dict[str, pd.DataFrame]:
-    where, params = _where(model, judge)
+def _label_order(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(_o=df["label"].map(ALL_LABELS.index)).sort_values(_CELL + ["_o"]).drop(columns="_o")
+
+
+def _model_intervals(overall: pd.DataFrame) -> pd.DataFrame:
+    overall = _label_order(overall)
+    out = overall[_CELL + ["label", "count", "rate"]].copy()
+    out["share"] = overall["rate"].map(_pct)
+    out["template CI"] = [_ci(a, b) for a, b in zip(overall["ci_low"], overall["ci_high"])]
+    out["template x name CI"] = [_ci(a, b) for a, b in zip(overall["ci_tn_low"], overall["ci_tn_high"])]
+    out["Wilson CI"] = [_ci(a, b) for a, b in zip(overall["wilson_low"], overall["wilson_high"])]
+    out["count"] = out["count"].astype(int)
+    return out.drop(columns="rate")
+
+
+def _group_intervals(by_group: pd.DataFrame) -> pd.DataFrame:
+    rows = by_group[by_group["label"].isin(["refusal", "harmful refusal", "unjudged"])]
+    wide = rows.assign(text=[_rate_ci(r, a, b) for r, a, b in zip(rows["rate"], rows["ci_low"], rows["ci_high"])])
+    out = wide.pivot_table(index=_CELL + ["name_group", "n"], columns="label", values="text", aggfunc=_one)
+    counts = rows[rows["label"] == "unjudged"].set_index(_CELL + ["name_group", "n"])["count"].astype(int)
+    out["unjudged"] = counts.reindex(out.index).to_numpy()
+    return _flat(out[["unjudged", "refusal", "harmful refusal"]].reset_index())
+
+
+def _comparisons(comp: pd.DataFrame) -> pd.DataFrame:
+    """Each group vs the reference group: rates, gap with both bootstrap intervals, ratio, p and adjusted p."""
+    rows = comp[comp["is_reference"]].copy()
+    rows["_o"] = rows["measure"].map(MEASURES.index)
+    rows = rows.sort_values(_CELL + ["_o", "diff"], ascending=[True] * (len(_CELL) + 1) + [False])
+    out = rows[_CELL + ["measure", "name_group"]].copy()
+    out["n"] = rows["n"].astype(int)
+    out["rate"], out["ref"] = rows["rate"].map(_pct), rows["rate_vs"].map(_pct)
+    out["gap, pts [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(rows["diff"], rows["diff_ci_low"],
+                                                                    rows["diff_ci_high"])]
+    out["t x n CI"] = [_ci(a, b) for a, b in zip(rows["diff_ci_tn_low"], rows["diff_ci_tn_high"])]
+    out["ratio"] = [("" if pd.isna(r) else f"{r:.2f}" + ("*" if z else "")) for r, z in
+                    zip(rows["ratio"], rows["ratio_zero_count"])]
+    out["p"], out["p_adj"] = rows["p_value"].map(fmt_p), rows["p_adjusted"].map(fmt_p)
+    return out
+
+
+def _old_disparities(disp: pd.DataFrame) -> pd.DataFrame:
+    """Without statistics (no group_comparisons rows): the point estimates of ``disparities``."""
+    cols = _CELL + ["name_group", "n", "refusal_rate", "refusal_diff", "refusal_ratio",
+                    "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff", "any_refusal_ratio"]
+    disp = disp[cols].copy()
+    for c in ("refusal_rate", "refusal_diff", "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff"):
+        disp[c] = disp[c].map(_pct)
+    for c in ("refusal_ratio", "any_refusal_ratio"):
+        disp[c] = disp[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+    return disp
+
+
+def _names(names: pd.DataFrame, sens: pd.DataFrame) -> pd.DataFrame:
+    refusals = names[names["label"].isin(["refusal", "harmful refusal"])].pivot_table(
+        index=_CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc=_one).reset_index()
+    refusals["_any"] = refusals["refusal"] + refusals["harmful refusal"]
+    refusals = refusals.sort_values(_CELL + ["_any"], ascending=[True] * len(_CELL) + [False])
+    keys = _CELL + ["name_group", "name"]
+    anyr = sens[sens["measure"] == "any_refusal"].set_index(keys) if len(sens) else pd.DataFrame()
+    refusals["any refusal [95% CI]"] = [
+        _rate_ci(r, *(anyr.loc[k, ["ci_low", "ci_high"]] if k in anyr.index else (None, None)))
+        for r, k in zip(refusals["_any"], refusals[keys].itertuples(index=False, name=None))]
+    for c in ("refusal", "harmful refusal"):
+        refusals[c] = refusals[c].map(_pct)
+    return _flat(refusals.drop(columns="_any"))
+
+
+def _sensitivity(sens: pd.DataFrame) -> pd.DataFrame:
+    """Per group: the name whose removal moves the any-refusal gap most (leave-one-name-out)."""
+    if sens.empty:
+        return sens
+    rows = sens[(sens["measure"] == "any_refusal") & sens["most_extreme"]].sort_values(_CELL + ["name_group"])
+    out = rows[_CELL + ["name_group", "name"]].copy()
+    out["its rate"] = rows["rate"].map(_pct)
+    out["gap, pts"] = rows["gap_vs_reference"].map(lambda x: f"{100 * x:+.1f}")
+    out["gap without it"] = rows["gap_without_name"].map(lambda x: f"{100 * x:+.1f}")
+    out["shift"] = rows["shift"].map(lambda x: f"{100 * x:+.1f}")
+    return out
+
+
+def build_report(db: Path, model: str | None = None, judge: str | None = None) -> dict[str, pd.DataFrame | str]:
+    """The report's parts, in order: the findings (text), then the tables (formatted strings)."""
+    where, params = cell_where(model, judge)
     with connect_readonly(db) as con:
         q = lambda sql: con.execute(sql.format(where=where), params).df()  # noqa: E731
         overall = q("SELECT * FROM label_rates_model{where}")
         by_group = q("SELECT * FROM label_rates_group{where}")
         disp = q("SELECT * FROM disparities{where}")
+        comp = q("SELECT * FROM group_comparisons{where}")
         names = q("SELECT * FROM label_rates_name{where}")
+        sens = q("SELECT * FROM name_sensitivity{where}")
+        reference = reference_group(con)
+        lines = finding_lines(con, model, judge) if len(overall) else []
     if overall.empty:
         raise ValueError(f"no judged generations in {db}" + (f" for {where.strip()} {params}" if params else "")
                          + "; run `qos run` or `qos ingest` first")
-    refusals = names[names["label"].isin(["refusal", "harmful refusal"])].pivot_table(
-        index=_CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc=_one).reset_index()
-    refusals["refusal or harmful refusal"] = refusals["refusal"] + refusals["harmful refusal"]
-    refusals = refusals.sort_values(_CELL + ["refusal or harmful refusal"], ascending=[True] * len(_CELL) + [False])
-    disp_cols = _CELL + ["name_group", "n", "refusal_rate", "refusal_diff", "refusal_ratio",
-                         "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff", "any_refusal_ratio"]
-    disp = disp[disp_cols].copy()
-    for c in ("refusal_rate", "refusal_diff", "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff"):
-        disp[c] = disp[c].map(_pct)
-    for c in ("refusal_ratio", "any_refusal_ratio"):
-        disp[c] = disp[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
-    for c in ("refusal", "harmful refusal", "refusal or harmful refusal"):
-        refusals[c] = refusals[c].map(_pct)
-    return {
+    resamples, seed = int(overall["boot_resamples"].max()), int(overall["boot_seed"].max())
+    boot = (f"95% intervals: template-cluster bootstrap, {resamples} resamples, seed {seed}" if resamples
+            else "statistics off: no intervals (0 bootstrap resamples)")
+    adjust = ADJUST_WORDS.get(comp["p_adjust_method"].iloc[0], "") if len(comp) else ""
+    comparisons = _comparisons(comp) if len(comp) else _old_disparities(disp)
+    comparisons.attrs["note"] = (
+        f"gap in points; {boot}; t x n CI: resampling templates x names; p: permutation test of group "
+        f"labels between names (paired within template); p_adj: {adjust} over the model's tests; "
+        "ratio*: a zero count, +0.5 on every count" if len(comp) else boot)
+    tables = {
+        FINDINGS: "\n".join(lines),
         "Label shares per model": _label_pivot(overall, _CELL),
+        "Label shares per model, 95% intervals": _model_intervals(overall),
         "Label shares per model x group": _label_pivot(by_group, _CELL + ["name_group"]),
-        f"Disparities vs reference group '{disp_ref(db)}'": disp,
-        "Refusal rates per name": refusals,
+        "Refusal rates per group, 95% intervals": _group_intervals(by_group),
+        f"Disparities vs reference group '{reference}'": comparisons,
+        "Refusal rates per name": _names(names, sens),
+        "Name sensitivity: the name whose removal moves its group's any-refusal gap most": _sensitivity(sens),
     }
+    tables["Label shares per model, 95% intervals"].attrs["note"] = (
+        f"{boot}; template x name: resampling both; Wilson: naive, as if every output were independent")
+    tables["Refusal rates per group, 95% intervals"].attrs["note"] = boot
+    tables["Refusal rates per name"].attrs["note"] = boot
+    return tables
 
 
 def disp_ref(db: Path) -> str:
     with connect_readonly(db) as con:
-        row = con.execute("SELECT any_value(reference_group) FROM disparities").fetchone()
-    return row[0] if row and row[0] else "?"
+        return reference_group(con)
 
 
-def format_report(tables: dict[str, pd.DataFrame]) -> str:
+def constant_keys(tables: dict[str, pd.DataFrame | str]) -> dict[str, str]:
+    """Cell keys with one value in every table: printed once above the tables instead of in every row."""
+    frames = [df for df in tables.values() if isinstance(df, pd.DataFrame) and len(df)]
+    out = {}
+    for key in _CELL:
+        values = {v for df in frames if key in df.columns for v in df[key].astype(str).unique()}
+        if len(values) == 1:
+            out[key] = values.pop()
+    return out
+
+
+def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> str:
+    """Text: findings wrapped to ``width``; cell keys shared by every row said once; the first table keeps
+    its model_key column (each row names its model), the others drop it when there is only one."""
+    constant = constant_keys(tables)
     parts = []
+    if constant:
+        cell = "cell: " + ", ".join(f"{k}={v}" for k, v in constant.items())
+        parts.append(textwrap.fill(cell, width, subsequent_indent="      ") + "\n")
+    first = True
     for title, df in tables.items():
-        parts.append(f"== {title} ==\n{df.to_string(index=False)}\n")
+        if isinstance(df, str):
+            body = "\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in df.splitlines())
+            parts.append(f"== {title} ==\n{body}\n")
+            continue
+        drop = [k for k in constant if k in df.columns and not (first and k == "model_key")]
+        first = False
+        body = df.drop(columns=drop).to_string(index=False) if len(df) else "(none)"
+        note = df.attrs.get("note")
+        if note:
+            body += "\n" + textwrap.fill(f"({note})", width)
+        parts.append(f"== {title} ==\n{body}\n")
     return "\n".join(parts)
