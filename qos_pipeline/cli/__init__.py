@@ -44,9 +44,13 @@ def parser() -> argparse.ArgumentParser:
     ing.add_argument("--labels", choices=["human"], help="also load the file's labels as judge 'human'")
     ing.add_argument("--prompt-format", default="recorded", help="prompt-format id to record (default: recorded)")
     ing.set_defaults(func=cmd_ingest)
-    rep = sub.add_parser("report", help="print the main metric tables")
-    rep.add_argument("--model")
-    rep.add_argument("--judge")
+    rep = sub.add_parser("report", help="print the findings and the main metric tables (or write them as HTML)")
+    rep.add_argument("--model", help="only this model key")
+    rep.add_argument("--judge", help="only this judge id")
+    rep.add_argument("--html", metavar="PATH", help="write one self-contained HTML page (findings, pictures, "
+                     "tables, method, provenance) to PATH instead of printing the tables")
+    rep.add_argument("--plots", action="store_true",
+                     help="write the PNG pictures into the warehouse folder's plots/ instead of printing the tables")
     rep.set_defaults(func=cmd_report)
     reb = sub.add_parser("rebuild", help="rebuild warehouse/qos.duckdb from the staged partitions")
     reb.set_defaults(func=cmd_rebuild)

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
 from qos_pipeline.definitions import build_definitions
+from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.findings import finding_lines
+from qos_pipeline.metrics.html import write_html
+from qos_pipeline.metrics.plots import write_plots
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    print_report(storage().paths().db, args.model, args.judge)
+    db = storage().paths().db
+    if args.html is None and not args.plots:
+        print_report(db, args.model, args.judge)
+        return
+    with connect_readonly(db) as con:
+        print("\n".join(finding_lines(con, args.model, args.judge)))
+    images = None
+    if args.plots:
+        written = write_plots(db, None, args.model, args.judge)
+        print("\n".join(f"wrote {path}" for path in written.values()))
+        images = {name: path.read_bytes() for name, path in written.items()}
+    if args.html is not None:
+        print(f"wrote {write_html(db, Path(args.html).resolve(), args.model, args.judge, images)}")
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
