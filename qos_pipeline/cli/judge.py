@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     judge = learned.load(str(saved), paths.warehouse)
     spec = f"learned:{name}" if not args.out else f"learned:{saved}"
     print(f"trained {judge.judge_id} on {len(df)} rows of {path.name} in {time.perf_counter() - started:.0f} s")
-    print(f"saved {saved} (+ .json with the training-data sha256); use it as --judge {spec}")
+    print(f"saved {saved} (+ {saved.with_suffix('.npz').name}: plain data, no pickle); use it as --judge {spec}")
 
 
 def _clean(value):
@@ -138,7 +138,7 @@ def add_judge_parser(sub) -> None:
     tr = jsub.add_parser("train", help="fit the learned judge on a human-labelled file (pilot CSV, CSV, JSONL)")
     tr.add_argument("path")
     tr.add_argument("--name", help="judge name (default: the file's name); use as --judge learned:NAME")
-    tr.add_argument("--out", help="folder for NAME.joblib + NAME.json (default: <warehouse>/judges)")
+    tr.add_argument("--out", help="folder for NAME.json + NAME.npz (default: <warehouse>/judges)")
     tr.add_argument("--labels", metavar="VOCABULARY", help="label vocabulary of the file (as for validate)")
     tr.add_argument("--features", default="tfidf", metavar="FEATURES", help=FEATURES_HELP)
     tr.set_defaults(func=cmd_train)

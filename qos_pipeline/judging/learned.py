@@ -5,16 +5,18 @@ hidden states of a local HF model, default the embedded SmolLM2, ``representatio
 a multinomial logistic regression, whose scores are probabilities).
 
 ``qos judge train PATH`` fits it on a labelled file and stores it in the warehouse folder
-(``<warehouse>/judges/<name>.joblib`` plus ``<name>.json`` with the training-data hash), never in the
-repository. The person's name is masked before featurizing, so the model cannot learn "this name ->
-refusal" from the training data: that would copy the audited model's disparity into the judge.
-A ``.joblib`` file is a pickle: load only judges you trained yourself.
+(``<warehouse>/judges/<name>.json``: metadata, training-data hash, the model's layout; ``<name>.npz``: its
+fitted arrays), never in the repository. The files are plain data, not a pickle (``learned_format``):
+loading a judge runs no code from the judges folder, and arrays changed after training are refused.
+The person's name is masked before featurizing, so the model cannot learn "this name -> refusal" from
+the training data: that would copy the audited model's disparity into the judge.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import sys
 from datetime import datetime, timezone
@@ -26,12 +28,13 @@ import pandas as pd
 
 from qos_pipeline import taxonomy
 from qos_pipeline.generation.models.added import resolve
-from qos_pipeline.judging import representations
+from qos_pipeline.judging import learned_format, representations
 from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging.representations import HiddenStates
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.settings import Paths
 
+log = logging.getLogger(__name__)
 FEATURES = code_digest(sys.modules[__name__], representations)
 """Hash of the featurizing code (masking, features, model and its settings): part of every learned id."""
 MASK = "PERSON"
@@ -157,38 +160,54 @@ def judge_dir(warehouse: Path) -> Path:
 
 
 def save(df: pd.DataFrame, model: Any, name: str, folder: Path, source: str) -> Path:
-    """Write ``<name>.joblib`` and ``<name>.json`` (judge id, training hash, label counts) into ``folder``."""
-    import joblib
+    """Write ``<name>.npz`` (the fitted arrays) and ``<name>.json`` (judge id, training hash, label counts,
+    the model's layout and the arrays' sha256) into ``folder``; returns the JSON's path."""
     import sklearn
 
     training_hash = data_hash(df)
     judge = LearnedJudge(model, name, training_hash)
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = learned_format.dump(model, folder / f"{name}.npz")
     meta = {
         "name": name, "judge_id": judge.judge_id, "features": features_id(model), "code": FEATURES,
         "training_data": source,
         "training_data_sha256": training_hash, "rows": int(len(df)),
         "labels": {k: int(v) for k, v in df["label"].value_counts().items()},
-        "sklearn": sklearn.__version__, "trained_at": datetime.now(timezone.utc).isoformat(),
+        "sklearn": sklearn.__version__, "trained_at": datetime.now(timezone.utc).isoformat(), **stored,
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, folder / f"{name}.joblib")
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return folder / f"{name}.joblib"
+    return folder / f"{name}.json"
 
 
 def load(name_or_path: str, warehouse: Path) -> LearnedJudge:
-    """A judge saved by ``save``: a name under ``<warehouse>/judges/`` or a path to its ``.joblib``."""
-    import joblib
-
+    """A judge saved by ``save``: a name under ``<warehouse>/judges/`` or a path to its ``.json`` (or
+    ``.npz``). A pickled judge (``.joblib``, from older versions) is refused: unpickling runs code."""
     path = Path(name_or_path)
-    if path.suffix != ".joblib":
-        path = judge_dir(warehouse) / f"{name_or_path}.joblib"
-    meta_file = path.with_suffix(".json")
-    if not path.is_file() or not meta_file.is_file():
-        raise FileNotFoundError(f"learned judge {name_or_path!r} not found ({path} and {meta_file.name}); "
+    if path.suffix not in (".json", ".npz", *learned_format.PICKLE_SUFFIXES):
+        path = judge_dir(warehouse) / f"{name_or_path}.json"
+    meta_file, arrays = path.with_suffix(".json"), path.with_suffix(".npz")
+    retrain = (f"retrain it with `qos judge train LABELLED_FILE --name {path.stem}`")
+    pickled = [p for p in (path.with_suffix(s) for s in learned_format.PICKLE_SUFFIXES) if p.is_file()]
+    if path.suffix in learned_format.PICKLE_SUFFIXES or (pickled and not arrays.is_file()):
+        shown = path if path.suffix in learned_format.PICKLE_SUFFIXES else pickled[0]
+        raise learned_format.JudgeFileError(
+            f"learned judge {name_or_path!r}: {shown} is a pickle, which runs code when loaded, so it is not "
+            f"loaded; judges are now stored as plain data (.json + .npz): {retrain}")
+    if not meta_file.is_file() or not arrays.is_file():
+        raise FileNotFoundError(f"learned judge {name_or_path!r} not found ({meta_file} and {arrays.name}); "
                                 "train it with `qos judge train LABELLED_FILE --name NAME`")
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    return LearnedJudge(joblib.load(path), meta["name"], meta["training_data_sha256"], meta)
+    if meta.get("training_data"):
+        retrain = retrain.replace("LABELLED_FILE", str(meta["training_data"]))
+    model = learned_format.load(meta, arrays, retrain)
+    states = getattr(model, "named_steps", {}).get("states")
+    if states is not None:  # embeddings are cached in the warehouse that loads the judge
+        states.cache_dir = str(Path(warehouse) / "cache" / "embeddings")
+    judge = LearnedJudge(model, meta["name"], meta["training_data_sha256"], meta)
+    if meta.get("judge_id") not in (None, judge.judge_id):
+        log.warning("learned judge %s: stored id %s, now %s (the featurizing code or scikit-learn changed "
+                    "since training)", meta["name"], meta["judge_id"], judge.judge_id)
+    return judge
 
 
 def cross_validate(df: pd.DataFrame, folds: int = 6, features: str = "tfidf", paths: Paths | None = None,

@@ -5,7 +5,7 @@ Only the first ``layer`` transformer blocks run (a middle layer carries what a l
 and the blocks above it would only cost time), on at most ``max_tokens`` tokens of each text (refusal
 and stereotype wording sits early in a response). Vectors are cached per text under ``cache_dir``
 (one ``.npz`` per model version x layer x token budget), so cross-validation folds, retraining and
-judging the same responses again cost no forward pass. The fitted transformer pickles without the
+judging the same responses again cost no forward pass. A stored judge keeps only these parameters, not the
 model; it loads it again on first use. torch/transformers are imported lazily.
 """
 

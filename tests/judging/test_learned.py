@@ -44,7 +44,7 @@ def test_train_command_stores_judge_in_warehouse_with_training_hash(labelled, tm
     monkeypatch.setenv("QOS_WAREHOUSE", str(tmp_path / "wh"))
     main(["judge", "train", str(labelled), "--name", "toy"])
     meta = json.loads((tmp_path / "wh/judges/toy.json").read_text())
-    assert (tmp_path / "wh/judges/toy.joblib").is_file() and "learned:toy" in capsys.readouterr().out
+    assert (tmp_path / "wh/judges/toy.npz").is_file() and "learned:toy" in capsys.readouterr().out
     assert meta["training_data_sha256"] == learned.data_hash(load_labelled(labelled, ASSETS))
     judge = get_judge("learned:toy", Paths(ASSETS, tmp_path / "wh", tmp_path))
     assert judge.judge_id == meta["judge_id"] and judge.judge_id.startswith("learned.toy.")

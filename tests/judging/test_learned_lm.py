@@ -38,12 +38,12 @@ def test_lm_features_learn_cache_and_save_without_weights(tiny_llama_dir, tmp_pa
     assert list((paths.warehouse / "cache" / "embeddings").glob("*.npz"))  # vectors cached per text
 
     saved = learned.save(df, model, "lm", tmp_path / "judges", "toy.csv")
-    meta = json.loads(saved.with_suffix(".json").read_text())
+    meta = json.loads(saved.read_text())
     assert meta["features"].startswith("lm:") and meta["features"].endswith("-l2-t64")  # 2 blocks: layer 2
     loaded = learned.load(str(saved), paths.warehouse)
     assert loaded.judge_id == meta["judge_id"] != learned.LearnedJudge(learned.fit(df), "lm", "x").judge_id
     states = loaded.model.named_steps["states"]
-    assert getattr(states, "_model", None) is None  # pickled without the model
+    assert getattr(states, "_model", None) is None  # stored without the model
     monkeypatch.setattr(HiddenStates, "_load", lambda self: pytest.fail("cached texts need no model"))
     assert [j.label for j in loaded.judge(items)] == list(TEXTS)
 
