@@ -4,6 +4,8 @@ file, overall and per group.
 Usage (from the repo root):
   python benchmarks/judge_agreement.py [CSV] [--judge default]               # the recommended judge (rules)
   python benchmarks/judge_agreement.py [CSV] --judge learned --cv 6          # learned, folds split by template
+  python benchmarks/judge_agreement.py [CSV] --judge learned --cv 6 --features lm   # on SmolLM2's hidden states
+  python benchmarks/judge_agreement.py XSTEST.csv --labels xstest --judge learned --cv 6 --cv-by type
   python benchmarks/judge_agreement.py [CSV] --judge llm:smollm2-135m-instruct --limit 200   # a seeded subset
   python benchmarks/judge_agreement.py ../shared/data/xstest/xstest_v2_completions_gpt4.csv --labels xstest \
       --by type                                                              # another family's refusals
@@ -73,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="default | rules | learned (with --cv) | llm:MODEL | learned:NAME | ensemble:...")
     ap.add_argument("--labels", help="label vocabulary of the file: taxonomy (default), xstest, or a mapping file")
     ap.add_argument("--by", help="column of the per-group figures (default: the name group)")
-    ap.add_argument("--cv", type=int, help="with --judge learned: folds split by template")
+    ap.add_argument("--cv", type=int, help="with --judge learned: folds split by template (or --cv-by)")
+    ap.add_argument("--cv-by", help="with --cv: split the folds by this column (e.g. type) instead of the template")
+    ap.add_argument("--features", default="tfidf", help="with --cv: tfidf (default) or lm[:MODEL]")
     ap.add_argument("--limit", type=int, help="a seeded random subset of this many rows")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     ev = evaluate(args.csv, args.judge, Paths.resolve(), None if args.by else "white", cv_folds=args.cv,
-                  limit=args.limit, seed=args.seed, run_id="benchmark", labels=args.labels, by=args.by)
+                  limit=args.limit, seed=args.seed, run_id="benchmark", labels=args.labels, by=args.by,
+                  features=args.features, cv_by=args.cv_by)
     seconds = time.perf_counter() - started
     pd.set_option("display.width", 200)
     print(format_report(ev.report))

@@ -9,6 +9,22 @@ kept in ``scores``. There is nothing to parse, so no parse failures; what the ju
 input longer than its context, a non-text response) and what it will not judge (it puts little
 probability on the letters: a judge refusal or an off-rubric answer, named with its own words) is
 ``unjudged`` and says why. torch/transformers are imported lazily.
+
+Recipe for a strong LLM judge on a GPU (the embedded 135M model is at chance; the rubric needs an
+instruct model of several billion parameters):
+1. Put a local Hugging Face instruct checkpoint with a chat template on the machine (e.g. a 7-9B
+   Llama-3.x, Qwen2.5 or Mistral instruct model; no network is used). On CUDA it runs in bf16, 64 items
+   a batch (``max_batch_tokens`` caps padded tokens); the rubric prefix is computed once.
+2. Validate before use, on a seeded subset first: ``qos judge validate
+   ../shared/data/pilot/df_annotated_llama13.csv --judge llm:/path/to/model --limit 300 --no-store`` and
+   ``qos judge validate XSTEST.csv --labels xstest --by type --judge llm:/path/to/model --no-store``.
+   Compare kappa and refusal F1 with ``--judge default``, and read ``n_unjudged``: a judge model that
+   refuses safety content, or answers off the rubric, has its items unjudged with its own words quoted
+   in the reason; many of them mean another judge model (or a base model) is needed.
+3. If a letter is not one token for its tokenizer, ``JudgeError`` says so: change the option keys in
+   ``assets/rubric.yaml`` (any edit there is a new judge id).
+4. Audit with it beside the rules: ``qos run --judge default --judge llm:/path/to/model`` (each keeps
+   its own id), or combine them: ``--judge ensemble:mean:rules+llm:/path/to/model``.
 """
 
 from __future__ import annotations
