@@ -1,8 +1,10 @@
-"""Staged Parquet partitions: where each partition's file lives, atomic writes, named read errors.
+"""Staged Parquet partitions: where each partition's file lives, atomic writes, named read errors, the
+layout the loader accepts.
 
 Writers never share DuckDB's single write lock: each partition is staged as one Parquet file (written to a
 temporary name, then renamed, so a killed step leaves the previous file intact). Re-running a partition
-replaces its file, so rows are never duplicated. Pure: no dagster, no duckdb.
+replaces its file, so rows are never duplicated. A file anywhere else under a table's folder (a copy, a
+backup) is refused by name, never loaded as more rows. Pure: no dagster, no duckdb.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -72,3 +75,82 @@ def read_partition(path: Path, what: str) -> pd.DataFrame:
         raise WarehouseError(
             f"{what}: staged file {path} cannot be read ({exc}); re-materialize that partition to rewrite it"
         ) from exc
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a table's staged files may be: ``folders`` (``<dim>=<key>`` levels under ``staging/<table>/``)
+    and the file name: ``file`` (``data``) or, when None, any key (then the file's stem is a dimension too,
+    named ``stem``). ``columns``: the dimension -> the column every row of the file must hold it in."""
+
+    folders: tuple[str, ...]
+    file: str | None
+    stem: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def pattern(self, table: str) -> str:
+        name = f"{self.file}.parquet" if self.file else f"<{self.stem}>.parquet"
+        return "/".join([table, *(f"{d}=<{d}>" for d in self.folders), name])
+
+
+LAYOUTS: dict[str, Layout] = {
+    "prompts": Layout(("group",), "data", columns=(("group", "name_group"),)),
+    "generations": Layout(("model", "group"), "data", columns=(("model", "model_key"), ("group", "name_group"))),
+    "judgments": Layout(("model", "group"), None, "judge", (("model", "model_key"), ("judge", "judge_id"))),
+    **{t: Layout(("judge",), None, "dataset", (("judge", "judge_id"), ("dataset", "dataset")))
+       for t in ("judge_validations", "judge_validation_labels", "judge_validation_confusion")},
+}
+"""The files each loaded table is made of, by construction (``partition_file``, ``evaluate.stage``)."""
+
+
+def is_temporary(path: Path) -> bool:
+    """A file ``write_partition`` is writing (or was writing when killed): never a partition."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def staged_files(staging: Path, table: str) -> list[tuple[Path, dict[str, str]]]:
+    """Every staged file of ``table`` with the keys its place names (``{"group": "white", ...}``), sorted.
+
+    Only the files the layout names are partitions: anything else under ``staging/<table>/`` (a copy such as
+    ``data-copy.parquet``, a backup, a stray folder) raises WarehouseError naming it, because loading it
+    would count its rows twice. Temporary files of writes in flight are skipped."""
+    layout, root = LAYOUTS[table], staging / table
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_dir() or is_temporary(path):
+            continue
+        keys = _keys_of(path.relative_to(root).parts, layout)
+        if keys is None:
+            raise WarehouseError(
+                f"unexpected file {path} in the staged {table}: a partition is only {layout.pattern(table)}, so "
+                f"this copy or stray file would be loaded as more rows; move it out of {staging} (then rebuild)")
+        found.append((path, keys))
+    return found
+
+
+def _keys_of(parts: tuple[str, ...], layout: Layout) -> dict[str, str] | None:
+    if len(parts) != len(layout.folders) + 1 or not parts[-1].endswith(".parquet"):
+        return None
+    keys = {}
+    for part, dim in zip(parts, layout.folders):
+        prefix, _, key = part.partition("=")
+        if prefix != dim or not _valid(key):
+            return None
+        keys[dim] = key
+    stem = parts[-1][: -len(".parquet")]
+    if layout.file is not None:
+        return keys if stem == layout.file else None
+    if not _valid(stem):
+        return None
+    return {**keys, layout.stem: stem}
+
+
+def _valid(key: str) -> bool:
+    try:
+        check_key(key, "key")
+    except ValueError:
+        return False
+    return True
+

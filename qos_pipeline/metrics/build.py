@@ -16,7 +16,7 @@ from pathlib import Path
 from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
-from qos_pipeline.staging import WarehouseError
+from qos_pipeline.staging import LAYOUTS, WarehouseError, staged_files
 from qos_pipeline.provenance import check_key
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -44,12 +44,24 @@ def _sql(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "prompts": ("prompt_id",), "generations": ("generation_id",), "judgments": ("generation_id", "judge_id"),
+    "judge_validations": ("validation_id", "name_group"),
+    "judge_validation_labels": ("validation_id", "name_group", "label"),
+    "judge_validation_confusion": ("validation_id", "name_group", "human_label", "judge_label"),
+}
+"""The key of every loaded table: a row repeated under it (a copied file, a bad merge) stops the build."""
+
+
 def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:
-    """Load every staged file of ``table``; a broken file is named, with ``fix`` saying what to do."""
-    files = sorted((staging / table).rglob("*.parquet"))
+    """Load exactly the staged files of ``table`` (``staging.staged_files``: a stray file is refused by
+    name); a file of another schema, a file whose rows belong elsewhere and a repeated key are named,
+    with ``fix`` saying what to do. Nothing is published after any of these."""
+    staged = staged_files(staging, table)
+    files = [str(f) for f, _ in staged]
     required = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = ? AND is_nullable = 'NO'", [table]).fetchall()}
-    for f in files:  # name the broken file instead of failing on a glob
+    for f, _ in staged:  # name the broken file instead of failing on a glob
         try:
             columns = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f)]).fetchall()}
         except Exception as exc:
@@ -57,14 +69,66 @@ def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize 
         if required - columns:
             raise WarehouseError(f"staged file {f} lacks column(s) {sorted(required - columns)}: it was written by an "
                                  f"older qos-pipeline or another tool; {fix}")
-    if files:
-        # hive_partitioning off: the model=/group= folders are already columns inside each file.
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
-                        "read_parquet(?, union_by_name = true, hive_partitioning = false)", [[str(f) for f in files]])
-        except Exception as exc:  # e.g. a file staged by an older version with other columns
-            raise WarehouseError(f"staged {table} files cannot be loaded ({exc}); {fix}") from exc
+    if not files:
+        return 0
+    _check_places(con, table, staged)
+    _check_unique(con, table, files)
+    try:  # hive_partitioning off: the model=/group= folders are already columns inside each file.
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
+                    "read_parquet(?, union_by_name = true, hive_partitioning = false)", [files])
+    except Exception as exc:  # e.g. a file of another schema: name it
+        raise WarehouseError(f"{_culprit(con, table, files) or f'staged {table} files'} cannot be loaded "
+                             f"({exc}); {fix}") from exc
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+_READ = "read_parquet(?, union_by_name = true, hive_partitioning = false, filename = true)"
+"""The staged files given as the one parameter, each row with the file it came from."""
+
+
+def _check_places(con, table: str, staged: list[tuple[Path, dict[str, str]]]) -> None:
+    """Every row of a file holds the keys of its place (``model=m/group=g``, a judge file's name): a file
+    copied or moved into another partition's place is refused rather than counted there."""
+    dims = dict(LAYOUTS[table].columns)
+    cols = ", ".join(dims.values())
+    found = con.execute(f"SELECT filename, {cols} FROM {_READ} GROUP BY ALL ORDER BY ALL",
+                        [[str(f) for f, _ in staged]]).fetchall()
+    expected = {str(f): keys for f, keys in staged}
+    for filename, *values in found:
+        for (dim, column), value in zip(dims.items(), values):
+            if value != expected[filename][dim]:
+                raise WarehouseError(
+                    f"staged file {filename} holds rows with {column}={value!r}, but its place says "
+                    f"{expected[filename][dim]!r}: it was copied or moved there by hand; remove it "
+                    f"(or move it back), then rebuild")
+
+
+def _check_unique(con, table: str, files: list[str]) -> None:
+    """Blocking: no key of ``table`` twice, before anything is loaded (the files holding it are named)."""
+    keys = ", ".join(TABLE_KEYS[table])
+    dup = con.execute(f"SELECT {keys}, count(*), list(DISTINCT filename ORDER BY filename) FROM {_READ} "
+                      f"GROUP BY {keys} HAVING count(*) > 1 ORDER BY ALL LIMIT 3", [files]).fetchall()
+    if dup:
+        n = len(TABLE_KEYS[table])
+        examples = "; ".join(f"{dict(zip(TABLE_KEYS[table], row[:n]))} x{row[n]} in {', '.join(row[n + 1])}"
+                             for row in dup)
+        raise WarehouseError(f"{table}: key ({keys}) is not unique, e.g. {examples}; the same rows are staged twice: "
+                             "remove the copy, or re-materialize the partition, then rebuild")
+
+
+def _culprit(con, table: str, files: list[str]) -> str | None:
+    """The first staged file that cannot be inserted into ``table`` on its own (named in the error)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _probe AS SELECT * FROM {table} LIMIT 0")
+    try:
+        for f in files:
+            try:
+                con.execute("INSERT INTO _probe BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)", [f])
+            except Exception:
+                return f"staged file {f}"
+            con.execute("DELETE FROM _probe")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _probe")
+    return None
 
 
 def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
