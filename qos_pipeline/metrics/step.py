@@ -18,16 +18,20 @@ from qos_pipeline.provenance import code_digest
 
 def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: StatsSettings = StatsSettings()
                       ) -> tuple[dict[str, int], list[CheckOutcome]]:
-    """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes."""
-    built = build.temp_build_path(db)
+    """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes.
+
+    Leftovers of killed builds (and a stale WAL that would keep ``db`` from opening) are removed first."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    counts = build.build_database(staging, built, reference_group, stats)
+    build.remove_leftovers(db)
+    built = build.temp_build_path(db)
     try:
+        counts = build.build_database(staging, built, reference_group, stats)
         outcomes = validate_database(built)
         raise_if_blocked(f"warehouse {db}", outcomes)
         build.publish(built, db)
     finally:
         built.unlink(missing_ok=True)
+        Path(str(built) + ".wal").unlink(missing_ok=True)
     return counts, outcomes
 
 
