@@ -8,7 +8,8 @@ which model a template's prompts belong to (under "the models behave alike on ev
 exchangeable within a template; every flip enumerated up to 2^14, else 10,000 seeded ones). Flipping whole
 templates matches the bootstrap's cluster (a template moves all its names together) and keeps the test
 valid when a template's prompts are correlated. The statistic weighs prompts equally; with equal samples
-per prompt it is the pooled one. One set of flips serves every measure and group of a pair of cells.
+per prompt it is the pooled one. One set of flips (drawn from the seed, not the data) serves every measure,
+group and pair of cells with the same number of templates.
 p-values are Holm-adjusted within each pair of cells.
 """
 
@@ -71,52 +72,61 @@ def _contributions(a: Cell, b: Cell, measure: str, group: str, reference: str) -
         return np.nan_to_num((ka / na - kb / nb) * weights).sum(axis=1)
 
 
-def flip_p(contributions: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
-    """Two-sided p-values of the sums of ``contributions`` (T, tests), flipping templates' signs."""
+def flip_p(contributions: np.ndarray, seed: int, signs: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Two-sided p-values of the sums of ``contributions`` (T, tests), flipping templates' signs (``signs``:
+    flips drawn beforehand for T templates, shared by every pair of cells; drawn from ``seed`` if None)."""
     contributions = np.asarray(contributions, dtype=float).reshape(contributions.shape[0], -1)
-    signs = _flips(contributions.shape[0], np.random.default_rng(seed))
+    if signs is None:
+        signs = _flips(contributions.shape[0], np.random.default_rng(seed))
     extreme = (np.abs(signs @ contributions) >= np.abs(contributions.sum(axis=0)) - 1e-12).sum(axis=0)
     if len(signs) == 2 ** contributions.shape[0]:  # exact
         return extreme / len(signs), len(signs)
     return (1 + extreme) / (1 + len(signs)), len(signs)
 
 
-def _pair_rows(a: Cell, b: Cell, keys: list[str], reference: str, seed: int) -> list[dict]:
+def _pair_rows(a: Cell, b: Cell, keys: list[str], reference: str, seed: int, flips: dict) -> list[dict]:
     rows, key_a, key_b = [], dict(zip(keys, a.key)), dict(zip(keys, b.key))
     groups = [g for g in sorted(set(a.groups) & set(b.groups)) if g != reference]
     if reference not in set(a.groups) & set(b.groups) or not _same_prompts(a, b, groups + [reference]):
         return rows
     base = {**{f"{k}_a": key_a[k] for k in SIDE}, **{f"{k}_b": key_b[k] for k in SIDE},
             **{k: key_a[k] for k in SHARED}}
+    draws = {"": [], "_tn": []}
     for measure, group in itertools.product(MEASURES, groups):
         gap_a, gap_b = _gap(a, measure, group, reference), _gap(b, measure, group, reference)
-        row = {**base, "measure": measure, "name_group": group, "vs_group": reference, "gap_a": gap_a, "gap_b": gap_b,
-               "diff_of_gaps": gap_a - gap_b}
+        rows.append({**base, "measure": measure, "name_group": group, "vs_group": reference, "gap_a": gap_a,
+                     "gap_b": gap_b, "diff_of_gaps": gap_a - gap_b})
         for suffix, by_name in (("", False), ("_tn", True)):
-            did = _gap_draws(a, measure, group, reference, by_name) - _gap_draws(b, measure, group, reference, by_name)
-            low, high = percentile_interval(did, np.array(row["diff_of_gaps"]))
-            row.update({f"ci{suffix}_low": float(low), f"ci{suffix}_high": float(high)})
-        rows.append(row)
+            draws[suffix].append(_gap_draws(a, measure, group, reference, by_name)
+                                 - _gap_draws(b, measure, group, reference, by_name))
     if not rows:
         return rows
-    digest = hashlib.sha256(repr((seed, a.key, b.key)).encode()).digest()
+    points = np.array([r["diff_of_gaps"] for r in rows])
+    for suffix, columns in draws.items():  # one quantile pass per kind of resample for the whole pair
+        low, high = percentile_interval(np.stack(columns, axis=1), points)
+        for row, lo, hi in zip(rows, low, high):
+            row.update({f"ci{suffix}_low": float(lo), f"ci{suffix}_high": float(hi)})
+    templates = len(a.templates)
+    if templates not in flips:  # drawn without looking at the data, so one set serves every pair
+        digest = hashlib.sha256(repr((seed, templates)).encode()).digest()
+        flips[templates] = _flips(templates, np.random.default_rng(int.from_bytes(digest[:8], "big")))
     contributions = np.stack([_contributions(a, b, r["measure"], r["name_group"], reference) for r in rows], axis=1)
-    p, flips = flip_p(contributions, int.from_bytes(digest[:8], "big"))
+    p, count = flip_p(contributions, seed, flips[templates])
     for row, value in zip(rows, p):
-        row.update(p_value=float(value), flips=flips)
+        row.update(p_value=float(value), flips=count)
     return rows
 
 
 def model_comparisons(cells: list[Cell], keys: list[str], reference: str, seed: int, p_adjust: str = "holm"
                       ) -> pd.DataFrame:
     """Every pair of comparable cells, every non-reference group, every refusal measure."""
-    frames = []
+    frames, flips = [], {}
     by_shared: dict[tuple, list[Cell]] = {}
     for cell in cells:
         by_shared.setdefault(tuple(dict(zip(keys, cell.key))[k] for k in SHARED), []).append(cell)
     for group in by_shared.values():
         for a, b in itertools.combinations(sorted(group, key=lambda c: c.key), 2):
-            pair = pd.DataFrame(_pair_rows(a, b, keys, reference, seed))
+            pair = pd.DataFrame(_pair_rows(a, b, keys, reference, seed, flips))
             if len(pair):
                 pair["p_adjusted"], pair["p_adjust_method"] = adjust(pair["p_value"].to_numpy(), p_adjust), p_adjust
                 frames.append(pair)
