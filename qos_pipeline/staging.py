@@ -1,23 +1,32 @@
 """Staged Parquet partitions: where each partition's file lives, atomic writes, named read errors, the
-layout the loader accepts.
+layout the loader accepts, and the warehouse's writer lock.
 
 Writers never share DuckDB's single write lock: each partition is staged as one Parquet file (written to a
 temporary name, then renamed, so a killed step leaves the previous file intact). Re-running a partition
 replaces its file, so rows are never duplicated. A file anywhere else under a table's folder (a copy, a
-backup) is refused by name, never loaded as more rows. Pure: no dagster, no duckdb.
+backup) is refused by name, never loaded as more rows. Writes to ``staging/`` and the build that publishes
+the database hold one cross-process lock (``writer_lock``); readers never take it. Pure: no dagster, no duckdb.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
+import sys
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pandas as pd
 
 from qos_pipeline.provenance import check_key
+
+log = logging.getLogger("qos_pipeline.staging")
 
 SETTINGS = "qos_settings"
 """Key of the settings a partition was made with, in its file's metadata."""
@@ -154,3 +163,87 @@ def _valid(key: str) -> bool:
         return False
     return True
 
+
+LOCK_NAME = ".writer.lock"
+_HELD: dict[str, tuple[int, int, int]] = {}  # lock file -> (pid, fd, depth): this process holds it
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process holds the writer lock and this caller would rather not wait (a sensor tick)."""
+
+
+def lock_file(staging: Path) -> Path:
+    """The writer lock of the warehouse whose partitions are staged in ``staging`` (never deleted: removing
+    a lock file that another process has open would let two writers in)."""
+    return Path(staging) / LOCK_NAME
+
+
+def lock_holder(staging: Path) -> str:
+    """Who holds (or last held) the writer lock, as it wrote itself into the file: pid, what, since when."""
+    try:
+        return lock_file(staging).read_text(encoding="utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def writer_lock(staging: Path, what: str, wait: bool = True, notify: Callable[[str], None] | None = None,
+                every_s: float = 30.0) -> Iterator[None]:
+    """Hold the warehouse's writer lock (``fcntl.flock`` on ``staging/.writer.lock``) for staging writes and
+    the build -> publish of the database, across processes: CLI commands, Dagster steps, sensors. Re-entrant
+    within a process (a CLI command holds it around the Dagster steps it runs in-process). While another
+    process holds it, ``notify`` (default: stderr) says who, every ``every_s`` seconds; ``wait`` False raises
+    WarehouseBusy instead. Readers of qos.duckdb never take it."""
+    path = lock_file(staging)
+    key = str(path.resolve())
+    held = _HELD.get(key)
+    if held and held[0] == os.getpid():
+        _HELD[key] = (held[0], held[1], held[2] + 1)
+        try:
+            yield
+        finally:
+            _HELD[key] = (held[0], held[1], _HELD[key][2] - 1)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, staging, what, wait, notify or _say, every_s)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({what}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        _HELD[key] = (os.getpid(), fd, 1)
+        try:
+            yield
+        finally:
+            _HELD.pop(key, None)
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, staging: Path, what: str, wait: bool, notify: Callable[[str], None], every_s: float) -> None:
+    started = last = time.monotonic()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        holder = lock_holder(staging)
+    if not wait:
+        raise WarehouseBusy(f"the warehouse {staging.parent} is being written by {holder}; {what} will retry later")
+    notify(f"{what}: waiting for the warehouse writer lock {lock_file(staging)}, held by {holder} "
+           "(another ingest, run or rebuild of this warehouse); it continues by itself when that one finishes")
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            log.info("%s: got the warehouse writer lock after %.0f s", what, time.monotonic() - started)
+            return
+        except BlockingIOError:
+            time.sleep(0.1)
+        if time.monotonic() - last >= every_s:
+            last = time.monotonic()
+            notify(f"{what}: still waiting for the warehouse writer lock ({last - started:.0f} s), held by "
+                   f"{lock_holder(staging)}")

@@ -16,6 +16,7 @@ from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.registry import load_registry
 from qos_pipeline.prompts.design import load_design
+from qos_pipeline.staging import writer_lock
 
 log = logging.getLogger("qos")
 
@@ -29,10 +30,19 @@ def cmd_run(args: argparse.Namespace) -> None:
     if not groups:
         raise SystemExit(f"no groups to run: design {design.name} has {design.groups}, requested {args.groups}")
     models = args.model or [load_registry(paths.assets)["default"]]
-    keys = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths).key for m in models]
     formats = args.prompt_format or defaults.format_ids()
     if formats:
         select_formats(paths.assets, formats)  # an unknown id fails here, before any run starts
+    # One writer from registering the models to publishing the warehouse (see staging.writer_lock): another
+    # run, ingest or rebuild of this warehouse waits, saying so, and readers are never held up.
+    with writer_lock(paths.staging, "qos run " + " ".join(models)):
+        keys = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths).key for m in models]
+        _audit(args, design_arg, groups, keys, formats, defaults)
+    print_report(paths.db, None, None)
+
+
+def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], keys: list[str], formats, defaults) -> None:
+    paths = storage().paths()
     defs = build_definitions(generator=GeneratorResource(), storage=storage(), audit=defaults)
     with instance() as inst:
         inst.add_dynamic_partitions("model", [k for k in keys if not inst.has_dynamic_partition("model", k)])
@@ -46,7 +56,6 @@ def cmd_run(args: argparse.Namespace) -> None:
                 execute(defs, "audit_job", inst, model_group_key(key, group), audit_config(args, formats, defaults))
         execute(defs, "metrics_job", inst, None, {"metric_tables": {"config": {"reference_group": args.reference_group}}})
     log.info("audit finished in %.0f s: %s", time.perf_counter() - start, paths.db)
-    print_report(paths.db, None, None)
 
 
 def audit_config(args: argparse.Namespace, formats: list[str] | None, defaults) -> dict:

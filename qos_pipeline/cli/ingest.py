@@ -13,6 +13,7 @@ from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.generation.models.added import register_recorded
 from qos_pipeline.ingest.recorded import load_recorded, raise_if_failed, to_partitions
 from qos_pipeline.judging.human import HUMAN_JUDGE
+from qos_pipeline.staging import writer_lock
 
 log = logging.getLogger("qos")
 
@@ -27,15 +28,18 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     unknown = sorted(set(parts) - set(GROUPS))
     if unknown:
         raise SystemExit(f"{path}: groups {unknown} are not in assets/groups.yaml ({GROUPS}); add them there first")
-    register_recorded(args.model, path, args.prompt_format, labels, paths)
-    defs = build_definitions(storage=storage(), audit=defaults)
-    judges = [HUMAN_JUDGE] if labels else defaults.judge_specs()
-    with instance() as inst:
-        if not inst.has_dynamic_partition("model", args.model):
-            inst.add_dynamic_partitions("model", [args.model])
-        for group, (rows, _) in parts.items():
-            execute(defs, "audit_job", inst, model_group_key(args.model, group),
-                    {"judgments": {"config": {"judges": judges}}})
-            log.info("ingested %s rows of %s into generations[%s|%s]", len(rows), path.name, args.model, group)
-        execute(defs, "metrics_job", inst)
+    # One writer from registering the key to publishing the warehouse: a concurrent ingest, run or rebuild
+    # waits (saying so) instead of publishing a build that holds part of this file.
+    with writer_lock(paths.staging, f"qos ingest {path.name} --model {args.model}"):
+        register_recorded(args.model, path, args.prompt_format, labels, paths)
+        defs = build_definitions(storage=storage(), audit=defaults)
+        judges = [HUMAN_JUDGE] if labels else defaults.judge_specs()
+        with instance() as inst:
+            if not inst.has_dynamic_partition("model", args.model):
+                inst.add_dynamic_partitions("model", [args.model])
+            for group, (rows, _) in parts.items():
+                execute(defs, "audit_job", inst, model_group_key(args.model, group),
+                        {"judgments": {"config": {"judges": judges}}})
+                log.info("ingested %s rows of %s into generations[%s|%s]", len(rows), path.name, args.model, group)
+            execute(defs, "metrics_job", inst)
     print_report(paths.db, args.model, None)

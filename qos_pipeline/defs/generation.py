@@ -20,7 +20,7 @@ from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.models.added import recorded
 from qos_pipeline.generation.step import generate
 from qos_pipeline.ingest.recorded import recorded_partition
-from qos_pipeline.staging import partition_file, read_partition, stored, write_partition
+from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
 
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
 
@@ -54,7 +54,8 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
         settings = config.effective(stored(target), audit)
         df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
     yield from checked(f"generations[{model}|{group}]", outcomes)
-    path = write_partition(df, target, settings)
+    with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
+        path = write_partition(df, target, settings)
     fresh = int((df["run_id"] == context.run_id).sum())
     yield dg.MaterializeResult(
         metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,

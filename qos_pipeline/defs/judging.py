@@ -19,7 +19,7 @@ from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
-from qos_pipeline.staging import partition_file, read_partition, write_partition
+from qos_pipeline.staging import partition_file, read_partition, write_partition, writer_lock
 
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
 
@@ -51,13 +51,14 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
             extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
                 {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
     yield from checked(f"judgments[{model}|{group}]", merge(outcomes, list(frames)))
-    for judge_id, df in frames.items():
-        if judge_id not in reused:
-            write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
-    folder = partition_file(paths.staging, "judgments", group, model).parent
-    dropped = stale_judgment_files(folder, gens, keep=set(frames))
-    for file in dropped:
-        file.unlink()
+    with writer_lock(paths.staging, f"judgments[{model}|{group}]", notify=context.log.warning):
+        for judge_id, df in frames.items():  # one locked section: a build sees all of a partition's files or none
+            if judge_id not in reused:
+                write_partition(df, partition_file(paths.staging, "judgments", group, model, judge_id))
+        folder = partition_file(paths.staging, "judgments", group, model).parent
+        dropped = stale_judgment_files(folder, gens, keep=set(frames))
+        for file in dropped:
+            file.unlink()
     all_rows = pd.concat(frames.values())
     yield dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
@@ -104,7 +105,8 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     reports = [ev.report for ev in evaluations]
     yield from checked("judge_validations", [_in_range(reports), _gaps(reports)])
-    staged = [path for ev in evaluations for path in stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)]
+    with writer_lock(paths.staging, "judge_validations", notify=context.log.warning):
+        staged = [path for ev in evaluations for path in stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)]
     table = "\n".join(f"| {r['judge_id']} | {r['dataset']} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} "
                       f"| {r['kappa']:.3f} | {r['refusal_f1']:.3f} |" for r in reports)
     summary = "| judge | data | n | accuracy | macro-F1 | kappa | refusal F1 |\n|---|---|---|---|---|---|---|\n" + table

@@ -30,7 +30,8 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     paths = storage.paths()
     reference = config.reference_group or audit.reference(paths)
     try:
-        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats())
+        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats(),
+                                             notify=context.log.warning)
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from checked(f"warehouse {paths.db}", outcomes)

@@ -14,7 +14,7 @@ from qos_pipeline.prompts import checks, design as design_module, step
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.prompts.step import build_prompts
 from qos_pipeline.provenance import code_digest
-from qos_pipeline.staging import partition_file, stored, write_partition
+from qos_pipeline.staging import partition_file, stored, write_partition, writer_lock
 
 PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 
@@ -33,6 +33,7 @@ def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, storage: S
     design = load_design(settings["design"], paths.assets)
     df, outcomes = build_prompts(design, group, context.run_id)
     yield from checked(f"prompts[{group}]", outcomes)
-    path = write_partition(df, target, settings)
+    with writer_lock(paths.staging, f"prompts[{group}]", notify=context.log.warning):
+        path = write_partition(df, target, settings)
     yield dg.MaterializeResult(
         metadata={"rows": len(df), "design": design.name, "path": str(path), "dagster/row_count": len(df)})

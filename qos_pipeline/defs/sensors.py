@@ -21,7 +21,7 @@ from qos_pipeline.generation.models.added import added_models, register
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.settings import Paths
-from qos_pipeline.staging import partition_file
+from qos_pipeline.staging import WarehouseBusy, partition_file, writer_lock
 
 TRIGGER_TAG = "qos/trigger"
 
@@ -40,7 +40,9 @@ def design_groups(design: str, paths: Paths) -> list[str]:
 def _register(ready: checkpoints.Ready, paths: Paths) -> str | None:
     """Remember key -> folder for the generator; the reason it cannot be registered, or None."""
     try:
-        spec = register(str(ready.path), paths)
+        # models.added.yaml is read, changed and rewritten: one writer at a time, and a tick never waits
+        with writer_lock(paths.staging, "checkpoint_sensor", wait=False):
+            spec = register(str(ready.path), paths)
     except ModelError as exc:  # key taken by another folder or by assets/models.yaml
         return str(exc)
     return None if spec.key == ready.key else f"registered as {spec.key!r}, not {ready.key!r}"
@@ -82,7 +84,11 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, watch: CheckpointW
         todo = [g for g in groups if g not in state["requested"].get(version_key, [])]
         if not todo:
             continue
-        problem = _register(ready, paths)
+        try:
+            problem = _register(ready, paths)
+        except WarehouseBusy as exc:  # a writer holds the warehouse: the next tick tries again
+            scan.waiting[str(ready.path)] = str(exc)
+            continue
         if problem:
             scan.rejected[str(ready.path)] = problem
             continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import Callable
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
 from qos_pipeline.metrics import analysis, build, comments, expectations
@@ -14,13 +15,22 @@ from qos_pipeline.metrics.stats import (
     cells, compare, corrected, draws, models, multiplicity, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
 from qos_pipeline.provenance import code_digest
+from qos_pipeline.staging import writer_lock
 
 
-def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: StatsSettings = StatsSettings()
-                      ) -> tuple[dict[str, int], list[CheckOutcome]]:
+def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: StatsSettings = StatsSettings(),
+                      notify: Callable[[str], None] | None = None) -> tuple[dict[str, int], list[CheckOutcome]]:
     """Build a new warehouse from all staged partitions, validate it, and publish it only if it passes.
 
-    Leftovers of killed builds (and a stale WAL that would keep ``db`` from opening) are removed first."""
+    Holds the warehouse's writer lock from the first staged file read to the publish, so the published
+    file is never older than a build that started after it (``notify``: how a wait for the lock is
+    reported). Leftovers of killed builds (and a stale WAL that would keep ``db`` from opening) go first."""
+    with writer_lock(staging, f"build of {db}", notify=notify):
+        return _rebuild(staging, db, reference_group, stats)
+
+
+def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
+             ) -> tuple[dict[str, int], list[CheckOutcome]]:
     db.parent.mkdir(parents=True, exist_ok=True)
     build.remove_leftovers(db)
     built = build.temp_build_path(db)

@@ -1,0 +1,84 @@
+"""One writer at a time across processes: the lock itself, and two `qos ingest` of different models run
+at the same time (several rounds), which must both end up complete in the published warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from qos_pipeline.prompts.design import load_design, render_prompts
+from qos_pipeline.staging import WarehouseBusy, lock_file, writer_lock
+from tests.paths import ASSETS, ROOT
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from qos_pipeline.staging import writer_lock
+with writer_lock(Path(sys.argv[1]), "test holder"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(staging, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(staging), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_waits_saying_who_holds_the_lock(tmp_path):
+    staging = tmp_path / "staging"
+    proc = _holder(staging, 1.5)
+    said, started = [], time.monotonic()
+    with pytest.raises(WarehouseBusy, match=r"being written by pid \d+ \(test holder\)"):
+        with writer_lock(staging, "sensor tick", wait=False):
+            pass
+    with writer_lock(staging, "second writer", notify=said.append):
+        waited = time.monotonic() - started
+        with writer_lock(staging, "same process again"):  # re-entrant: a CLI command around its own steps
+            assert "second writer" in lock_file(staging).read_text()
+    proc.wait(5)
+    assert waited > 0.5 and len(said) == 1
+    assert said[0].startswith("second writer: waiting for the warehouse writer lock") and "test holder" in said[0]
+
+
+INGEST = """
+import sys
+from qos_pipeline.cli import main
+for _ in range(int(sys.argv[3])):
+    main(["ingest", sys.argv[1], "--model", sys.argv[2], "--labels", "human"])
+"""
+
+
+def _recorded(tmp_path, model):
+    """Every demo prompt of two groups, one sample each, labelled: what another tool recorded for ``model``."""
+    prompts = render_prompts(load_design("demo", ASSETS))
+    prompts = prompts[prompts["name_group"].isin(["muslim", "white"])]
+    path = tmp_path / f"{model}.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": p, "response": f"{model} says the park.", "label": "answer"})
+                              for p in prompts["prompt_text"]))
+    return path, len(prompts)
+
+
+def test_two_concurrent_ingests_always_publish_both_completely(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "QOS_WAREHOUSE": str(tmp_path / "wh")}
+    (tmp_path / "home").mkdir()
+    files = {m: _recorded(tmp_path, m) for m in ("model-a", "model-b")}
+    procs = [subprocess.Popen([sys.executable, "-c", INGEST, str(path), model, "2"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for model, (path, _) in files.items()]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert any("waiting for the warehouse writer lock" in e for e in errors)  # they did overlap
+    with duckdb.connect(str(tmp_path / "wh" / "qos.duckdb"), read_only=True) as con:
+        rows = dict(con.execute("SELECT model_key, count(*) FROM judged GROUP BY 1").fetchall())
+        groups = con.execute("SELECT DISTINCT model_key, name_group FROM generations ORDER BY 1, 2").fetchall()
+    assert rows == {m: n for m, (_, n) in files.items()}
+    assert groups == [(m, g) for m in files for g in ("muslim", "white")]
