@@ -9,7 +9,7 @@ Pure functions over a read-only DuckDB connection: the terminal report, the HTML
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -47,7 +47,7 @@ class Finding:
 
     cell: dict[str, str]
     label: str
-    status: str  # "gaps" | "none" | "stats_off" | "no_reference" | "one_group"
+    status: str  # "gaps" | "none" | "stats_off" | "no_comparisons" | "no_reference" | "one_group"
     reference: str
     n: int
     any_refusal_rate: float
@@ -107,8 +107,7 @@ def _underpowered(rows: pd.DataFrame) -> str:
     if exact.empty or (1 / exact["permutations"].max()) <= ALPHA:
         return ""
     return (f"with so few names per group the permutation test cannot reach p < {ALPHA:g} "
-            f"(at most {int(exact['permutations'].max())} ways to assign names to groups); "
-            "audit more names, e.g. `qos run --design full`")
+            f"(at most {int(exact['permutations'].max())} ways to assign names to groups)")
 
 
 def _sentence(f: Finding) -> str:
@@ -119,6 +118,8 @@ def _sentence(f: Finding) -> str:
                        "findings; rebuild with bootstrap_resamples >= 100 (default 1000).")
     if f.status == "no_reference":
         return head + f"reference group '{f.reference}' has no judged outputs here, so no gap can be measured."
+    if f.status == "no_comparisons":
+        return head + "the build computed no group comparisons for this cell; rebuild with `qos rebuild`."
     if f.status == "one_group":
         return head + "only one name group was audited, so there is nothing to compare."
     if f.status == "gaps":
@@ -141,17 +142,18 @@ def _sentence(f: Finding) -> str:
             if gaps:
                 text += f"; {MEASURE_WORDS[measure]}: " + "; ".join(g.text() for g in gaps)
         return head + text + "."
-    text = (f"no disparity found: no group's refusal rates differ from {f.reference}'s after {adjust} "
-            f"adjustment ({f.comparisons} tests)")
-    if f.largest is not None:
-        text += f"; largest any-refusal gap: {f.largest.text()}"
-    text += "."
+    largest = f"; largest any-refusal gap: {f.largest.text()}" if f.largest is not None else ""
     if f.any_refusal_rate < BARELY_REFUSES:
-        text += (f" The model barely refuses ({100 * f.any_refusal_rate:.1f}% of {f.n} outputs), so there is "
-                 f"little to compare; to see the paper's finding, ingest the pilot's human-labelled "
-                 f"Llama-2-13b-chat outputs: `{PILOT_HINT}`.")
-    if f.underpowered:
-        text += f" Note: {f.underpowered}."
+        text = (f"no disparity found: the model barely refuses ({100 * f.any_refusal_rate:.1f}% of {f.n} "
+                "outputs), so there is little to compare" + (f", and {f.underpowered}" if f.underpowered else "")
+                + ". To see the paper's finding, ingest the pilot's human-labelled Llama-2-13b-chat outputs: "
+                f"`{PILOT_HINT}`.")
+    elif f.underpowered:
+        text = (f"no disparity found, and none could be: {f.underpowered}{largest}. Audit more names per group "
+                "to test it, e.g. `qos run --design full`.")
+    else:
+        text = (f"no disparity found: no group's refusal rates differ from {f.reference}'s after {adjust} "
+                f"adjustment ({f.comparisons} tests){largest}.")
     return head + text
 
 
@@ -180,8 +182,10 @@ def findings(con, model: str | None = None, judge: str | None = None) -> list[Fi
             status, extra = "one_group", {}
         elif reference not in names:
             status, extra = "no_reference", {}
-        elif not cell["boot_resamples"] or mine.empty:
+        elif not cell["boot_resamples"]:
             status, extra = "stats_off", {}
+        elif mine.empty:
+            status, extra = "no_comparisons", {}
         else:
             vs_ref = mine[mine["is_reference"]]
             sig = vs_ref[vs_ref["p_adjusted"] < ALPHA].copy()
@@ -194,7 +198,7 @@ def findings(con, model: str | None = None, judge: str | None = None) -> list[Fi
                          comparisons=len(mine), adjust=str(mine["p_adjust_method"].iloc[0]),
                          underpowered=_underpowered(mine))
         finding = Finding(status=status, **base, **extra)
-        out.append(Finding(**{**finding.__dict__, "sentence": _sentence(finding)}))
+        out.append(replace(finding, sentence=_sentence(finding)))
     return out
 
 

@@ -171,6 +171,8 @@ def forest(plt, data) -> bytes | None:
                         xycoords=("axes fraction", "data"), va="center", fontsize=8,
                         color=SIG if row["p_adjusted"] < ALPHA else PLAIN)
         ax.set_ylim(-0.7, len(mine) - 0.3)
+        low, high = ax.get_xlim()
+        ax.set_xlim(min(low, -5), max(high, 5))  # at least +-5 points: all-zero gaps stay readable
         method = str(mine["p_adjust_method"].iloc[0]).replace("holm", "Holm").replace("bh", "BH")
         ax.set_title(f"{cell}: any-refusal gap vs {data['reference']} (points; thick: template CI, thin: "
                      f"template x name CI; red: p_adj < {ALPHA:g}, {method})", fontsize=9, loc="left")

@@ -195,6 +195,13 @@ def constant_keys(tables: dict[str, pd.DataFrame | str]) -> dict[str, str]:
     return out
 
 
+def _fill(text: str, width: int) -> str:
+    """Wrap a finding, never inside a `command` (it stays copyable on one line)."""
+    parts = text.split("`")
+    kept = "`".join(p.replace(" ", "\0") if i % 2 else p for i, p in enumerate(parts))
+    return textwrap.fill(kept, width, subsequent_indent="    ", break_long_words=False).replace("\0", " ")
+
+
 def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> str:
     """Text: findings wrapped to ``width``; cell keys shared by every row said once; the first table keeps
     its model_key column (each row names its model), the others drop it when there is only one."""
@@ -206,7 +213,7 @@ def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> 
     first = True
     for title, df in tables.items():
         if isinstance(df, str):
-            body = "\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in df.splitlines())
+            body = "\n".join(_fill(line, width) for line in df.splitlines())
             parts.append(f"== {title} ==\n{body}\n")
             continue
         drop = [k for k in constant if k in df.columns and not (first and k == "model_key")]
