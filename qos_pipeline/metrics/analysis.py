@@ -30,11 +30,11 @@ class StatsSettings:
     p_adjust: str = "holm"
 
 
-def _cells(con, cell_keys: list[str], settings: StatsSettings) -> list[Cell]:
+def _cells(con, cell_keys: list[str], settings: StatsSettings, source: str = "judged") -> list[Cell]:
     counts = con.execute(f"""
         SELECT {', '.join(cell_keys)}, template_id, name_group, name, any_value(gender) AS gender,
                any_value(popularity) AS popularity, label, count(*) AS k
-        FROM judged GROUP BY ALL""").df()
+        FROM {source} GROUP BY ALL""").df()
     cells = cells_from_counts(counts, cell_keys)
     for cell in cells:
         cell.draw(settings.resamples, settings.seed)
@@ -73,10 +73,11 @@ def _add_intervals(con, table: str, dims: list[str], cell_keys: list[str], frame
 
 
 def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[str]], reference: str,
-                   settings: StatsSettings) -> None:
+                   settings: StatsSettings, source: str = "judged") -> None:
     """Fill the statistics tables (``statistics.sql`` must have created them) and add the bootstrap
-    intervals to the ``label_rates_*`` tables (``label_rate_tables``: table -> the dims it is joined on)."""
-    cells = _cells(con, cell_keys, settings) if settings.resamples else []
+    intervals to the ``label_rates_*`` tables (``label_rate_tables``: table -> the dims it is joined on).
+    ``source``: the judged rows (the view, or the build's materialized copy of its columns)."""
+    cells = _cells(con, cell_keys, settings, source) if settings.resamples else []
     intervals = [rate_intervals(cell) for cell in cells]
     for table, dims in label_rate_tables.items():
         parts = [frame[table].assign(**dict(zip(cell_keys, cell.key))) for cell, frame in zip(cells, intervals)]

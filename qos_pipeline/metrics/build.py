@@ -133,10 +133,15 @@ def _culprit(con, table: str, files: list[str]) -> str | None:
     return None
 
 
+JUDGED_CELLS = "judged_cells"
+"""A temporary table of the build: the ``judged`` view's columns that metrics group by, joined once
+(every label_rates_* table and the statistics read it instead of re-joining 1M x 1M rows each)."""
+
+
 def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
-    source = "SELECT * FROM judged"
+    source = f"SELECT * FROM {JUDGED_CELLS}"
     if pooled:
-        source += " UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM judged"
+        source += f" UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM {JUDGED_CELLS}"
     template = _sql("label_rates.sql")
     return template.format(table=table, source=source, cell=", ".join(CELL), dims="".join(f", {d}" for d in dims))
 
@@ -164,12 +169,15 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute("UPDATE labels SET is_refusal = label IN (SELECT unnest(?))", [list(REFUSAL_LABELS)])
         counts = {t: _load_base_table(con, staging, t) for t in BASE_TABLES}
         con.execute(_sql("views.sql"))
+        con.execute(f"CREATE TEMP TABLE {JUDGED_CELLS} AS SELECT {', '.join(CELL)}, template_id, template_name, "
+                    "target_group, template_text, name_group, name, gender, popularity, label, generation_run_id, "
+                    "judgment_run_id FROM judged")
         for table, (dims, pooled) in LABEL_RATE_TABLES.items():
             con.execute(_label_rates_sql(table, dims, pooled))
         con.execute(_sql("disparities.sql"))
         counts.update(build_judge_tables(con, staging))
         con.execute(_sql("statistics.sql"))
-        add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats)
+        add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats, source=JUDGED_CELLS)
         counts["refusal_rates_corrected"] = con.execute("SELECT count(*) FROM refusal_rates_corrected").fetchone()[0]
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

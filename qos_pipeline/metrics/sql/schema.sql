@@ -1,5 +1,7 @@
 -- Base tables, loaded in full from the staged Parquet partitions on every build.
 -- qos.duckdb is derived data: staging/ is the source of truth, so keep your own tables elsewhere.
+-- Keys (generation_id; generation_id + judge_id; prompt_id) are checked before loading (build._check_unique,
+-- naming the files that repeat one) rather than by index constraints, which would cost an index build per load.
 
 CREATE TABLE prompts (
     prompt_id VARCHAR NOT NULL, design VARCHAR NOT NULL, template_id VARCHAR NOT NULL,
@@ -9,7 +11,7 @@ CREATE TABLE prompts (
 );
 
 CREATE TABLE generations (
-    generation_id VARCHAR NOT NULL PRIMARY KEY, prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
+    generation_id VARCHAR NOT NULL, prompt_id VARCHAR NOT NULL, sample INTEGER NOT NULL,
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     system_prompt VARCHAR, gen_config VARCHAR NOT NULL, gen_config_hash VARCHAR NOT NULL,
     seed BIGINT, response VARCHAR NOT NULL, finish_reason VARCHAR NOT NULL, n_new_tokens INTEGER,
