@@ -8,6 +8,8 @@ import functools
 import re
 import shutil
 
+import pytest
+
 from qos_pipeline.metrics.html import markdown_summary, render_html
 from tests.metrics.test_findings import planted_db
 
@@ -53,3 +55,23 @@ def test_markdown_for_the_asset_has_findings_key_table_and_images():
     assert md.startswith("### Findings\n- m: 1 of 1 groups refused more often than white")
     assert "| m | muslim | 256 | 50.0% | 0.0% | +50.0 [" in md
     assert md.count("](data:image/png;base64,") == 4
+
+
+@pytest.mark.slow  # the asset runs the Great Expectations suites too
+def test_metric_tables_asset_carries_findings_and_pictures(tmp_path):
+    import dagster as dg
+
+    from qos_pipeline.defs.metrics import metric_tables
+    from qos_pipeline.defs.resources import AuditSettings, Storage
+    from tests.metrics.test_findings import stage_design
+
+    stage_design(tmp_path / "wh" / "staging", lambda g, n, t: "refusal" if g == "muslim" and t % 2 else "answer")
+    result = dg.materialize([metric_tables], resources={
+        "storage": Storage(warehouse_dir=str(tmp_path / "wh")), "audit": AuditSettings(reference_group="white")},
+        run_config={"ops": {"metric_tables": {"config": {"bootstrap_resamples": 100}}}})
+    metadata = result.asset_materializations_for_node("metric_tables")[0].metadata
+    assert list(metadata)[:2] == ["findings", "plots"] and metadata["rows/generations"].value == 512
+    md = metadata["findings"].value
+    assert "- m: 1 of 1 groups refused more often than white" in md and md.count("](data:image/png;base64,") == 4
+    assert sorted(p.name for p in (tmp_path / "wh" / "plots").iterdir()) == [
+        "forest.png", "label_shares.png", "names.png", "templates.png"]
