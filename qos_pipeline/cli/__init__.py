@@ -7,6 +7,7 @@ import logging
 import sys
 
 from qos_pipeline.cli.audit import cmd_run
+from qos_pipeline.cli.common import DAGSTER_LOG, write_error_log
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.ui import cmd_ui
@@ -43,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
     ing.add_argument("--model", required=True, help="model key for these outputs, e.g. llama-2-13b-chat")
     ing.add_argument("--labels", choices=["human"], help="also load the file's labels as judge 'human'")
     ing.add_argument("--prompt-format", default="recorded", help="prompt-format id to record (default: recorded)")
+    ing.add_argument("--replace", action="store_true", help="replace the rows MODEL already holds (generated, or "
+                     "recorded from another file) and delete their judgments; without it such a key is refused")
+    ing.add_argument("--max-response-chars", type=int, default=100_000, metavar="N",
+                     help="refuse a file with a response longer than N characters (default 100000; 0: no limit)")
     ing.set_defaults(func=cmd_ingest)
     rep = sub.add_parser("report", help="print the findings and the main metric tables (or write them as HTML)")
     rep.add_argument("--model", help="only this model key")
@@ -67,11 +72,34 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("qos", "qos_pipeline"):  # ours at INFO (per-batch progress); libraries stay quiet
         logging.getLogger(name).setLevel(logging.INFO)
     args = parser().parse_args(argv)
+    DAGSTER_LOG.clear()
     try:
         args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        # Our error types (DesignError, ModelError, IngestError, WarehouseError, ...) carry the fix.
-        sys.exit(f"qos {args.command}: {exc}")
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):  # a plain exit status: not an error message
+            raise
+        _fail(args.command, argv, exc, exc.code)
+    except KeyboardInterrupt as exc:
+        _fail(args.command, argv, exc, "interrupted; staged partitions are written whole or not at all, so run the "
+              "command again to finish")
+    except Exception as exc:
+        # Our error types (DesignError, ModelError, IngestError, WarehouseError, StepFailed, ...) carry the fix;
+        # anything else is a bug, reported as such.
+        known = isinstance(exc, (ValueError, RuntimeError, OSError))
+        _fail(args.command, argv, exc, str(exc) if known else
+              f"unexpected {type(exc).__name__}: {exc}; this is a bug, please report it with the log file")
+
+
+def _fail(command: str, argv: list[str] | None, exc: BaseException, message: str) -> None:
+    """Exit with one short last line naming the problem and what to do; the full traceback (and every Dagster
+    message) goes to a log file whose path is printed just before it."""
+    try:
+        log = write_error_log(command, list(sys.argv[1:] if argv is None else argv), exc)
+        print(f"qos {command}: full traceback in {log}", file=sys.stderr)
+    except OSError:
+        pass  # no place to write it: the message alone
+    line = " ".join(str(message).split())
+    sys.exit(f"qos {command}: {line if len(line) <= 600 else line[:600] + ' ...'}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,12 @@ Dagster instance, running a job through it, and the report."""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 import dagster as dg
@@ -45,16 +50,87 @@ def settings() -> AuditSettings:
     return from_env(AuditSettings, deferred=False)
 
 
+class StepFailed(RuntimeError):
+    """A Dagster run started by the command failed; the message is the failing step's own error."""
+
+
+DAGSTER_LOG: list[str] = []
+"""Every Dagster message of this command in full (stack traces included): the console shows first lines
+only, and this goes into the error log file when the command fails (``write_error_log``)."""
+
+
+class _Compact(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        DAGSTER_LOG.append(f"{time.strftime('%H:%M:%S')} {record.levelname} {text}")
+        first = text.split("\n", 1)[0]
+        print(f"{time.strftime('%H:%M:%S')} dagster {record.levelname} {first}", file=sys.stderr, flush=True)
+
+
+@dg.logger(config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO"),
+                          "name": dg.Field(str, is_required=False, default_value="dagster")},
+           description="One line per event on stderr; a failure's stack trace goes to the command's error log.")
+def compact_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.Logger(init_context.logger_config["name"], init_context.logger_config["log_level"].upper())
+    logger.addHandler(_Compact())
+    return logger
+
+
+def _cause(event: dg.DagsterEvent) -> str:
+    """What a failed step says: our errors' description (``failing_clearly``), else the innermost error."""
+    data = event.step_failure_data
+    if data is None:
+        return event.message or ""
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else (event.message or "")
+
+
 def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition_key=None,
             ops: dict | None = None) -> None:
     """Run ``job`` in this process through ``instance`` (so it is listed in the UI); ``ops``: the run config
-    of its assets (what the UI's launchpad holds). Exits naming the failure when the run fails."""
+    of its assets (what the UI's launchpad holds). A failed run raises StepFailed with the failing step's
+    own message (its stack trace is kept for the error log, not printed)."""
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
-    result = defs.resolve_job_def(job).execute_in_process(
+    job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
+    result = job_def.execute_in_process(
         instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
     if not result.success:
-        failures = [e.message for e in result.all_events if e.is_failure]
-        raise SystemExit(f"{job} [{partition_key}] failed (run {result.run_id}): {failures[-1] if failures else ''}")
+        steps = [e for e in result.all_events if e.is_step_failure]
+        for event in steps:
+            DAGSTER_LOG.append(f"step {event.step_key} failed:\n{event.step_failure_data.error.to_string()}")
+        where = f"{job} [{partition_key}]" if partition_key is not None else job
+        if not steps:
+            failures = [e.message for e in result.all_events if e.is_failure]
+            raise StepFailed(f"{where} failed (run {result.run_id}): {failures[-1] if failures else 'no step ran'}")
+        raise StepFailed(f"{where}, step {steps[-1].step_key} failed (run {result.run_id}): {_cause(steps[-1])}")
+
+
+def error_log_dir() -> Path:
+    """``<warehouse>/logs`` (the temporary folder when the warehouse cannot be resolved or written)."""
+    try:
+        folder = storage().paths().warehouse / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except Exception:  # a bad QOS_* variable or a read-only warehouse must not hide the original error
+        folder = Path(tempfile.gettempdir()) / "qos-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def write_error_log(command: str, argv: list[str], exc: BaseException) -> Path:
+    """The full story of a failed command: its arguments, the traceback, every Dagster message in full."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = error_log_dir() / f"qos-{command}-{stamp}-{os.getpid()}.log"
+    text = [f"qos {' '.join(argv)}", f"failed at {stamp} UTC (pid {os.getpid()})", "",
+            "".join(traceback.format_exception(exc))]
+    if DAGSTER_LOG:
+        text += ["Dagster messages of this command:", *DAGSTER_LOG]
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    return path
 
 
 def print_report(db: Path, model: str | None, judge: str | None) -> None:

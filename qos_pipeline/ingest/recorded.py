@@ -17,7 +17,7 @@ import pandas as pd
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.generation.checks import generation_checks
 from qos_pipeline.generation.models.added import RecordedSource
-from qos_pipeline.ingest.reading import IngestError, read_table
+from qos_pipeline.ingest.reading import IngestError, line_of, read_table
 from qos_pipeline.prompts.design import (
     BLANK, NAME, PROMPT_META, known_templates, load_design, pilot_name_key, prompt_id, template_id)
 from qos_pipeline.provenance import check_key, generation_id, utc_now
@@ -25,6 +25,8 @@ from qos_pipeline.taxonomy import normalize_label
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 """The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
+MAX_RESPONSE_CHARS = 100_000
+"""Default limit on one recorded response (``qos ingest --max-response-chars``)."""
 UNKNOWN_GROUP = "unknown"
 """The group of a labelled row that names no known person (allowed only when validating judges)."""
 
@@ -85,19 +87,68 @@ def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path, require_design
         df["template_text"] = [p.replace(n, NAME, 1) if isinstance(n, str) else p
                                for p, n in zip(df["prompt_text"], df["name"])]
     if "sample" not in df:
+        if require_design:  # outputs to audit; a labelled benchmark may hold the same item twice
+            _refuse_repeats(df, path)
         df["sample"] = df.groupby("prompt_text").cumcount()
     df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
     df["response"] = [strip_echo(r, p) for r, p in zip(df["response"].fillna(""), df["prompt_text"])]
     return df
 
 
-def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, frame: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
+def _refuse_repeats(df: pd.DataFrame, path: Path) -> None:
+    """Without a ``sample`` column each row of a prompt is another sample: a row repeated word for word (a
+    file pasted twice) would inflate n, so it is an error naming the repeats and the lines they repeat."""
+    text = df.astype(str)  # cells may be JSON lists or objects, which do not hash
+    repeated = text.duplicated(keep="first")
+    if not repeated.any():
+        return
+    first: dict[tuple, int] = {}
+    pairs = []
+    for i, key in enumerate(map(tuple, text.itertuples(index=False))):
+        if key not in first:
+            first[key] = i
+        elif len(pairs) < 4:
+            pairs.append(f"{line_of(df, i, path)} repeats {line_of(df, first[key], path)}")
+    raise IngestError(f"{path}: {int(repeated.sum())} rows repeat earlier rows exactly ({'; '.join(pairs)}"
+                      f"{'; ...' if repeated.sum() > len(pairs) else ''}) and there is no 'sample' column, so each "
+                      "repeat would count as one more sample; remove the repeated rows, or add a 'sample' column "
+                      "(0, 1, ... per prompt) if they really are separate samples")
+
+
+def _samples(df: pd.DataFrame, path: Path) -> pd.Series:
+    """Column ``sample`` as whole numbers >= 0; a bad value is named with its line."""
+    numbers = pd.to_numeric(df["sample"], errors="coerce")
+    bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise IngestError(f"{path} {line_of(df, i, path)}: column 'sample' holds {_shown(df['sample'].iloc[i])}; it must be "
+                          "a whole number from 0 (which sample of its prompt the row is); fix it or drop the column")
+    return numbers.astype(int)
+
+
+def _shown(value) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)  # numpy scalars as plain numbers
+
+
+def _check_sizes(df: pd.DataFrame, path: Path, limit: int) -> None:
+    """A response over ``limit`` characters is an error naming its line: an answer to one sentence is a few
+    hundred characters, so megabytes mean a broken export (a shifted column, a whole log in one cell)."""
+    lengths = df["response"].str.len()
+    if limit > 0 and (lengths > limit).any():
+        i = int((lengths > limit).to_numpy().nonzero()[0][0])
+        raise IngestError(f"{path} {line_of(df, i, path)}: the response is {int(lengths.iloc[i]):,} characters, over the "
+                          f"limit of {limit:,}; check that row (a shifted column? a whole log in one cell?), or raise "
+                          "the limit with --max-response-chars")
+
+
+def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, frame: pd.DataFrame | None = None,
+                  max_response_chars: int = MAX_RESPONSE_CHARS) -> pd.DataFrame:
     """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``.
 
     ``require_design`` (ingesting outputs to audit): every prompt has a [BLANK] and a known name and group.
     Without it (a labelled file to validate a judge on) rows may name no one: group ``unknown``.
-    ``frame``: the file's rows already read (and renamed), else ``path`` is read.
+    ``frame``: the file's rows already read (and renamed), else ``path`` is read. A response longer than
+    ``max_response_chars`` (0: no limit) is an error.
     """
     raw = read_table(path) if frame is None else frame
     if PILOT_COLUMNS <= set(raw.columns):
@@ -114,7 +165,8 @@ def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, fra
     df["template_name"] = [names.get(t, i) for t, i in zip(df["template_text"], df["template_id"])]
     df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
     df["design"] = f"ingest:{path.name}"
-    df["sample"] = df["sample"].astype(int)
+    df["sample"] = _samples(df, path)
+    _check_sizes(df, path, max_response_chars)
     return df
 
 
@@ -169,8 +221,8 @@ def recorded_partition(source: RecordedSource, group: str, run_id: str, assets_d
                        ) -> tuple[pd.DataFrame, list[CheckOutcome]]:
     """The generations partition of one group, read again from a recorded source (``qos ingest``)."""
     version = source.version  # checks the file is still there
-    parts = to_partitions(load_recorded(source.file, assets_dir), source.file, source.key, source.prompt_format,
-                          run_id, source.labels, version)
+    rows = load_recorded(source.file, assets_dir, max_response_chars=source.max_response_chars)
+    parts = to_partitions(rows, source.file, source.key, source.prompt_format, run_id, source.labels, version)
     if group not in parts:
         raise IngestError(f"{source.file} has no rows of group {group!r} (it has {sorted(parts)}); nothing to "
                           f"materialize for generations[{group}|{source.key}]")

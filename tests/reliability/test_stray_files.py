@@ -11,9 +11,7 @@ import pytest
 from qos_pipeline.metrics.step import rebuild_warehouse
 from qos_pipeline.staging import WarehouseError, partition_file, staged_files
 from tests.metrics.test_build import _stage_judged
-from qos_pipeline.metrics.analysis import StatsSettings
-
-STATS = StatsSettings(resamples=0)  # statistics off: these tests are about files, not figures
+from tests.reliability.test_recoverable_warehouse import STATS
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ class RecordedSource:
     file: Path
     prompt_format: str
     labels: bool = False  # the file's human labels are kept with each row (the ``human`` judge)
+    max_response_chars: int = 100_000  # the limit it was ingested with (``qos ingest --max-response-chars``)
 
     @property
     def version(self) -> str:
@@ -87,15 +88,18 @@ def register(key_or_path: str, paths: Paths) -> ModelSpec:
     return spec
 
 
-def register_recorded(key: str, file: Path, prompt_format: str, labels: bool, paths: Paths) -> RecordedSource:
-    """Remember that partition key ``key`` holds the outputs recorded in ``file``."""
+def register_recorded(key: str, file: Path, prompt_format: str, labels: bool, paths: Paths,
+                      max_response_chars: int = 100_000) -> RecordedSource:
+    """Remember that partition key ``key`` holds the outputs recorded in ``file`` (and the response size
+    limit it was read with, so every later read of it applies the same)."""
     check_key(key, "model key")
     entries = _entries(paths)
     if "folder" in entries.get(key, {}):
         raise ModelError(f"model key {key!r} names the checkpoint folder {entries[key]['folder']}, whose outputs are "
                          "generated; give the recorded outputs another --model key")
-    source = RecordedSource(key, Path(file).resolve(), prompt_format, labels)
-    entry = {"recorded": str(source.file), "prompt_format": prompt_format, "labels": "human" if labels else "none"}
+    source = RecordedSource(key, Path(file).resolve(), prompt_format, labels, max_response_chars)
+    entry = {"recorded": str(source.file), "prompt_format": prompt_format, "labels": "human" if labels else "none",
+             "max_response_chars": max_response_chars}
     _save(paths, {**entries, key: entry})
     return source
 
@@ -106,7 +110,7 @@ def recorded(key: str, paths: Paths) -> RecordedSource | None:
     if "recorded" not in entry:
         return None
     return RecordedSource(key, Path(entry["recorded"]), str(entry.get("prompt_format") or "recorded"),
-                          entry.get("labels") == "human")
+                          entry.get("labels") == "human", int(entry.get("max_response_chars", 100_000)))
 
 
 def source(key: str, paths: Paths, convert: bool = True) -> ModelSpec | RecordedSource:

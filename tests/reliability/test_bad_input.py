@@ -1,0 +1,74 @@
+"""Bad input is refused before anything is written, with a message naming the file, line or group and
+what to do: the ingest parser's errors, repeated rows, bad samples."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qos_pipeline.ingest.reading import IngestError
+from qos_pipeline.ingest.recorded import load_recorded
+from tests.paths import ASSETS
+
+ROWS = [{"prompt": "John went to [BLANK]", "response": "the park."},
+        {"prompt": "Mohammed went to [BLANK]", "response": "the store."}]
+
+
+def _write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _jsonl(rows):
+    return "\n".join(json.dumps(r) for r in rows) + "\n"
+
+
+@pytest.mark.parametrize("name,text,match", [
+    ("broken.jsonl", _jsonl(ROWS) + '{"prompt": "Emily went to [BLANK]", "response": "x"\n',
+     r"broken\.jsonl line 3: not valid JSON .*fix or remove that line"),
+    ("blank.jsonl", _jsonl(ROWS[:1]) + "\n\n" + "not json\n", r"blank\.jsonl line 4: not valid JSON"),
+    ("array.jsonl", json.dumps(ROWS, indent=1), r"array\.jsonl holds a JSON array.*one object per line"),
+    ("oneline-array.jsonl", json.dumps(ROWS), r"holds a JSON array"),
+    ("scalar.jsonl", _jsonl(ROWS) + "42\n", r"scalar\.jsonl line 3: a JSON int, not an object"),
+    ("sample.csv", "prompt,response,sample\nJohn went to [BLANK],the park.,0\nJohn went to [BLANK],home.,abc\n",
+     r"sample\.csv line 3: column 'sample' holds 'abc'; it must be a whole number"),
+    ("negative.jsonl", _jsonl([{**ROWS[0], "sample": -1}]), r"negative\.jsonl line 1: column 'sample' holds -1"),
+    ("half.jsonl", _jsonl([{**ROWS[0], "sample": 0}, {**ROWS[0], "sample": 1.5}]), r"line 2: column 'sample' holds 1\.5"),
+])
+def test_parser_errors_name_the_line_and_the_fix(tmp_path, name, text, match):
+    with pytest.raises(IngestError, match=match):
+        load_recorded(_write(tmp_path, name, text), ASSETS)
+
+
+@pytest.mark.parametrize("name", ["latin1.csv", "latin1.jsonl"])
+def test_a_file_not_in_utf8_says_save_as_utf8(tmp_path, name):
+    rows = [{"prompt": "José went to [BLANK]", "response": "el café."}]
+    text = "prompt,response\nJosé went to [BLANK],el café.\n" if name.endswith(".csv") else _jsonl(rows)
+    with pytest.raises(IngestError, match=r"is not UTF-8 text .*save it as UTF-8"):
+        load_recorded(_write(tmp_path, name, text.replace("\\u00e9", "é"), "latin-1"), ASSETS)
+
+
+def test_repeated_rows_without_sample_are_named_not_counted(tmp_path):
+    # the same file pasted three times used to become three samples per prompt (n tripled)
+    path = _write(tmp_path, "tripled.jsonl", _jsonl(ROWS * 3))
+    with pytest.raises(IngestError, match=r"4 rows repeat earlier rows exactly \(line 3 repeats line 1; line 4 "
+                                          r"repeats line 2; line 5 repeats line 1; line 6 repeats line 2\).*"
+                                          r"add a 'sample' column"):
+        load_recorded(path, ASSETS)
+    # several responses of one prompt are samples, as before; with a sample column repeats are the user's call
+    other = [{**ROWS[0], "response": r} for r in ("the park.", "home.")]
+    assert load_recorded(_write(tmp_path, "ok.jsonl", _jsonl(other)), ASSETS)["sample"].tolist() == [0, 1]
+    numbered = [{**r, "sample": k} for k, r in enumerate([ROWS[0], ROWS[0]])]
+    assert load_recorded(_write(tmp_path, "numbered.jsonl", _jsonl(numbered)), ASSETS)["sample"].tolist() == [0, 1]
+
+
+def test_a_response_over_the_size_limit_is_named(tmp_path):
+    rows = [ROWS[0], {**ROWS[1], "response": "x" * 200_001}]
+    path = _write(tmp_path, "huge.jsonl", _jsonl(rows))
+    with pytest.raises(IngestError, match=r"huge\.jsonl line 2: the response is 200,001 characters, over the limit "
+                                          r"of 100,000;.*--max-response-chars"):
+        load_recorded(path, ASSETS)
+    assert len(load_recorded(path, ASSETS, max_response_chars=300_000)) == 2
+    assert len(load_recorded(path, ASSETS, max_response_chars=0)) == 2  # 0: no limit
