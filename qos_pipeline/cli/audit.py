@@ -15,7 +15,7 @@ from qos_pipeline.defs.resources import GeneratorResource
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.registry import load_registry
-from qos_pipeline.prompts.design import load_design
+from qos_pipeline.prompts.design import audit_groups, load_design
 from qos_pipeline.staging import writer_lock
 
 log = logging.getLogger("qos")
@@ -26,9 +26,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     design_arg = args.design or defaults.design
     design_arg = str(Path(design_arg).resolve()) if Path(design_arg).is_dir() else design_arg
     design = load_design(design_arg, paths.assets)
-    groups = [g for g in design.groups if g in GROUPS and (not args.groups or g in args.groups)]
-    if not groups:
-        raise SystemExit(f"no groups to run: design {design.name} has {design.groups}, requested {args.groups}")
+    groups, notes = audit_groups(design, args.groups, GROUPS)  # an unknown or empty group fails before any work
+    for note in notes:
+        log.warning(note)
     models = args.model or [load_registry(paths.assets)["default"]]
     formats = args.prompt_format or defaults.format_ids()
     if formats:

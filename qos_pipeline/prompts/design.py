@@ -7,6 +7,7 @@ from a folder in the pilot's JSON format (``prompts.json`` keyed by target group
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -75,6 +76,35 @@ def load_groups(assets_dir: Path) -> tuple[list[str], str]:
     if reference not in groups:
         raise DesignError(f"{assets_dir / 'groups.yaml'}: reference_group {reference!r} is not one of {groups}")
     return groups, reference
+
+
+def audit_groups(design: Design, requested: list[str] | None, known: list[str]) -> tuple[list[str], list[str]]:
+    """(groups to audit, notes): ``requested`` (``qos run --groups``; empty or None: every group of the
+    design that is a partition of ``known``). A requested group that is unknown, or that has no names in the
+    design, is an error naming it: it would be skipped without a word while old rows of it stay in the
+    report. Notes name the design's groups left out because groups.yaml lacks them, and the reverse."""
+    if requested:
+        unknown = [g for g in dict.fromkeys(requested) if g not in known]
+        if unknown:
+            hints = [f"{g!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(g, known, 1))
+                     else repr(g) for g in unknown]
+            raise DesignError(f"unknown group{'s' * (len(unknown) > 1)} {', '.join(hints)}: the groups are "
+                              f"{', '.join(known)} (assets/groups.yaml); fix --groups")
+        empty = [g for g in dict.fromkeys(requested) if g not in design.groups]
+        if empty:
+            raise DesignError(f"group{'s' * (len(empty) > 1)} {', '.join(map(repr, empty))} ha{'ve' if len(empty) > 1 else 's'} "
+                              f"no names in design {design.name!r}, so nothing would be audited for "
+                              f"{'them' if len(empty) > 1 else 'it'}; add names to assets/names.yaml (or the "
+                              "design's names.json), or leave it out of --groups")
+        return list(dict.fromkeys(requested)), []
+    groups = [g for g in design.groups if g in known]
+    notes = [f"design {design.name!r} has names of {g!r}, which is not in assets/groups.yaml: not audited"
+             for g in design.groups if g not in known]
+    notes += [f"group {g!r} has no names in design {design.name!r}: not audited" for g in known if g not in groups]
+    if not groups:
+        raise DesignError(f"design {design.name!r} has no names of any group in assets/groups.yaml ({', '.join(known)}); "
+                          "add names for them or use another design")
+    return groups, notes
 
 
 def validate_template(template_id: str, text: str, source: str) -> None:
