@@ -158,6 +158,8 @@ def test_missing_shard(tmp_path: Path, tiny_llama_dir: Path) -> None:
 
     folder = tmp_path / "sharded"
     LlamaForCausalLM.from_pretrained(tiny_llama_dir).save_pretrained(folder, max_shard_size="50KB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # a checkpoint carries its tokenizer
+        shutil.copy(tiny_llama_dir / name, folder)
     shards = sorted(folder.glob("model-*.safetensors"))
     assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
     resolve_model(str(folder), ASSETS, tmp_path)  # complete: fine

@@ -78,9 +78,9 @@ def test_folder_without_tokenizer_names_model(tmp_path, tiny_llama_dir) -> None:
     folder = shutil.copytree(tiny_llama_dir, tmp_path / "half-copied")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (folder / name).unlink(missing_ok=True)
-    generator = HFGenerator(resolve_model(str(folder), ASSETS, tmp_path))
-    with pytest.raises(ModelError, match="'half-copied': cannot load the tokenizer"):
-        generator.generate([GenerationRequest("p", 0, "x [BLANK]", 0)], SamplingConfig(max_new_tokens=2))
+    # found by the pre-check, before anything is loaded (it used to surface only while generating)
+    with pytest.raises(ModelError, match="half-copied has no tokenizer"):
+        resolve_model(str(folder), ASSETS, tmp_path)
 
 
 def test_two_formats_reach_the_metric_tables(tmp_path) -> None:

@@ -32,6 +32,8 @@ def check_hf_folder(folder: Path, name: str) -> None:
         raise ModelError(
             f"model {name!r}: {folder} has no config.json, so it is no HF checkpoint; {FOLDER_HINT}"
         )
+    _check_config(folder / "config.json", name)
+    _check_tokenizer(folder, name)
     weights = weight_files(folder)
     if not weights:
         raise ModelError(
@@ -47,6 +49,43 @@ def check_hf_folder(folder: Path, name: str) -> None:
     for file in weights:
         if file.suffix == ".safetensors":
             _check_safetensors_whole(file, name)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
+"""A tokenizer's vocabulary, in one of the formats transformers saves (fast, SentencePiece, BPE, WordPiece)."""
+
+
+def _json_object(file: Path, name: str, what: str) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"model {name!r}: {file} is not valid JSON ({exc}); it is damaged: copy {what} again from "
+                         "where the checkpoint came from, or re-save it with save_pretrained") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model {name!r}: {file} holds a JSON {type(data).__name__}, not the object {what} is; "
+                         "copy it again or re-save the checkpoint with save_pretrained")
+    return data
+
+
+def _check_config(file: Path, name: str) -> None:
+    """config.json, checked before any loading: JSON, and naming its architecture (``model_type``)."""
+    if "model_type" not in _json_object(file, name, "the model config"):
+        raise ModelError(f"model {name!r}: {file} has no 'model_type', so transformers cannot tell which model it "
+                         "configures; copy config.json again from where the checkpoint came from, or re-save it "
+                         "with save_pretrained")
+
+
+def _check_tokenizer(folder: Path, name: str) -> None:
+    """A tokenizer is saved beside the weights (``tokenizer.save_pretrained``): its vocabulary, and its config
+    readable when present. Found here, before the model is loaded or registered."""
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        _json_object(config, name, "the tokenizer config")
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"model {name!r}: {folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
+                         "the tokenizer of the model it was trained from into that folder "
+                         "(AutoTokenizer.from_pretrained(BASE).save_pretrained(FOLDER))")
 
 
 def _missing_shards(folder: Path) -> list[str]:

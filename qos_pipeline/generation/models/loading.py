@@ -22,8 +22,9 @@ def load_tokenizer(spec: ModelSpec) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(spec.path)
     except (OSError, ValueError, TypeError) as exc:
         raise ModelError(
-            f"model {spec.key!r}: cannot load the tokenizer from {spec.path} ({exc}); the folder looks "
-            "incomplete: save the tokenizer there too (tokenizer.save_pretrained)") from exc
+            f"model {spec.key!r}: transformers cannot load the tokenizer in {spec.path} ({exc}); its files are "
+            "there but unusable (another model's tokenizer, or a newer format than this transformers reads): "
+            "re-save the base model's tokenizer there (tokenizer.save_pretrained)") from exc
     tokenizer.padding_side = "left"  # decoder-only: new tokens must follow every prompt directly
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
