@@ -121,8 +121,9 @@ def _samples(df: pd.DataFrame, path: Path) -> pd.Series:
     bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
-        raise IngestError(f"{path} {line_of(df, i, path)}: column 'sample' holds {_shown(df['sample'].iloc[i])}; it must be "
-                          "a whole number from 0 (which sample of its prompt the row is); fix it or drop the column")
+        raise IngestError(f"{path} {line_of(df, i, path)}: column 'sample' holds {_shown(df['sample'].iloc[i])}; "
+                          "it must be a whole number from 0 (which sample of its prompt the row is); fix it or "
+                          "drop the column")
     return numbers.astype(int)
 
 
@@ -136,9 +137,9 @@ def _check_sizes(df: pd.DataFrame, path: Path, limit: int) -> None:
     lengths = df["response"].str.len()
     if limit > 0 and (lengths > limit).any():
         i = int((lengths > limit).to_numpy().nonzero()[0][0])
-        raise IngestError(f"{path} {line_of(df, i, path)}: the response is {int(lengths.iloc[i]):,} characters, over the "
-                          f"limit of {limit:,}; check that row (a shifted column? a whole log in one cell?), or raise "
-                          "the limit with --max-response-chars")
+        raise IngestError(f"{path} {line_of(df, i, path)}: the response is {int(lengths.iloc[i]):,} characters, "
+                          f"over the limit of {limit:,}; check that row (a shifted column? a whole log in one "
+                          "cell?), or raise the limit with --max-response-chars")
 
 
 def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, frame: pd.DataFrame | None = None,

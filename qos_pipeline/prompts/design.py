@@ -92,9 +92,10 @@ def audit_groups(design: Design, requested: list[str] | None, known: list[str]) 
                               f"{', '.join(known)} (assets/groups.yaml); fix --groups")
         empty = [g for g in dict.fromkeys(requested) if g not in design.groups]
         if empty:
-            raise DesignError(f"group{'s' * (len(empty) > 1)} {', '.join(map(repr, empty))} ha{'ve' if len(empty) > 1 else 's'} "
+            many = len(empty) > 1
+            raise DesignError(f"group{'s' * many} {', '.join(map(repr, empty))} ha{'ve' if many else 's'} "
                               f"no names in design {design.name!r}, so nothing would be audited for "
-                              f"{'them' if len(empty) > 1 else 'it'}; add names to assets/names.yaml (or the "
+                              f"{'them' if many else 'it'}; add names to assets/names.yaml (or the "
                               "design's names.json), or leave it out of --groups")
         return list(dict.fromkeys(requested)), []
     groups = [g for g in design.groups if g in known]
@@ -102,8 +103,8 @@ def audit_groups(design: Design, requested: list[str] | None, known: list[str]) 
              for g in design.groups if g not in known]
     notes += [f"group {g!r} has no names in design {design.name!r}: not audited" for g in known if g not in groups]
     if not groups:
-        raise DesignError(f"design {design.name!r} has no names of any group in assets/groups.yaml ({', '.join(known)}); "
-                          "add names for them or use another design")
+        raise DesignError(f"design {design.name!r} has no names of any group in assets/groups.yaml "
+                          f"({', '.join(known)}); add names for them or use another design")
     return groups, notes
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from qos_pipeline.prompts.design import load_design, render_prompts
 from qos_pipeline.staging import WarehouseBusy, lock_file, writer_lock
+from qos_pipeline.defs.partitions import GROUPS
+from tests.defs.test_sensors import ticks, watch  # noqa: F401  (fixtures)
 from tests.paths import ASSETS, ROOT
 
 HOLD = """
@@ -82,3 +84,20 @@ def test_two_concurrent_ingests_always_publish_both_completely(tmp_path):
         groups = con.execute("SELECT DISTINCT model_key, name_group FROM generations ORDER BY 1, 2").fetchall()
     assert rows == {m: n for m, (_, n) in files.items()}
     assert groups == [(m, g) for m in files for g in ("muslim", "white")]
+
+
+def test_the_sensor_skips_a_tick_while_a_writer_holds_the_lock(tiny_llama_dir, watch, ticks):  # noqa: F811
+    from tests.defs.test_sensors import _copy
+
+    _copy(tiny_llama_dir, watch / "ckpt-1", marker=True)
+    holder = _holder(ticks.paths().staging, 60)
+    try:
+        result = ticks.tick()  # a tick must not block the daemon: it leaves the checkpoint for the next one
+        assert not result.run_requests and not ticks.instance.get_dynamic_partitions("model")
+        assert not (ticks.paths().warehouse / "models.added.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert {r.partition_key for r in ticks.tick().run_requests if r.job_name == "audit_job"} == \
+        {f"{g}|ckpt-1" for g in GROUPS}
+    assert ticks.instance.get_dynamic_partitions("model") == ["ckpt-1"]
