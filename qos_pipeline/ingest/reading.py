@@ -25,9 +25,18 @@ def line_of(df: pd.DataFrame, index: int, path: Path) -> str:
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> IngestError:
-    return IngestError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
-                       f"{exc.start}); save it as UTF-8 (in a spreadsheet: Save as 'CSV UTF-8'; in an editor: "
-                       "encoding UTF-8) and ingest it again")
+    """Named by the first line that is not UTF-8 (a reader's own offset counts from its buffer, not the file)."""
+    where, byte = "", exc.object[exc.start:exc.start + 1]
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                where, byte = f" (line {number}", line[bad.start:bad.start + 1]
+                break
+    where = f"{where}, byte {byte!r})" if where else f" (byte {byte!r})"
+    return IngestError(f"{path} is not UTF-8 text{where}; save it as UTF-8 (in a spreadsheet: Save as 'CSV UTF-8'; "
+                       "in an editor: encoding UTF-8) and ingest it again")
 
 
 def read_jsonl(path: Path) -> pd.DataFrame:

@@ -46,7 +46,7 @@ def test_parser_errors_name_the_line_and_the_fix(tmp_path, name, text, match):
 def test_a_file_not_in_utf8_says_save_as_utf8(tmp_path, name):
     rows = [{"prompt": "José went to [BLANK]", "response": "el café."}]
     text = "prompt,response\nJosé went to [BLANK],el café.\n" if name.endswith(".csv") else _jsonl(rows)
-    with pytest.raises(IngestError, match=r"is not UTF-8 text .*save it as UTF-8"):
+    with pytest.raises(IngestError, match=r"is not UTF-8 text \(line [12], byte b'\\xe9'\); save it as UTF-8"):
         load_recorded(_write(tmp_path, name, text.replace("\\u00e9", "é"), "latin-1"), ASSETS)
 
 
