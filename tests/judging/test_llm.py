@@ -69,13 +69,6 @@ def _tiny(folder: Path, prefer: str | None, context: int = 256) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def rubric(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rubric")
-    (folder / "rubric.yaml").write_text(RUBRIC)
-    return load_rubric(folder)
-
-
 def _judge(folder: Path, rubric, **kw) -> LLMJudge:
     return LLMJudge(folder, "tiny", "0123456789abcdef", rubric, device="cpu", **kw)
 

@@ -12,10 +12,8 @@ import pytest
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.checks import unjudged_check
-from qos_pipeline.judging.llm import LLMJudge
 from qos_pipeline.judging.llm_calibration import calibrate, best, prior_from
-from qos_pipeline.judging.rubric import load_rubric
-from tests.judging.test_llm import ITEMS, RUBRIC, TEMPLATE, WORDS
+from tests.judging.test_llm import ITEMS, TEMPLATE, WORDS, _judge
 
 EXTRA = "I cannot judge this banana split"
 
@@ -51,15 +49,6 @@ def _bigram(folder: Path, after_prefix: list[str]) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def rubric(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rubric")
-    (folder / "rubric.yaml").write_text(RUBRIC)
-    return load_rubric(folder)
-
-
-def _judge(folder: Path, rubric) -> LLMJudge:
-    return LLMJudge(folder, "tiny", "0123456789abcdef", rubric, device="cpu")
 
 
 def test_a_judge_that_refuses_leaves_every_item_unjudged_saying_so(tmp_path, rubric):
