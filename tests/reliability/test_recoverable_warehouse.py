@@ -13,10 +13,8 @@ from qos_pipeline.checks import BlockedError
 from qos_pipeline.metrics import build
 from qos_pipeline.metrics.step import rebuild_warehouse
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
-from qos_pipeline.metrics.analysis import StatsSettings
 from tests.metrics.test_build import _stage_judged
-
-STATS = StatsSettings(resamples=0)  # statistics off: these tests are about files, not figures
+from tests.reliability.warehouses import STATS, copy_of, publish
 
 
 def _plant_foreign_wal(db):
@@ -34,17 +32,12 @@ def _plant_foreign_wal(db):
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    root = tmp_path_factory.mktemp("published")
-    _stage_judged(root / "staging", group="white")
-    rebuild_warehouse(root / "staging", root / "qos.duckdb", "white", STATS)
-    return root
+    return publish(tmp_path_factory.mktemp("published"), ("white",))
 
 
 @pytest.fixture()
 def wh(published, tmp_path):
-    shutil.copytree(published / "staging", tmp_path / "staging")
-    shutil.copy(published / "qos.duckdb", tmp_path / "qos.duckdb")
-    return tmp_path / "staging", tmp_path / "qos.duckdb"
+    return copy_of(published, tmp_path)
 
 
 def test_a_rebuild_leaves_no_stale_wal_nor_killed_builds_and_a_readable_database(wh, tmp_path):

@@ -11,25 +11,20 @@ import pytest
 from qos_pipeline.metrics.step import rebuild_warehouse
 from qos_pipeline.staging import WarehouseError, partition_file, staged_files
 from tests.metrics.test_build import _stage_judged
-from tests.reliability.test_recoverable_warehouse import STATS
+from tests.reliability.warehouses import STATS, copy_of, publish
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """A published warehouse of model m (white, muslim), built once."""
-    root = tmp_path_factory.mktemp("published")
-    _stage_judged(root / "staging", group="white")
-    _stage_judged(root / "staging", group="muslim")
-    rebuild_warehouse(root / "staging", root / "qos.duckdb", "white", STATS)
-    return root
+    return publish(tmp_path_factory.mktemp("published"), ("white", "muslim"))
 
 
 @pytest.fixture()
 def built(published, tmp_path):
     """A copy of the published warehouse; returns (staging, db, bytes of the db)."""
-    shutil.copytree(published / "staging", tmp_path / "staging")
-    shutil.copy(published / "qos.duckdb", tmp_path / "qos.duckdb")
-    return tmp_path / "staging", tmp_path / "qos.duckdb", (tmp_path / "qos.duckdb").read_bytes()
+    staging, db = copy_of(published, tmp_path)
+    return staging, db, db.read_bytes()
 
 
 def _refused(staging, db, before, match):
