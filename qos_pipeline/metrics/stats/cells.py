@@ -57,6 +57,7 @@ class Cell:
 
     @property
     def group_list(self) -> list[str]:
+        """The cell's groups, sorted: the column order of ``group_draws`` and of every per-group loop."""
         return sorted(set(self.groups))
 
     def group_draws(self, measure: str, by_name: bool) -> tuple[np.ndarray, np.ndarray]:

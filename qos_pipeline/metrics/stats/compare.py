@@ -152,7 +152,7 @@ def _pair_tests(cell: Cell, a: str, b: str, seed: int, cache: dict) -> dict[str,
 
 def group_comparisons(cell: Cell, reference: str, seed: int, p_adjust: str = "holm") -> pd.DataFrame:
     """One row per (pair of groups, measure) of the cell; p-values adjusted across all of them."""
-    groups = sorted(set(cell.groups))
+    groups = cell.group_list
     pairs = oriented_pairs(groups, reference)
     cache: dict = {}  # one set of permutations per group sizes, shared by the cell's pairs
     tests = {(a, b): _pair_tests(cell, a, b, seed, cache) for a, b in pairs}

@@ -55,7 +55,7 @@ def corrected_rates(cell: Cell, keys: dict, validations: pd.DataFrame, reference
     resamples = len(kg)
     for vid, val in validations[validations["judge_id"] == keys["judge_id"]].groupby("validation_id", sort=True):
         corrected, raw = {}, {}
-        for group in sorted(set(cell.groups)):
+        for group in cell.group_list:
             v, mine = _scope(val, group), cell.groups == group
             tag = hashlib.sha256(repr((seed, vid, v["name_group"])).encode()).digest()
             base = int.from_bytes(tag[:8], "big")

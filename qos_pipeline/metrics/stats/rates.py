@@ -100,7 +100,7 @@ def rate_intervals(cell: Cell) -> dict[str, pd.DataFrame]:
     """Interval columns of every ``label_rates_*`` table for one cell (keys: the table's dimensions and
     ``label``; the cell's keys are added by the caller)."""
     everyone = np.ones((1, len(cell.names)))
-    groups = sorted(set(cell.groups))
+    groups = cell.group_list
     by_group = np.array([cell.groups == g for g in groups], dtype=float)
     out = {
         "label_rates_model": _masked(cell, everyone, [{"_": 0}]).drop(columns="_"),

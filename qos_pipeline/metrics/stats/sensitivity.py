@@ -48,6 +48,6 @@ def name_sensitivity(cell: Cell, reference: str) -> pd.DataFrame:
         k, n = K.sum(0), cell.n.sum(0)
         with np.errstate(divide="ignore", invalid="ignore"):
             low, high = percentile_interval((W @ K) / (W @ cell.n), k / n)
-        for group in sorted(set(cell.groups)):
+        for group in cell.group_list:
             frames.append(_group_frame(cell, measure, group, reference, k, n, low, high))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
