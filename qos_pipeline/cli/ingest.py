@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
@@ -13,7 +14,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.generation.models.added import recorded, register_recorded
 from qos_pipeline.ingest.reading import IngestError
-from qos_pipeline.ingest.recorded import load_recorded, raise_if_failed, to_partitions
+from qos_pipeline.ingest.partitions import raise_if_failed, recorded_source, spool
 from qos_pipeline.judging.human import HUMAN_JUDGE
 from qos_pipeline.staging import writer_lock
 
@@ -24,10 +25,14 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     paths, defaults = storage().paths(), settings()
     path = Path(args.path).resolve()
     labels = args.labels == "human"
-    # Read and check the whole file first: nothing is registered or run for a file that would fail.
-    rows = load_recorded(path, paths.assets, max_response_chars=args.max_response_chars)
-    parts = to_partitions(rows, path, args.model, args.prompt_format, "check", labels)
-    raise_if_failed(parts, path)
+    # Read and check the whole file first, a chunk at a time: nothing is registered or run for a file that
+    # would fail. The checked rows go to a scratch folder beside the warehouse (not /tmp, often in memory).
+    source = recorded_source(path, args.model, args.prompt_format, labels, args.max_response_chars)
+    paths.warehouse.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ingest-check-", dir=paths.warehouse) as scratch:
+        spooled = spool(source, "check", paths.assets, lambda group: Path(scratch) / f"{group}.parquet")
+        raise_if_failed({group: item.outcomes() for group, item in spooled.items()}, path)
+    parts = {group: item.rows for group, item in spooled.items()}
     unknown = sorted(set(parts) - set(GROUPS))
     if unknown:
         raise SystemExit(f"{path}: groups {unknown} are not in assets/groups.yaml ({GROUPS}); add them there first")
@@ -42,10 +47,10 @@ def cmd_ingest(args: argparse.Namespace) -> None:
         with instance() as inst:
             if not inst.has_dynamic_partition("model", args.model):
                 inst.add_dynamic_partitions("model", [args.model])
-            for group, (rows, _) in parts.items():
+            for group, rows in parts.items():
                 execute(defs, "audit_job", inst, model_group_key(args.model, group),
                         {"judgments": {"config": {"judges": judges}}})
-                log.info("ingested %s rows of %s into generations[%s|%s]", len(rows), path.name, args.model, group)
+                log.info("ingested %s rows of %s into generations[%s|%s]", rows, path.name, args.model, group)
             execute(defs, "metrics_job", inst)
     print_report(paths.db, args.model, None)
 

@@ -1,6 +1,9 @@
 """The ``generations`` asset: one partition per model x group, on the ``gpu`` pool."""
 
+import os
+import uuid
 import warnings
+from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
@@ -19,7 +22,9 @@ from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.models.added import recorded
 from qos_pipeline.generation.step import generate
-from qos_pipeline.ingest.recorded import recorded_partition
+from qos_pipeline.ingest.reading import IngestError
+from qos_pipeline.generation.models.added import RecordedSource
+from qos_pipeline.ingest.partitions import spool
 from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
 
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
@@ -48,11 +53,10 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
     target = partition_file(paths.staging, "generations", group, model)
     found = recorded(model, paths)
     if found is not None:
-        df, outcomes = recorded_partition(found, group, context.run_id, paths.assets)
-        settings, formats = None, [found.prompt_format]
-    else:
-        settings = config.effective(stored(target), audit)
-        df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
+        yield from _recorded(context, found, group, paths, target)
+        return
+    settings = config.effective(stored(target), audit)
+    df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
     yield from checked(f"generations[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
         path = write_partition(df, target, settings)
@@ -63,6 +67,30 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
                   "prompt_formats": ", ".join(formats), "source": str(df["source"].iloc[0]) if len(df) else "",
                   "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
                   "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})
+
+
+def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: str, paths, target: Path) -> Iterator:
+    """A model key of recorded outputs: its file read again a chunk at a time, this group's rows written to a
+    temporary file beside the partition and swapped in once the checks pass (memory flat in the file)."""
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # skipped by the loader
+    try:
+        found = spool(source, context.run_id, paths.assets, lambda _: temporary, groups={group})
+        if group not in found:
+            raise IngestError(f"{source.file} has no rows of group {group!r}; nothing to materialize for "
+                              f"generations[{source.key}|{group}]")
+        item = found[group]
+        yield from checked(f"generations[{source.key}|{group}]", item.outcomes())
+        with writer_lock(paths.staging, f"generations[{source.key}|{group}]", notify=context.log.warning):
+            os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    yield dg.MaterializeResult(
+        metadata={"rows": item.rows, "generated": item.rows, "reused": 0, "model_version": item.first["model_version"],
+                  "prompt_formats": source.prompt_format, "source": item.first["source"],
+                  "gen_config": item.first["gen_config"], "finish_reasons": dg.MetadataValue.md(
+                      "| finish_reason | count |\n|---|---|\n" + "\n".join(
+                          f"| {k} | {v} |" for k, v in item.finish_reasons.most_common())),
+                  "path": str(target), "dagster/row_count": item.rows})
 
 
 def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: dict, paths,

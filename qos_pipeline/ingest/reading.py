@@ -5,11 +5,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
+CHUNK_ROWS = 50_000
+"""Rows read at a time (``iter_table``): memory stays flat in the size of the file."""
 LINES = "qos_lines"
 """``DataFrame.attrs`` key: the file line of each row (JSONL skips blank lines, so the index is not it)."""
+
+
+class Lines:
+    """Line numbers of a frame's rows, kept in ``attrs``: pandas deep-copies and compares ``attrs`` in most
+    operations, which for a list of a chunk's numbers cost more than the work itself; this one is shared."""
+
+    def __init__(self, numbers):
+        self.numbers = np.asarray(numbers, dtype=np.int64)
+
+    def __deepcopy__(self, memo) -> "Lines":
+        return self  # never changed in place
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Lines) and np.array_equal(self.numbers, other.numbers)
+
+    __hash__ = None
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, index: int) -> int:
+        return int(self.numbers[index])
 
 
 class IngestError(ValueError):
@@ -17,7 +43,7 @@ class IngestError(ValueError):
 
 
 def line_of(df: pd.DataFrame, index: int, path: Path) -> str:
-    """``line N`` of the file that row ``index`` of ``df`` (as read by ``read_table``) came from."""
+    """``line N`` of the file that row ``index`` (position) of ``df`` (as read by ``iter_table``) came from."""
     lines = df.attrs.get(LINES)
     if lines is not None and 0 <= index < len(lines):
         return f"line {lines[index]}"
@@ -39,8 +65,9 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> IngestError:
                        "in an editor: encoding UTF-8) and ingest it again")
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """One JSON object per line; a broken line is named by its number, a JSON array is said to be one."""
+def iter_jsonl(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """One JSON object per line, ``chunk_rows`` objects at a time; a broken line is named by its number, a
+    JSON array is said to be one."""
     rows, lines = [], []
     try:
         with path.open(encoding="utf-8") as fh:
@@ -61,10 +88,32 @@ def read_jsonl(path: Path) -> pd.DataFrame:
                                       'must be one object such as {"prompt": ..., "response": ...}')
                 rows.append(row)
                 lines.append(number)
+                if len(rows) >= chunk_rows:
+                    yield _chunk(rows, lines)
+                    rows, lines = [], []
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from None
+    if rows:
+        yield _chunk(rows, lines)
+
+
+def _chunk(rows: list[dict], lines: list[int]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
-    df.attrs[LINES] = lines
+    df.attrs[LINES] = Lines(lines)
+    return df
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """The whole file as one frame (``iter_jsonl``)."""
+    return joined(list(iter_jsonl(path)))
+
+
+def joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks of one file as one frame, with every row's line."""
+    if not chunks:
+        return pd.DataFrame()
+    df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    df.attrs[LINES] = Lines(np.concatenate([c.attrs[LINES].numbers for c in chunks if LINES in c.attrs]))
     return df
 
 
@@ -73,25 +122,41 @@ def _array(path: Path) -> IngestError:
                        "no enclosing [ ]; convert it (e.g. jq -c '.[]' FILE > FILE.jsonl) and ingest that")
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def iter_table(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The rows of a CSV or JSONL file, ``chunk_rows`` at a time (a frame's ``attrs[LINES]``: each row's line;
+    the index runs on across chunks). A missing, empty, unparsable or header-only file is an IngestError."""
     if not path.is_file():
         raise IngestError(f"{path} does not exist")
     if path.stat().st_size == 0:
         raise IngestError(f"{path} is empty")
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".csv"):
+        raise IngestError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .jsonl file")
+    seen = 0
     try:
-        if suffix in (".jsonl", ".ndjson"):
-            df = read_jsonl(path)
-        elif suffix == ".csv":
-            df = pd.read_csv(path, encoding="utf-8")
+        if suffix == ".csv":
+            chunks = pd.read_csv(path, encoding="utf-8", chunksize=chunk_rows)
         else:
-            raise IngestError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .jsonl file")
+            chunks = iter_jsonl(path, chunk_rows)
+        for df in chunks:
+            if df.empty:
+                continue
+            if suffix == ".csv":  # after the header line (a quoted field spanning lines shifts this)
+                df.attrs[LINES] = Lines(np.arange(seen + 2, seen + 2 + len(df)))
+            else:
+                df.index = pd.RangeIndex(seen, seen + len(df))
+            seen += len(df)
+            yield df
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from None
     except (ValueError, pd.errors.ParserError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError(f"{path} cannot be parsed ({exc}); check that it is valid {path.suffix[1:]}") from exc
-    if df.empty:
+    if not seen:
         raise IngestError(f"{path} has a header but no rows")
-    return df
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The whole file as one frame (``iter_table``): for files that fit in memory, such as labelled ones."""
+    return joined(list(iter_table(path)))

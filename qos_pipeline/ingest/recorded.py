@@ -8,20 +8,15 @@ response in column ``gk`` that repeats the prompt sentence first), or a CSV/JSON
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
-from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.generation.checks import generation_checks
-from qos_pipeline.generation.models.added import RecordedSource
-from qos_pipeline.ingest.reading import IngestError, line_of, read_table
+from qos_pipeline.ingest.reading import CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_of
 from qos_pipeline.prompts.design import (
-    BLANK, NAME, PROMPT_META, known_templates, load_design, pilot_name_key, prompt_id, template_id)
-from qos_pipeline.provenance import check_key, generation_id, utc_now
-from qos_pipeline.taxonomy import normalize_label
+    BLANK, NAME, known_templates, load_design, pilot_name_key, prompt_id, template_id)
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 """The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
@@ -63,13 +58,13 @@ def _name_lookup(assets_dir: Path) -> pd.DataFrame:
     return load_design("full", assets_dir).names.set_index("name")
 
 
-def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path, require_design: bool = True) -> pd.DataFrame:
+def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: "_Numbering",
+                  require_design: bool = True) -> pd.DataFrame:
     df = df.rename(columns={"prompt": "prompt_text", "group": "name_group", "template": "template_text"})
     missing = {"prompt_text", "response"} - set(df.columns)
     if missing:
         raise IngestError(f"{path} lacks column(s) {sorted(missing)}; it needs prompt and response "
                           "(optionally group, name, label, sample, template)")
-    names = _name_lookup(assets_dir)
     if "name" not in df:
         df["name"] = [next((n for n in names.index if p.startswith(n + " ")), None) for p in df["prompt_text"]]
     for col in ("name_group", "gender", "popularity"):
@@ -87,32 +82,53 @@ def _from_generic(df: pd.DataFrame, path: Path, assets_dir: Path, require_design
         df["template_text"] = [p.replace(n, NAME, 1) if isinstance(n, str) else p
                                for p, n in zip(df["prompt_text"], df["name"])]
     if "sample" not in df:
-        if require_design:  # outputs to audit; a labelled benchmark may hold the same item twice
-            _refuse_repeats(df, path)
-        df["sample"] = df.groupby("prompt_text").cumcount()
+        df["sample"] = numbering.number(df)
     df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
     df["response"] = [strip_echo(r, p) for r, p in zip(df["response"].fillna(""), df["prompt_text"])]
     return df
 
 
-def _refuse_repeats(df: pd.DataFrame, path: Path) -> None:
-    """Without a ``sample`` column each row of a prompt is another sample: a row repeated word for word (a
-    file pasted twice) would inflate n, so it is an error naming the repeats and the lines they repeat."""
-    text = df.astype(str)  # cells may be JSON lists or objects, which do not hash
-    repeated = text.duplicated(keep="first")
-    if not repeated.any():
-        return
-    first: dict[tuple, int] = {}
-    pairs = []
-    for i, key in enumerate(map(tuple, text.itertuples(index=False))):
-        if key not in first:
-            first[key] = i
-        elif len(pairs) < 4:
-            pairs.append(f"{line_of(df, i, path)} repeats {line_of(df, first[key], path)}")
-    raise IngestError(f"{path}: {int(repeated.sum())} rows repeat earlier rows exactly ({'; '.join(pairs)}"
-                      f"{'; ...' if repeated.sum() > len(pairs) else ''}) and there is no 'sample' column, so each "
-                      "repeat would count as one more sample; remove the repeated rows, or add a 'sample' column "
-                      "(0, 1, ... per prompt) if they really are separate samples")
+class _Numbering:
+    """Sample numbers of a file without a ``sample`` column, across its chunks: each row of a prompt is that
+    prompt's next sample. With ``refuse_repeats`` (outputs to audit; a labelled benchmark may hold the same
+    item twice) a row repeated word for word (a file pasted twice) would inflate n, so ``finish`` refuses
+    the file, naming the repeats and the lines they repeat. Holds one counter per prompt and 8 bytes per row."""
+
+    KEYS = ("prompt_text", "response", "name", "name_group", "label", "template_text", "target_group")
+
+    def __init__(self, path: Path, refuse_repeats: bool):
+        self.path, self.refuse = path, refuse_repeats
+        self.next: dict[str, int] = {}
+        self.hashes: list[np.ndarray] = []
+        self.lines: list[np.ndarray] = []
+
+    def number(self, df: pd.DataFrame) -> np.ndarray:
+        if self.refuse:
+            text = pd.DataFrame({k: df[k].astype(str) if k in df else "" for k in self.KEYS}, index=df.index)
+            self.hashes.append(pd.util.hash_pandas_object(text, index=False).to_numpy())
+            self.lines.append(np.asarray([line_of(df, i, self.path) for i in range(len(df))]))
+        prompts = df["prompt_text"].astype(str)
+        numbers = prompts.groupby(prompts, sort=False).cumcount().to_numpy() + \
+            prompts.map(self.next).fillna(0).astype(int).to_numpy()
+        self.next.update(pd.Series(numbers + 1, index=prompts.to_numpy()).groupby(level=0).max().to_dict())
+        return numbers
+
+    def finish(self) -> None:
+        if not self.hashes:
+            return
+        hashes, lines = np.concatenate(self.hashes), np.concatenate(self.lines)
+        order = np.argsort(hashes, kind="stable")
+        repeated = np.zeros(len(hashes), dtype=bool)
+        repeated[order[1:]] = hashes[order][1:] == hashes[order][:-1]
+        count = int(repeated.sum())
+        if not count:
+            return
+        pairs = [f"{lines[i]} repeats {lines[int(np.argmax(hashes == hashes[i]))]}"
+                 for i in np.flatnonzero(repeated)[:4]]
+        raise IngestError(f"{self.path}: {count} rows repeat earlier rows exactly ({'; '.join(pairs)}"
+                          f"{'; ...' if count > len(pairs) else ''}) and there is no 'sample' column, so each "
+                          "repeat would count as one more sample; remove the repeated rows, or add a 'sample' column "
+                          "(0, 1, ... per prompt) if they really are separate samples")
 
 
 def _samples(df: pd.DataFrame, path: Path) -> pd.Series:
@@ -142,6 +158,48 @@ def _check_sizes(df: pd.DataFrame, path: Path, limit: int) -> None:
                           "cell?), or raise the limit with --max-response-chars")
 
 
+class _Context:
+    """What converting every chunk of one file needs once: the design's names and templates, the numbering."""
+
+    def __init__(self, path: Path, assets_dir: Path, require_design: bool, max_response_chars: int):
+        self.path, self.require, self.limit = path, require_design, max_response_chars
+        self.names, self.templates = _name_lookup(assets_dir), known_templates(assets_dir)
+        self.numbering = _Numbering(path, refuse_repeats=require_design)
+
+    def convert(self, raw: pd.DataFrame) -> pd.DataFrame:
+        path, lines = self.path, raw.attrs.get(LINES)
+        if PILOT_COLUMNS <= set(raw.columns):
+            df = _from_pilot(raw, path)
+        else:
+            df = _from_generic(raw, path, self.names, self.numbering, self.require)
+        if lines is not None:
+            df.attrs[LINES] = lines
+        df["prompt_text"] = df["prompt_text"].astype(str)
+        bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
+        if bad and self.require:
+            raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
+        # Ids are content hashes, exactly as for generated prompts; a template of assets/ keeps its name.
+        df["template_id"] = [template_id(t) for t in df["template_text"]]
+        df["template_name"] = [self.templates.get(t, i) for t, i in zip(df["template_text"], df["template_id"])]
+        df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
+        df["design"] = f"ingest:{path.name}"
+        df["sample"] = _samples(df, path)
+        _check_sizes(df, path, self.limit)
+        return df
+
+
+def iter_recorded(path: Path, assets_dir: Path, require_design: bool = True,
+                  max_response_chars: int = MAX_RESPONSE_CHARS, chunk_rows: int = CHUNK_ROWS
+                  ) -> Iterator[pd.DataFrame]:
+    """The rows of ``load_recorded``, ``chunk_rows`` at a time, so memory stays flat in the file's size. A
+    file with rows repeated word for word (and no ``sample`` column) is refused after its last chunk: use
+    the chunks only once the iteration has ended without an error."""
+    context = _Context(path, assets_dir, require_design, max_response_chars)
+    for raw in iter_table(path, chunk_rows):
+        yield context.convert(raw)
+    context.numbering.finish()
+
+
 def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, frame: pd.DataFrame | None = None,
                   max_response_chars: int = MAX_RESPONSE_CHARS) -> pd.DataFrame:
     """Rows with the prompt metadata columns, ``sample``, ``response`` and (if present) ``label``.
@@ -149,82 +207,12 @@ def load_recorded(path: Path, assets_dir: Path, require_design: bool = True, fra
     ``require_design`` (ingesting outputs to audit): every prompt has a [BLANK] and a known name and group.
     Without it (a labelled file to validate a judge on) rows may name no one: group ``unknown``.
     ``frame``: the file's rows already read (and renamed), else ``path`` is read. A response longer than
-    ``max_response_chars`` (0: no limit) is an error.
+    ``max_response_chars`` (0: no limit) is an error. The whole file in one frame: ``iter_recorded`` for
+    files of any size.
     """
-    raw = read_table(path) if frame is None else frame
-    if PILOT_COLUMNS <= set(raw.columns):
-        df = _from_pilot(raw, path)
-    else:
-        df = _from_generic(raw, path, assets_dir, require_design)
-    df["prompt_text"] = df["prompt_text"].astype(str)
-    bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
-    if bad and require_design:
-        raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
-    # Ids are content hashes, exactly as for generated prompts; a template of assets/ keeps its name.
-    df["template_id"] = [template_id(t) for t in df["template_text"]]
-    names = known_templates(assets_dir)
-    df["template_name"] = [names.get(t, i) for t, i in zip(df["template_text"], df["template_id"])]
-    df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
-    df["design"] = f"ingest:{path.name}"
-    df["sample"] = _samples(df, path)
-    _check_sizes(df, path, max_response_chars)
+    if frame is None:
+        return joined(list(iter_recorded(path, assets_dir, require_design, max_response_chars)))
+    context = _Context(path, assets_dir, require_design, max_response_chars)
+    df = context.convert(frame)
+    context.numbering.finish()
     return df
-
-
-def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str, with_labels: bool,
-                  version: str | None = None) -> dict[str, tuple[pd.DataFrame, list[CheckOutcome]]]:
-    """Per-group generations frames and the outcomes of their checks; nothing is written. With
-    ``with_labels`` each row keeps its human label (normalized) as ``recorded_label``, which the ``human``
-    judge reports. ``version``: the recorded source's (default: from the file's content)."""
-    check_key(model, "model")
-    version = version or "recorded-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    gen = df[["prompt_id", "sample", *PROMPT_META, "response"]].copy()
-    gen = gen.assign(model_key=model, model_version=version, prompt_format=prompt_format, system_prompt=None,
-                     gen_config=json.dumps({"source": str(path.name)}), gen_config_hash="recorded",
-                     seed=pd.array([None] * len(gen), dtype="Int64"), finish_reason="recorded",
-                     n_new_tokens=pd.array([None] * len(gen), dtype="Int64"), source=f"ingest:{path.name}",
-                     run_id=run_id, created_at=utc_now())
-    key = f"{model}\x1f{version}\x1f{prompt_format}"
-    gen.insert(0, "generation_id", [generation_id(f"{key}\x1f{p}\x1f{k}", r) for p, k, r
-                                    in zip(gen["prompt_id"], gen["sample"], gen["response"])])
-    if with_labels:
-        gen["recorded_label"] = _labels(df, path)
-    out = {}
-    for group, part in gen.groupby("name_group", sort=False):
-        check_key(group, "group")
-        part = part.reset_index(drop=True)
-        out[group] = (part, generation_checks(part, part["prompt_id"].unique().tolist(), int(part["sample"].max()) + 1))
-    return out
-
-
-def _labels(df: pd.DataFrame, path: Path) -> list[str]:
-    if "label" not in df:
-        raise IngestError(f"{path} has no 'label' column, so --labels human cannot be used")
-    labels = []
-    for i, raw in zip(df.index, df["label"]):
-        try:
-            labels.append(normalize_label(raw))
-        except ValueError as exc:
-            raise IngestError(f"{path} row {i + 2}: {exc}") from None
-    return labels
-
-
-def raise_if_failed(parts: dict[str, tuple[pd.DataFrame, list[CheckOutcome]]], path: Path) -> None:
-    """Refuse a file any of whose partitions fails a blocking check, naming the file, group and checks."""
-    for group, (_, outcomes) in parts.items():
-        failed = [o for o in outcomes if o.blocking and not o.passed]
-        if failed:
-            raise IngestError(f"{path}, group {group!r}: "
-                              + "; ".join(f"{o.name}: {o.description} {o.metadata}" for o in failed))
-
-
-def recorded_partition(source: RecordedSource, group: str, run_id: str, assets_dir: Path
-                       ) -> tuple[pd.DataFrame, list[CheckOutcome]]:
-    """The generations partition of one group, read again from a recorded source (``qos ingest``)."""
-    version = source.version  # checks the file is still there
-    rows = load_recorded(source.file, assets_dir, max_response_chars=source.max_response_chars)
-    parts = to_partitions(rows, source.file, source.key, source.prompt_format, run_id, source.labels, version)
-    if group not in parts:
-        raise IngestError(f"{source.file} has no rows of group {group!r} (it has {sorted(parts)}); nothing to "
-                          f"materialize for generations[{group}|{source.key}]")
-    return parts[group]

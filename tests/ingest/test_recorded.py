@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from qos_pipeline.ingest.reading import IngestError
-from qos_pipeline.ingest.recorded import load_recorded, strip_echo, to_partitions
+from qos_pipeline.ingest.partitions import to_partitions
+from qos_pipeline.ingest.recorded import load_recorded, strip_echo
 from qos_pipeline.judging.human import RecordedLabels
 from qos_pipeline.judging.step import judge_rows
 from qos_pipeline.metrics.step import rebuild_warehouse
