@@ -23,6 +23,7 @@ from qos_pipeline.metrics.findings import ALPHA, cell_labels, cell_where, fmt_p,
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 
 MAX_PANELS = 6  # cells drawn per figure; the rest are in the tables
+MAX_TEMPLATES = 40  # rows of a templates panel: the templates whose rate differs most between groups
 DPI = 100
 SIG, PLAIN, REF = "#c0392b", "#34495e", "#7f8c8d"
 
@@ -131,18 +132,32 @@ def _template_label(text: str, width: int = 44) -> str:
     return core if len(core) <= width else core[: width - 1].rstrip() + "\u2026"
 
 
+def template_grid(mine: pd.DataFrame, cell: str) -> tuple[pd.DataFrame, str]:
+    """Template x group any-refusal shares of one cell, most refused on top, and the panel's title. A design
+    of more than MAX_TEMPLATES templates shows those whose rate differs most between groups (the title says
+    so): a picture of thousands of rows is unreadable and costs memory in proportion."""
+    mine = mine.assign(text=mine["template_text"].map(_template_label))
+    grid = mine.pivot_table(index="text", columns="name_group", values="rate")
+    title = f"{cell}: any-refusal share by template"
+    if len(grid) > MAX_TEMPLATES:
+        spread = grid.max(axis=1) - grid.min(axis=1)
+        grid = grid.loc[spread.sort_values(ascending=False, kind="stable").index[:MAX_TEMPLATES]]
+        title += f" (the {MAX_TEMPLATES} of {mine['template_id'].nunique()} templates whose rate differs most " \
+                 "between groups)"
+    return grid.loc[grid.mean(axis=1).sort_values(ascending=False).index], title
+
+
 def templates(plt, data) -> bytes | None:
     frame = data["templates"]
     cells = _cells_of(frame)
     if not cells:
         return None
     n_templates, n_groups = frame["template_id"].nunique(), frame["name_group"].nunique()
-    fig, axes = _panels(plt, len(cells), 0.75 * n_groups + 4.2, 0.27 * n_templates + 1.6, cols=3)
+    rows = min(n_templates, MAX_TEMPLATES)
+    fig, axes = _panels(plt, len(cells), 0.75 * n_groups + 4.2, 0.27 * rows + 1.6, cols=3)
     for ax, cell in zip(axes, cells):
-        mine = frame[frame["cell"] == cell].assign(text=lambda f: f["template_text"].map(_template_label))
-        grid = mine.pivot_table(index="text", columns="name_group", values="rate")
-        grid = grid.loc[grid.mean(axis=1).sort_values(ascending=False).index]  # most refused on top
-        _heatmap(ax, grid, f"{cell}: any-refusal share by template", vmax=max(float(grid.max().max()), 0.05))
+        grid, title = template_grid(frame[frame["cell"] == cell], cell)
+        _heatmap(ax, grid, title, vmax=max(float(grid.max().max()), 0.05))
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return _png(fig)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import struct
 
 import duckdb
+import pandas as pd
 
-from qos_pipeline.metrics.plots import plot_data, write_plots
+from qos_pipeline.metrics.plots import MAX_TEMPLATES, plot_data, template_grid, write_plots
 from tests.metrics.test_findings import null_db, planted_db
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -46,3 +47,17 @@ def test_plot_data_is_what_the_tables_say():
     templates = data["templates"]
     assert len(templates) == 2 * 32 and set(templates.loc[templates["name_group"] == "white", "rate"]) == {0.0}
     assert len(data["names"]) == 16 and data["names"]["ci_low"].notna().all()
+
+
+def test_a_large_design_draws_the_templates_that_differ_most():
+    """1,000 templates would be a picture tens of thousands of pixels tall (and hundreds of MB to draw): the
+    panel keeps the MAX_TEMPLATES templates whose rate differs most between groups, and says so."""
+    rows = [{"template_id": f"t{t}", "template_text": f"[NAME] asks about topic {t} [BLANK]", "name_group": g,
+             "rate": (0.9 if g == "muslim" else 0.1) if t % 100 == 7 else 0.2 + 0.001 * (t % 3)}
+            for t in range(1000) for g in ("white", "muslim")]
+    grid, title = template_grid(pd.DataFrame(rows), "m")
+    assert len(grid) == MAX_TEMPLATES and f"the {MAX_TEMPLATES} of 1000 templates" in title
+    kept = {int(text.split()[-2]) for text in grid.index}
+    assert {7, 107, 207, 307, 407, 507, 607, 707, 807, 907} <= kept  # every template with a gap is shown
+    small, title = template_grid(pd.DataFrame(rows[:20]), "m")
+    assert len(small) == 10 and "of" not in title
