@@ -16,7 +16,7 @@ from qos_pipeline.staging import WarehouseError
 
 # Warnings, not stops: the data is kept and the count shown (e.g. unjudged rows are counted, never coerced).
 WARN_ONLY = {"generations_responses_nonempty", "judgments_unjudged", "metric_tables_reference_group_present",
-             "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model"}
+             "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model", "metric_tables_partitions_judged"}
 
 
 def specs(asset: str, names: list[str]) -> list[dg.AssetCheckSpec]:

@@ -14,7 +14,7 @@ from qos_pipeline.metrics.plots import write_plots
 from qos_pipeline.metrics.step import code_version, rebuild_warehouse
 
 METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one", "metric_tables_labels_in_taxonomy",
-                 "metric_tables_groups_present", "metric_tables_comparisons_valid",
+                 "metric_tables_groups_present", "metric_tables_partitions_judged", "metric_tables_comparisons_valid",
                  "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model",
                  "metric_tables_reference_group_present",
                  "metric_tables_judge_tables_valid"]

@@ -65,14 +65,31 @@ def _rate_sums(con) -> pd.DataFrame:
     return con.execute(" UNION ALL ".join(parts)).df()
 
 
+_JUDGED_PARTITIONS = """(SELECT DISTINCT g.model_key, g.model_version, g.prompt_format, g.name_group
+    FROM generations g JOIN judgments j USING (generation_id))"""
+
+
 def _missing_groups(con) -> pd.DataFrame:
     # A judge counted for a model must cover every group that the model has generations for (in any config:
-    # a group generated under another config is missing from this one's comparisons).
-    return con.execute("""
+    # a group generated under another config is missing from this one's comparisons), among the groups that
+    # some judge has labelled: a partition no judge has labelled yet is mid-audit (see _awaiting_judgments).
+    return con.execute(f"""
         SELECT DISTINCT g.model_key, g.model_version, g.prompt_format, j.judge_id, g.name_group
-        FROM generations g JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judged) j
+        FROM {_JUDGED_PARTITIONS} g
+          JOIN (SELECT DISTINCT model_key, model_version, prompt_format, judge_id FROM judged) j
           USING (model_key, model_version, prompt_format)
         EXCEPT SELECT model_key, model_version, prompt_format, judge_id, name_group FROM label_rates_group
+    """).df()
+
+
+def _awaiting_judgments(con) -> pd.DataFrame:
+    # Generations partitions without a single label: another run's generations step has written them and its
+    # judgments step has not yet (concurrent runs), or judging them failed. They are in no rate or comparison.
+    return con.execute(f"""
+        SELECT model_key, model_version, prompt_format, name_group, count(*) AS generations
+        FROM generations
+        WHERE (model_key, model_version, prompt_format, name_group) NOT IN (SELECT * FROM {_JUDGED_PARTITIONS})
+        GROUP BY ALL ORDER BY ALL
     """).df()
 
 
@@ -105,8 +122,9 @@ def validate_database(db: Path) -> list[CheckOutcome]:
     ctx = _context()
     with duckdb.connect(str(db), read_only=True) as con:
         rates, sums, missing, orphans = _rate_rows(con), _rate_sums(con), _missing_groups(con), _orphan_judgments(con)
-        mixed = _mixed_configs(con)
-        judgments = con.execute("SELECT label, judge_id FROM judgments").df()
+        mixed, awaiting = _mixed_configs(con), _awaiting_judgments(con)
+        # every (label, judge) pair once, with its count: the same expectations, in memory flat in the rows
+        judgments = con.execute("SELECT label, judge_id, count(*) AS n FROM judgments GROUP BY ALL").df()
         disparities = con.execute("SELECT * FROM disparities").df()
         comparisons = con.execute("SELECT p_value, p_adjusted, diff, diff_ci_low, diff_ci_high FROM group_comparisons "
                                   "UNION ALL BY NAME SELECT p_value, p_adjusted, diff_of_gaps AS diff, ci_low AS "
@@ -138,6 +156,8 @@ def validate_database(db: Path) -> list[CheckOutcome]:
                                                         ignore_row_if="either_value_is_missing"),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="diff_ci_high", column_B="diff", or_equal=True,
                                                         ignore_row_if="either_value_is_missing")]),
+        run_suite(ctx, "metric_tables_partitions_judged", awaiting, [gxe.ExpectTableRowCountToEqual(value=0)],
+                  blocking=False),
         run_suite(ctx, "metric_tables_one_config_per_model", mixed, [gxe.ExpectTableRowCountToEqual(value=0)],
                   blocking=False),
         run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],

@@ -99,6 +99,23 @@ def test_failed_suite_does_not_publish(tmp_path):
         assert con.execute("SELECT count(*) FROM generations").fetchone()[0] == 2  # the old build
 
 
+def test_a_partition_between_its_generations_and_judgments_steps_does_not_block(tmp_path):
+    """Another run has staged generations[m|muslim] and not yet its judgments (runs of different partitions
+    at once): the build publishes the judged groups and lists the waiting partition in a warning, instead of
+    failing 'every group present' (which would fail every run that builds at that moment)."""
+    staging, db = tmp_path / "staging", tmp_path / "qos.duckdb"
+    _stage_judged(staging)
+    _stage_judged(staging, group="muslim")
+    partition_file(staging, "judgments", "muslim", "m", "judge-a").unlink()
+    counts, outcomes = rebuild_warehouse(staging, db, "white")
+    found = {o.name: o for o in outcomes}
+    assert found["metric_tables_groups_present"].passed and counts["judgments"] == 2
+    waiting = found["metric_tables_partitions_judged"]
+    assert not waiting.passed and not waiting.blocking and "muslim" in waiting.metadata["failed"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT name_group FROM label_rates_group").fetchall() == [("white",)]
+
+
 def test_missing_reference_group_only_warns(tmp_path):
     _stage_judged(tmp_path / "staging", group="muslim")
     _, outcomes = rebuild_warehouse(tmp_path / "staging", tmp_path / "qos.duckdb", "white")
