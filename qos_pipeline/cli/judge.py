@@ -18,6 +18,7 @@ from qos_pipeline.judging import learned
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.evaluation.labelled import load_labelled
 from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import writer_lock
 
 FEATURES_HELP = ("features of the learned judge: tfidf (default: word and character n-grams, linear SVM) or "
                  "lm[:MODEL] (mean-pooled hidden states of a local HF model, default the embedded SmolLM2, with "
@@ -91,9 +92,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
                   seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()),
                   labels=args.labels, by=args.by, outputs_of=args.outputs_of, audited=audited_models(paths.db),
                   features=args.features, cv_by=args.cv_by)
-    if not args.no_store:
-        stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
-        _rebuild()
+    if not args.no_store:  # one writer at a time: a concurrent ingest, run or rebuild waits (saying so)
+        with writer_lock(paths.staging, f"qos judge validate {Path(args.path).name}"):
+            stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
+            _rebuild()
     for warning in ev.report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
