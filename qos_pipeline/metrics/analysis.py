@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from qos_pipeline.metrics.stats.cells import Cell, cells_from_counts
+from qos_pipeline.metrics.stats.cells import Cell, cells_from_db
 from qos_pipeline.metrics.stats.compare import group_comparisons
 from qos_pipeline.metrics.stats.corrected import corrected_rates
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
@@ -31,11 +31,7 @@ class StatsSettings:
 
 
 def _cells(con, cell_keys: list[str], settings: StatsSettings, source: str = "judged") -> list[Cell]:
-    counts = con.execute(f"""
-        SELECT {', '.join(cell_keys)}, template_id, name_group, name, any_value(gender) AS gender,
-               any_value(popularity) AS popularity, label, count(*) AS k
-        FROM {source} GROUP BY ALL""").df()
-    cells = cells_from_counts(counts, cell_keys)
+    cells = cells_from_db(con, cell_keys, source)
     for cell in cells:
         cell.draw(settings.resamples, settings.seed)
     return cells

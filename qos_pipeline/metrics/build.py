@@ -24,6 +24,10 @@ log = logging.getLogger("qos_pipeline.metrics")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 CELL = ["model_key", "model_version", "prompt_format", "gen_config_hash", "design", "judge_id"]
 """A metric cell: rates are computed within one, and groups are compared only within one."""
+MEMORY_ENV = "QOS_DUCKDB_MEMORY"
+DEFAULT_MEMORY = "400MB"
+"""DuckDB's memory limit while building (``QOS_DUCKDB_MEMORY``, e.g. ``2GB``): beyond it joins, sorts and
+aggregates spill to ``<build file>.tmp/``, so a build's memory does not grow with the number of rows."""
 BASE_TABLES = ("prompts", "generations", "judgments")
 
 # label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
@@ -159,6 +163,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         raise WarehouseError(f"{target} already exists; remove the stale temporary build")
     con = duckdb.connect(str(target))
     try:
+        con.execute(f"SET memory_limit = '{memory_limit()}'")
         con.execute("SET VARIABLE reference_group = ?", [reference_group])
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
         con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
@@ -190,6 +195,16 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         raise
     finally:
         con.close()
+
+
+def memory_limit() -> str:
+    """``QOS_DUCKDB_MEMORY`` if it reads as a size (``512MB``, ``2GB``, ``1.5GiB``), else an error naming it."""
+    import re
+
+    value = (os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
+        raise WarehouseError(f"{MEMORY_ENV}={value!r} is not a size; give one such as 512MB or 2GB")
+    return value
 
 
 JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qos_pipeline.metrics.stats.cells import cells_from_counts
+from qos_pipeline.metrics.stats.cells import LABELS, cells_from_counts
 from qos_pipeline.metrics.stats.compare import group_comparisons, log_rr, oriented_pairs, permutation_p
 from qos_pipeline.metrics.stats.corrected import beta_draws, corrected_rates
 from qos_pipeline.metrics.stats.models import flip_p, model_comparisons
@@ -198,3 +198,40 @@ def test_corrected_rate_recovers_a_known_rate():
     row = corrected_rates(cell, dict(zip(KEYS, cell.key)), validation, "white", seed=0).iloc[0]
     assert abs(row["raw_rate"] - 0.30) > 0.015 and row["corrected_rate"] == pytest.approx(0.30, abs=0.015)
     assert row["ci_low"] < 0.30 < row["ci_high"] and row["warning"] == ""
+
+
+def _random_counts(templates: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([dict(m="m", template_id=f"t{t:04d}", name_group=g, name=f"{g}{n}", gender="woman",
+                              popularity="popular", label=lab, k=int(rng.integers(lo, lo + 3)))
+                         for t in range(templates) for g in ("white", "muslim") for n in range(4)
+                         for lab, lo in (("refusal", 0), ("answer", 1))])
+
+
+def test_template_intervals_in_blocks_equal_all_at_once(monkeypatch):
+    """Templates are drawn in blocks (memory flat in the number of templates); each template's interval is
+    exactly the one computed with every template at once."""
+    from qos_pipeline.metrics.stats import rates
+
+    [cell] = cells_from_counts(_random_counts(600), ["m"])
+    cell.draw(200, 0)
+    blocked = rates._templates(cell)
+    monkeypatch.setattr(rates, "TEMPLATE_BLOCK", 10**9)
+    pd.testing.assert_frame_equal(blocked, rates._templates(cell))
+    assert len(blocked) == 600 * len(LABELS) and blocked["ci_low"].notna().any()
+
+
+def test_cells_aggregated_in_duckdb_equal_cells_from_counts():
+    import duckdb
+
+    from qos_pipeline.metrics.stats.cells import cells_from_db
+
+    counts = _random_counts(30)
+    rows = counts.loc[counts.index.repeat(counts["k"])].drop(columns="k")  # one row per judged output
+    con = duckdb.connect()
+    con.register("rows_df", rows)
+    con.execute("CREATE TABLE judged_rows AS SELECT * FROM rows_df")
+    [a], [b] = cells_from_db(con, ["m"], "judged_rows"), cells_from_counts(counts[counts["k"] > 0], ["m"])
+    assert a.key == b.key and a.templates == b.templates and a.names == b.names
+    assert (a.groups == b.groups).all() and np.array_equal(a.counts, b.counts)
+    pd.testing.assert_frame_equal(a.names_info.reset_index(drop=True), b.names_info.reset_index(drop=True))

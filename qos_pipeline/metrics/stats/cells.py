@@ -89,3 +89,43 @@ def cells_from_counts(df: pd.DataFrame, cell_keys: list[str]) -> list[Cell]:
         out.append(Cell(key if isinstance(key, tuple) else (key,), templates, info["name"].tolist(),
                         info["name_group"].to_numpy(), info, counts))
     return out
+
+
+def cells_from_db(con, cell_keys: list[str], source: str) -> list[Cell]:
+    """The cells of ``cells_from_counts`` aggregated in DuckDB from ``source`` (a table or view with the cell
+    keys, template_id, name_group, name, gender, popularity, label), fetched as integer indices cell by
+    cell: a large audit has millions of (cell, template, name, label) rows, which as text in a frame cost
+    hundreds of MB. Templates and names are ordered as ``cells_from_counts`` orders them."""
+    keys = ", ".join(cell_keys)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE stats_counts AS
+        SELECT dense_rank() OVER (ORDER BY {keys}) AS cell_no, *
+        FROM (SELECT {keys}, template_id, name_group, name, label, count(*) AS k FROM {source}
+              WHERE {' AND '.join(f'{k} IS NOT NULL' for k in cell_keys)} GROUP BY ALL)""")
+    out = []
+    for row in con.execute(f"SELECT DISTINCT cell_no, {keys} FROM stats_counts ORDER BY cell_no").fetchall():
+        number, key = row[0], tuple(row[1:])
+        templates = [t for (t,) in con.execute(
+            "SELECT DISTINCT template_id FROM stats_counts WHERE cell_no = ? ORDER BY 1", [number]).fetchall()]
+        info = con.execute(f"""
+            SELECT name, any_value(g.name_group) AS name_group, any_value(gender) AS gender,
+                   any_value(popularity) AS popularity
+            FROM (SELECT DISTINCT name, name_group FROM stats_counts WHERE cell_no = ?) g
+              JOIN (SELECT name, any_value(gender) AS gender, any_value(popularity) AS popularity FROM {source}
+                    WHERE ({keys}) = (SELECT ({keys}) FROM stats_counts WHERE cell_no = ? LIMIT 1)
+                    GROUP BY name) USING (name)
+            GROUP BY name ORDER BY name_group, name""", [number, number]).df()
+        idx = con.execute("""
+            WITH t AS (SELECT template_id, row_number() OVER (ORDER BY template_id) - 1 AS ti
+                       FROM (SELECT DISTINCT template_id FROM stats_counts WHERE cell_no = $c)),
+                 n AS (SELECT name, row_number() OVER (ORDER BY name_group, name) - 1 AS ni
+                       FROM (SELECT name, any_value(name_group) AS name_group FROM stats_counts
+                             WHERE cell_no = $c GROUP BY name))
+            SELECT ti, ni, list_position($labels, label) - 1 AS li, k
+            FROM stats_counts JOIN t USING (template_id) JOIN n USING (name) WHERE cell_no = $c""",
+            {"c": number, "labels": LABELS}).fetchnumpy()
+        counts = np.zeros((len(templates), len(info), len(LABELS)))
+        np.add.at(counts, (idx["ti"].astype(int), idx["ni"].astype(int), idx["li"].astype(int)),
+                  idx["k"].astype(float))
+        out.append(Cell(key, templates, info["name"].tolist(), info["name_group"].to_numpy(), info, counts))
+    con.execute("DROP TABLE stats_counts")
+    return out

@@ -81,15 +81,25 @@ def _names(cell: Cell) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TEMPLATE_BLOCK = 256
+"""Templates whose draws are held at once: (resamples, templates, labels) for thousands of templates is
+hundreds of MB, and each template's interval is computed alone anyway."""
+
+
 def _templates(cell: Cell) -> pd.DataFrame:
     """One template: its names (within their groups) are the only cluster (both columns alike)."""
     V = cell.draws["V"]
     T, N, L = cell.counts.shape
-    num = (V @ cell.counts.transpose(1, 0, 2).reshape(N, T * L)).reshape(len(V), T, L)
-    den = V @ cell.n.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draws, point = num / den[:, :, None], cell.counts.sum(1) / cell.n.sum(1)[:, None]
-    low, high = _estimable(*percentile_interval(draws, point), (cell.n > 0).sum(axis=1))
+    lows, highs = [], []
+    for start in range(0, T, TEMPLATE_BLOCK):
+        counts, n = cell.counts[start:start + TEMPLATE_BLOCK], cell.n[start:start + TEMPLATE_BLOCK]
+        num = (V @ counts.transpose(1, 0, 2).reshape(N, len(counts) * L)).reshape(len(V), len(counts), L)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws, point = num / (V @ n.T)[:, :, None], counts.sum(1) / n.sum(1)[:, None]
+        low, high = _estimable(*percentile_interval(draws, point), (n > 0).sum(axis=1))
+        lows.append(low)
+        highs.append(high)
+    low, high = (np.concatenate(lows), np.concatenate(highs)) if lows else (np.empty((0, L)), np.empty((0, L)))
     rows = [{"template_id": t, "label": lab, "ci_low": low[j, i], "ci_high": high[j, i],
              "ci_tn_low": low[j, i], "ci_tn_high": high[j, i]}
             for j, t in enumerate(cell.templates) for i, lab in enumerate(LABELS)]
