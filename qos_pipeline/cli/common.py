@@ -98,6 +98,7 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
     result = job_def.execute_in_process(
         instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
+    release_memory()
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]
         for event in steps:
@@ -107,6 +108,19 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
             failures = [e.message for e in result.all_events if e.is_failure]
             raise StepFailed(f"{where} failed (run {result.run_id}): {failures[-1] if failures else 'no step ran'}")
         raise StepFailed(f"{where}, step {steps[-1].step_key} failed (run {result.run_id}): {_cause(steps[-1])}")
+
+
+def release_memory() -> None:
+    """Hand memory freed by a finished run back to the system (glibc keeps freed heap otherwise), so a
+    command running one run per partition does not carry every earlier run's high-water mark."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
 
 
 def error_log_dir() -> Path:

@@ -173,3 +173,13 @@ def test_groups_decoded_differently_are_never_compared(tmp_path):
     assert sorted(cells) == [("greedy", "demo"), ("t07", "demo")]  # no rate pools the two configs
     mixed = {o.name: o for o in outcomes}["metric_tables_one_config_per_model"]
     assert not mixed.passed and not mixed.blocking and "t07" in mixed.metadata["failed"]
+
+
+def test_duckdb_memory_limit_is_read_and_checked(monkeypatch):
+    from qos_pipeline.metrics.build import MEMORY_ENV, memory_limit
+
+    monkeypatch.setenv(MEMORY_ENV, "2GB")
+    assert memory_limit() == "2GB"
+    monkeypatch.setenv(MEMORY_ENV, "lots; DROP TABLE x")
+    with pytest.raises(WarehouseError, match="QOS_DUCKDB_MEMORY='lots; DROP TABLE x' is not a size"):
+        memory_limit()
