@@ -34,20 +34,22 @@ class Lines:
     def __len__(self) -> int:
         return len(self.numbers)
 
-    def __getitem__(self, index: int) -> int:
-        return int(self.numbers[index])
-
 
 class IngestError(ValueError):
     """The file cannot be ingested; the message names the file, the rows and what to change."""
 
 
+def line_numbers(df: pd.DataFrame, path: Path) -> np.ndarray:
+    """The file line of every row of ``df`` (as read by ``iter_table``), by position."""
+    lines = df.attrs.get(LINES)
+    if lines is not None and len(lines) == len(df):
+        return lines.numbers
+    return np.arange(len(df)) + (2 if path.suffix.lower() == ".csv" else 1)  # CSV: after the header line
+
+
 def line_of(df: pd.DataFrame, index: int, path: Path) -> str:
     """``line N`` of the file that row ``index`` (position) of ``df`` (as read by ``iter_table``) came from."""
-    lines = df.attrs.get(LINES)
-    if lines is not None and 0 <= index < len(lines):
-        return f"line {lines[index]}"
-    return f"line {index + (2 if path.suffix.lower() == '.csv' else 1)}"  # CSV: after the header line
+    return f"line {line_numbers(df, path)[index]}"
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> IngestError:

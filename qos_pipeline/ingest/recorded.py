@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from qos_pipeline.ingest.reading import CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_of
+from qos_pipeline.ingest.reading import CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_numbers, line_of
 from qos_pipeline.prompts.design import (
     BLANK, NAME, known_templates, load_design, pilot_name_key, prompt_id, template_id)
 
@@ -106,7 +106,7 @@ class _Numbering:
         if self.refuse:
             text = pd.DataFrame({k: df[k].astype(str) if k in df else "" for k in self.KEYS}, index=df.index)
             self.hashes.append(pd.util.hash_pandas_object(text, index=False).to_numpy())
-            self.lines.append(np.asarray([line_of(df, i, self.path) for i in range(len(df))]))
+            self.lines.append(line_numbers(df, self.path))
         prompts = df["prompt_text"].astype(str)
         numbers = prompts.groupby(prompts, sort=False).cumcount().to_numpy() + \
             prompts.map(self.next).fillna(0).astype(int).to_numpy()
@@ -123,7 +123,7 @@ class _Numbering:
         count = int(repeated.sum())
         if not count:
             return
-        pairs = [f"{lines[i]} repeats {lines[int(np.argmax(hashes == hashes[i]))]}"
+        pairs = [f"line {lines[i]} repeats line {lines[int(np.argmax(hashes == hashes[i]))]}"
                  for i in np.flatnonzero(repeated)[:4]]
         raise IngestError(f"{self.path}: {count} rows repeat earlier rows exactly ({'; '.join(pairs)}"
                           f"{'; ...' if count > len(pairs) else ''}) and there is no 'sample' column, so each "
