@@ -12,9 +12,9 @@ from pathlib import Path
 from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
-from qos_pipeline.generation.models.added import recorded, register_recorded
+from qos_pipeline.generation.models.added import RecordedSource, recorded, register_recorded
 from qos_pipeline.ingest.reading import IngestError
-from qos_pipeline.ingest.partitions import raise_if_failed, recorded_source, spool
+from qos_pipeline.ingest.partitions import raise_if_failed, spool
 from qos_pipeline.judging.human import HUMAN_JUDGE
 from qos_pipeline.staging import writer_lock
 
@@ -27,7 +27,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     labels = args.labels == "human"
     # Read and check the whole file first, a chunk at a time: nothing is registered or run for a file that
     # would fail. The checked rows go to a scratch folder beside the warehouse (not /tmp, often in memory).
-    source = recorded_source(path, args.model, args.prompt_format, labels, args.max_response_chars)
+    source = RecordedSource(args.model, path, args.prompt_format, labels, args.max_response_chars)
     paths.warehouse.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ingest-check-", dir=paths.warehouse) as scratch:
         spooled = spool(source, "check", paths.assets, lambda group: Path(scratch) / f"{group}.parquet")

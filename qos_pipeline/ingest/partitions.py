@@ -17,7 +17,7 @@ from qos_pipeline.generation.checks import generation_checks, generations_comple
 from qos_pipeline.generation.models.added import RecordedSource
 from qos_pipeline.generation.models.files import cached_digest
 from qos_pipeline.ingest.reading import CHUNK_ROWS, IngestError
-from qos_pipeline.ingest.recorded import MAX_RESPONSE_CHARS, iter_recorded
+from qos_pipeline.ingest.recorded import iter_recorded
 from qos_pipeline.prompts.design import PROMPT_META
 from qos_pipeline.provenance import check_key, generation_id, utc_now
 from qos_pipeline.taxonomy import normalize_label
@@ -165,9 +165,3 @@ def spool(source: RecordedSource, run_id: str, assets_dir: Path, file_for: Calla
     for item in spooled.values():
         item.close()
     return spooled
-
-
-def recorded_source(path: Path, model: str, prompt_format: str, labels: bool,
-                    max_response_chars: int = MAX_RESPONSE_CHARS) -> RecordedSource:
-    """The source a file would be registered as (``qos ingest`` checks it before registering anything)."""
-    return RecordedSource(check_key(model, "model"), path, prompt_format, labels, max_response_chars)
