@@ -99,21 +99,18 @@ def cells_from_db(con, cell_keys: list[str], source: str) -> list[Cell]:
     keys = ", ".join(cell_keys)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE stats_counts AS
         SELECT dense_rank() OVER (ORDER BY {keys}) AS cell_no, *
-        FROM (SELECT {keys}, template_id, name_group, name, label, count(*) AS k FROM {source}
+        FROM (SELECT {keys}, template_id, name_group, name, any_value(gender) AS gender,
+                     any_value(popularity) AS popularity, label, count(*) AS k FROM {source}
               WHERE {' AND '.join(f'{k} IS NOT NULL' for k in cell_keys)} GROUP BY ALL)""")
     out = []
     for row in con.execute(f"SELECT DISTINCT cell_no, {keys} FROM stats_counts ORDER BY cell_no").fetchall():
         number, key = row[0], tuple(row[1:])
         templates = [t for (t,) in con.execute(
             "SELECT DISTINCT template_id FROM stats_counts WHERE cell_no = ? ORDER BY 1", [number]).fetchall()]
-        info = con.execute(f"""
-            SELECT name, any_value(g.name_group) AS name_group, any_value(gender) AS gender,
+        info = con.execute("""
+            SELECT name, any_value(name_group) AS name_group, any_value(gender) AS gender,
                    any_value(popularity) AS popularity
-            FROM (SELECT DISTINCT name, name_group FROM stats_counts WHERE cell_no = ?) g
-              JOIN (SELECT name, any_value(gender) AS gender, any_value(popularity) AS popularity FROM {source}
-                    WHERE ({keys}) = (SELECT ({keys}) FROM stats_counts WHERE cell_no = ? LIMIT 1)
-                    GROUP BY name) USING (name)
-            GROUP BY name ORDER BY name_group, name""", [number, number]).df()
+            FROM stats_counts WHERE cell_no = ? GROUP BY name ORDER BY name_group, name""", [number]).df()
         idx = con.execute("""
             WITH t AS (SELECT template_id, row_number() OVER (ORDER BY template_id) - 1 AS ti
                        FROM (SELECT DISTINCT template_id FROM stats_counts WHERE cell_no = $c)),
