@@ -54,7 +54,12 @@ def failing_clearly(fn):
 
 
 def counts(df: pd.DataFrame, column: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df[column].value_counts().rename_axis(column).reset_index().to_markdown(index=False))
+    return tally(column, df[column].value_counts())
+
+
+def tally(column: str, numbers: pd.Series) -> dg.MetadataValue:
+    """``numbers`` (value -> count, most frequent first) as a markdown table of ``column`` and ``count``."""
+    return dg.MetadataValue.md(numbers.rename("count").rename_axis(column).reset_index().to_markdown(index=False))
 
 
 def merge(outcomes: list[CheckOutcome], judge_ids: list[str]) -> list[CheckOutcome]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.automation import REFRESH
-from qos_pipeline.defs.checks import checked, counts, failing_clearly, specs
+from qos_pipeline.defs.checks import checked, counts, failing_clearly, specs, tally
 from qos_pipeline.defs.config import GenerationsConfig, sampling_of
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
@@ -20,11 +20,10 @@ from qos_pipeline.defs.sources import model_sources
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
-from qos_pipeline.generation.models.added import recorded
+from qos_pipeline.generation.models.added import RecordedSource, recorded
 from qos_pipeline.generation.step import generate
-from qos_pipeline.ingest.reading import IngestError
-from qos_pipeline.generation.models.added import RecordedSource
 from qos_pipeline.ingest.partitions import spool
+from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
 
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
@@ -87,9 +86,8 @@ def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: 
     yield dg.MaterializeResult(
         metadata={"rows": item.rows, "generated": item.rows, "reused": 0, "model_version": item.first["model_version"],
                   "prompt_formats": source.prompt_format, "source": item.first["source"],
-                  "gen_config": item.first["gen_config"], "finish_reasons": dg.MetadataValue.md(
-                      "| finish_reason | count |\n|---|---|\n" + "\n".join(
-                          f"| {k} | {v} |" for k, v in item.finish_reasons.most_common())),
+                  "gen_config": item.first["gen_config"],
+                  "finish_reasons": tally("finish_reason", pd.Series(dict(item.finish_reasons.most_common()))),
                   "path": str(target), "dagster/row_count": item.rows})
 
 
