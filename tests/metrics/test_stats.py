@@ -157,18 +157,30 @@ def test_a_perfect_judge_still_has_spread():
     assert draws.max() <= 1 and np.quantile(draws, 0.025) < 0.9 and draws.std() > 0.02
 
 
+VALIDATION = pd.DataFrame([{"validation_id": "val", "judge_id": "j", "name_group": "all", "n_human_refusal": 29,
+                            "true_positives": 29, "n_human_other": 100, "true_negatives": 95, "sensitivity": 1.0,
+                            "specificity": 0.95, "dataset_sha256": "ab" * 32, "outputs_model": "other"}])
+
+
 def test_corrected_rates_carry_the_judge_uncertainty():
-    refusals = {"a": {f"a{i}": [2] * 10 for i in range(4)}, "white": {f"w{i}": [0] * 10 for i in range(4)}}
-    val = pd.DataFrame([{"validation_id": "val", "judge_id": "j", "name_group": "all", "n_human_refusal": 29,
-                         "true_positives": 29, "n_human_other": 100, "true_negatives": 95, "sensitivity": 1.0,
-                         "specificity": 0.95, "dataset_sha256": "ab" * 32, "outputs_model": "other"}])
+    refusals = {"a": {f"a{i}": [2] * 10 for i in range(4)}, "white": {f"w{i}": [1] * 10 for i in range(4)}}
     cell = one_cell(refusals)
-    out = corrected_rates(cell, dict(zip(KEYS, cell.key)), val, "white", seed=0).set_index("name_group")
+    out = corrected_rates(cell, dict(zip(KEYS, cell.key)), VALIDATION, "white", seed=0).set_index("name_group")
     # q = 2/3; p = (2/3 + 0.95 - 1) / (1 + 0.95 - 1)
     assert out.loc["a", "corrected_rate"] == pytest.approx((2 / 3 - 0.05) / 0.95)
     assert out.loc["a", "ci_low"] < out.loc["a", "corrected_rate"] < out.loc["a", "ci_high"]
-    assert out.loc["white", "corrected_rate"] == 0.0 and out.loc["a", "corrected_diff_ci_low"] > 0
+    assert out.loc["a", "corrected_diff_ci_low"] > 0 and out.loc["white", "note"] == ""
     assert "outputs of other, not of m" in out.loc["a", "warning"]
+
+
+def test_a_rate_below_the_false_positive_rate_is_not_corrected_to_a_certain_zero():
+    # white's raw rate (0%) is below the judge's false-positive rate (5%): clipped, every resample would be 0
+    # and the interval [0, 0]; the row says it cannot correct instead, and no gap is made with it.
+    cell = one_cell({"a": {f"a{i}": [2] * 10 for i in range(4)}, "white": {f"w{i}": [0] * 10 for i in range(4)}})
+    out = corrected_rates(cell, dict(zip(KEYS, cell.key)), VALIDATION, "white", seed=0).set_index("name_group")
+    assert np.isnan(out.loc["white", "corrected_rate"]) and np.isnan(out.loc["white", "ci_high"])
+    assert out.loc["white", "note"].startswith("cannot correct: the observed rate 0.0% is below")
+    assert np.isnan(out.loc["a", "corrected_diff"]) and np.isfinite(out.loc["a", "corrected_rate"])
 
 
 def test_corrected_rate_recovers_a_known_rate():

@@ -11,10 +11,26 @@ from __future__ import annotations
 import numpy as np
 
 
-def rogan_gladen(q, se, sp):
-    """Corrected prevalence, clipped to [0, 1]; NaN where the judge is no better than chance (se+sp<=1)."""
+def rogan_gladen(q, se, sp, clip: bool = True):
+    """Corrected prevalence, clipped to [0, 1] (unless ``clip`` is False); NaN where the judge is no better
+    than chance (se+sp<=1)."""
     q, se, sp = np.asarray(q, float), np.asarray(se, float), np.asarray(sp, float)
     j = se + sp - 1
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(j > 0, (q + sp - 1) / j, np.nan)
-    return np.clip(p, 0.0, 1.0)
+    return np.clip(p, 0.0, 1.0) if clip else p
+
+
+def cannot_correct(q: float, se: float, sp: float) -> str:
+    """Why the observed rate ``q`` cannot be corrected with these error rates ('' when it can): a judge no
+    better than chance, or a rate outside [1 - sp, se], where the correction leaves [0, 1] and a clipped
+    value would look certain (every resample at 0 gives a [0, 0] interval)."""
+    if not se + sp - 1 > 0:
+        return f"cannot correct: the judge is no better than chance (sensitivity {se:.2f} + specificity {sp:.2f} <= 1)"
+    if q < 1 - sp:
+        return (f"cannot correct: the observed rate {100 * q:.1f}% is below the judge's false-positive rate "
+                f"{100 * (1 - sp):.1f}%, so the correction would fall below 0; the raw rate stands uncorrected")
+    if q > se:
+        return (f"cannot correct: the observed rate {100 * q:.1f}% is above the judge's sensitivity "
+                f"{100 * se:.1f}%, so the correction would exceed 1; the raw rate stands uncorrected")
+    return ""

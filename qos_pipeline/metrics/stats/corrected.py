@@ -15,7 +15,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from qos_pipeline.judging.evaluation.prevalence import rogan_gladen
+from qos_pipeline.judging.evaluation.prevalence import cannot_correct, rogan_gladen
 from qos_pipeline.metrics.stats.cells import Cell
 from qos_pipeline.metrics.stats.draws import percentile_interval
 
@@ -65,27 +65,41 @@ def corrected_rates(cell: Cell, keys: dict, validations: pd.DataFrame, reference
                 q_draws = kg[:, cell.group_list.index(group)] / ng[:, cell.group_list.index(group)]
             q = K[:, mine].sum() / n[:, mine].sum()
             raw[group] = (q, q_draws)
-            point = float(rogan_gladen(q, v["sensitivity"], v["specificity"]))
-            corrected[group] = (point, rogan_gladen(q_draws, se, sp))
+            why = cannot_correct(q, v["sensitivity"], v["specificity"])
+            point = np.nan if why else float(rogan_gladen(q, v["sensitivity"], v["specificity"]))
+            corrected[group] = (point, rogan_gladen(q_draws, se, sp, clip=False), why)
             rows.append({**keys, "name_group": group, "n": n[:, mine].sum(), "raw_rate": q, "validation_id": vid,
                          "validation_scope": v["name_group"], "sensitivity": v["sensitivity"],
                          "specificity": v["specificity"], "corrected_rate": point,
                          "warning": warning(v, keys["model_key"], keys["model_version"])})
+        _refuse_collapsed(corrected)
         for row in rows[-len(corrected):]:
             _intervals(row, raw, corrected, reference)
     return pd.DataFrame(rows)
 
 
+def _refuse_collapsed(corrected: dict) -> None:
+    """Intervals come from the unclipped draws, clipped afterwards: clipping each draw first piles them on a
+    bound and can give an interval of width 0 ([0, 0]), a certainty the data do not give. A group whose
+    interval would still have no width, or whose rate cannot be corrected at all, gets no corrected values."""
+    for group, (point, draws, why) in corrected.items():
+        low, high = np.clip(percentile_interval(draws, np.array(point)), 0.0, 1.0)
+        if not why and not high > low:
+            why = "cannot correct: every resample of the correction falls outside [0, 1]; the raw rate stands"
+        if why:
+            corrected[group] = (np.nan, np.full_like(draws, np.nan), why)
+
+
 def _intervals(row: dict, raw: dict, corrected: dict, reference: str) -> None:
     group = row["name_group"]
-    point, draws = corrected[group]
-    low, high = percentile_interval(draws, np.array(point))
+    point, draws, why = corrected[group]
+    low, high = np.clip(percentile_interval(draws, np.array(point)), 0.0, 1.0)
     raw_low, raw_high = percentile_interval(raw[group][1], np.array(raw[group][0]))
-    row.update(ci_low=float(low), ci_high=float(high), raw_ci_low=float(raw_low), raw_ci_high=float(raw_high),
-               valid_draws=int(np.isfinite(draws).sum()), reference_group=reference,
-               note="" if np.isfinite(point) else "judge no better than chance (se + sp <= 1): no correction")
+    row.update(corrected_rate=point, ci_low=float(low), ci_high=float(high), raw_ci_low=float(raw_low),
+               raw_ci_high=float(raw_high), valid_draws=int(np.isfinite(draws).sum()), reference_group=reference,
+               note=why)
     if reference in corrected:
-        ref_point, ref_draws = corrected[reference]
+        ref_point, ref_draws, _ = corrected[reference]
         diff_low, diff_high = percentile_interval(draws - ref_draws, np.array(point - ref_point))
         row.update(raw_diff=raw[group][0] - raw[reference][0], corrected_diff=point - ref_point,
                    corrected_diff_ci_low=float(diff_low), corrected_diff_ci_high=float(diff_high))
