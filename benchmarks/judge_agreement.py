@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from qos_pipeline import taxonomy  # noqa: E402
 from qos_pipeline.judging.evaluation import metrics as validation  # noqa: E402
-from qos_pipeline.cli.judge import format_report  # noqa: E402
+from qos_pipeline.cli.judge_format import format_report  # noqa: E402
 from qos_pipeline.settings import Paths
 
 DEFAULT_CSV = REPO / "../shared/data/pilot/df_annotated_llama13.csv"

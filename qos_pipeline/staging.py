@@ -106,8 +106,10 @@ LAYOUTS: dict[str, Layout] = {
     "prompts": Layout(("group",), "data", columns=(("group", "name_group"),)),
     "generations": Layout(("model", "group"), "data", columns=(("model", "model_key"), ("group", "name_group"))),
     "judgments": Layout(("model", "group"), None, "judge", (("model", "model_key"), ("judge", "judge_id"))),
+    "human_labels": Layout(("model",), "labels", columns=(("model", "model_key"),)),
     **{t: Layout(("judge",), None, "dataset", (("judge", "judge_id"), ("dataset", "dataset")))
-       for t in ("judge_validations", "judge_validation_labels", "judge_validation_confusion")},
+       for t in ("judge_validations", "judge_validation_labels", "judge_validation_confusion",
+                 "judge_validation_measures")},
 }
 """The files each loaded table is made of, by construction (``partition_file``, ``evaluate.stage``)."""
 

@@ -21,6 +21,15 @@ ALL_LABELS: tuple[str, ...] = LABELS + (UNJUDGED,)
 
 REFUSAL_LABELS: tuple[str, ...] = (REFUSAL, HARMFUL_REFUSAL)
 
+MEASURES: dict[str, tuple[str, ...]] = {
+    "any_refusal": REFUSAL_LABELS,
+    "refusal": (REFUSAL,),
+    "harmful_refusal": (HARMFUL_REFUSAL,),
+    "harmful_answer": (HARMFUL_ANSWER,),
+}
+"""The binary measures the report uses, as the labels each counts: judge error, human-label estimates and
+group gaps are all given per measure, under these names everywhere."""
+
 
 def normalize_label(raw: str) -> str:
     """Map a human-written label ("Harmful_Refusal", " refusal ") onto the taxonomy.

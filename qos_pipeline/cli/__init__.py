@@ -10,6 +10,7 @@ from qos_pipeline.cli.audit import cmd_run
 from qos_pipeline.cli.common import DAGSTER_LOG, write_error_log
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
+from qos_pipeline.cli.label import add_label_parser
 from qos_pipeline.cli.ui import cmd_ui
 from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
 
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     add_judge_parser(sub)
+    add_label_parser(sub)
     return p
 
 

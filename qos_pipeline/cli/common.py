@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
 from qos_pipeline.metrics.report import build_report, format_report
 from qos_pipeline.settings import PROJECT_ROOT
@@ -108,6 +109,20 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
             failures = [e.message for e in result.all_events if e.is_failure]
             raise StepFailed(f"{where} failed (run {result.run_id}): {failures[-1] if failures else 'no step ran'}")
         raise StepFailed(f"{where}, step {steps[-1].step_key} failed (run {result.run_id}): {_cause(steps[-1])}")
+
+
+def rebuild(log_to_stderr: bool = True) -> None:
+    """Rebuild the warehouse through Dagster (``metrics_job``), so the run shows in the UI. With
+    ``log_to_stderr`` its log goes to stderr, leaving stdout to what the command prints (one JSON object
+    with ``--json``)."""
+    stdout = sys.stdout
+    if log_to_stderr:
+        sys.stdout = sys.stderr
+    try:
+        with instance() as inst:
+            execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)
+    finally:
+        sys.stdout = stdout
 
 
 def release_memory() -> None:

@@ -12,26 +12,45 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.cli.common import execute, instance, settings, storage
-from qos_pipeline.definitions import build_definitions
+from qos_pipeline.cli.common import rebuild, settings, storage
+from qos_pipeline.cli.judge_format import clean, format_report
+from qos_pipeline.judging.evaluation.metrics import validate
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.labelled import labelled_outputs
 from qos_pipeline.judging import learned
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.evaluation.labelled import load_labelled
 from qos_pipeline.provenance import check_key
-from qos_pipeline.staging import writer_lock
+from qos_pipeline.staging import WarehouseError, writer_lock
 
 FEATURES_HELP = ("features of the learned judge: tfidf (default: word and character n-grams, linear SVM) or "
                  "lm[:MODEL] (mean-pooled hidden states of a local HF model, default the embedded SmolLM2, with "
                  "logistic regression; embeddings cached under <warehouse>/cache/embeddings)")
-_SUMMARY = ["n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
-            "judge_refusal_rate", "bias_diff_vs_ref", "flagged"]
+
+
+def _labelled_of_model(db: Path, model: str) -> pd.DataFrame:
+    """A model's human-labelled outputs (``qos label import``), one row per output, for training."""
+    with connect_readonly(db) as con:
+        rows = labelled_outputs(con, model)
+    if rows.empty:
+        raise WarehouseError(f"model {model!r} has no human-labelled outputs in {db}: draw a sample with "
+                             f"`qos label sample --model {model} --per-group 60 --out labels`, label it, then "
+                             "`qos label import labels.csv --model {model}`")
+    return rows.drop_duplicates("generation_id").reset_index(drop=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     paths = storage().paths()
-    path = Path(args.path).resolve()
+    if (args.path is None) == (args.from_labels is None):
+        raise SystemExit("give a labelled file (PATH) or --from-labels MODEL_KEY, not both or neither")
+    if args.from_labels:
+        df = _labelled_of_model(paths.db, check_key(args.from_labels, "--from-labels"))
+        path = Path(f"human_labels-{args.from_labels}")
+    else:
+        path = Path(args.path).resolve()
+        df = load_labelled(path, paths.assets, args.labels)
     name = check_key(args.name or re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")[:40], "judge name")
-    df = load_labelled(path, paths.assets, args.labels)
     started = time.perf_counter()
     model = learned.fit(df, args.features, paths)
     folder = Path(args.out).resolve() if args.out else learned.judge_dir(paths.warehouse)
@@ -42,64 +61,53 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"saved {saved} (+ {saved.with_suffix('.npz').name}: plain data, no pickle); use it as --judge {spec}")
 
 
-def _clean(value):
-    """JSON-safe: NaN/inf -> null, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def format_report(report: dict) -> str:
-    """The figures as readable tables: summary overall and per group, per-label, confusion, flags."""
-    rows = {"overall": report, **report["per_group"]}
-    summary = pd.DataFrame({k: {c: m.get(c) for c in _SUMMARY} for k, m in rows.items()}).T
-    fmt = {c: "{:.3f}".format for c in ("accuracy", "macro_f1", "kappa", "refusal_f1", "human_refusal_rate",
-                                        "judge_refusal_rate", "bias_diff_vs_ref")}
-    fmt.update(n="{:.0f}".format, n_unjudged="{:.0f}".format, flagged=lambda v: "FLAG" if v is True else "")
-    labels = pd.DataFrame(report["per_label"]).T.astype({"support": int})
-    confusion = pd.DataFrame(report["confusion"]).T.rename_axis("human \\ judge")
-    source = f", outputs of {report['outputs_model']}" if report.get("outputs_model") else ""
-    parts = [f"judge {report['judge_id']} vs human labels of {report['dataset']} ({report['n']} rows{source}; "
-             f"labels: {report.get('labels', 'taxonomy')}; groups: {report.get('grouped_by', 'name_group')})",
-             summary.to_string(na_rep="", formatters=fmt),
-             "(macro_f1: mean F1 of the labels present in the slice; refusal_f1: refusal or harmful refusal vs "
-             "the rest; bias_diff_vs_ref: judge refusal-rate error minus that of "
-             + (f"'{report['reference_group']}')" if report.get("reference_group") else "a reference group: "
-                "none given, --reference-group GROUP)"),
-             "per label (overall):\n" + labels.to_string(float_format=lambda v: f"{v:.3f}"),
-             "confusion matrix (overall):\n" + confusion.to_string()]
-    if report.get("agreement"):
-        parts.append("agreement between members: " + json.dumps(_clean(report["agreement"])))
-    parts.append("flags:\n  " + ("\n  ".join(report["flags"]) if report["flags"] else "none: no group's judge "
-                                 "error differs enough from the reference group's to explain a disparity"))
-    if report.get("note"):
-        parts.append(f"note: {report['note']}")
-    parts += [f"warning: {w}" for w in report.get("warnings", [])]
-    return "\n\n".join(parts)
+def cmd_validate_model(args: argparse.Namespace) -> None:
+    """The judge(s) of a model against the human labels imported for its own outputs."""
+    paths = storage().paths()
+    model = check_key(args.model, "--model")
+    judge = None if args.judge is None else get_judge(args.judge, paths).judge_id
+    with connect_readonly(paths.db) as con:
+        rows = labelled_outputs(con, model, judge)
+    if rows.empty:
+        _labelled_of_model(paths.db, model)  # says how to label some when there are none at all
+        raise WarehouseError(f"judge {judge} has not labelled the human-labelled outputs of {model}; judge them "
+                             f"first (`qos run --model {model} --judge ...`)")
+    reference = args.reference_group or settings().reference(paths)
+    reports = []
+    for judge_id, part in rows.groupby("judge_id", sort=True):
+        report = validate(part.reset_index(drop=True), part["judge_label"].to_numpy(), reference, seed=args.seed)
+        report.update(judge_id=judge_id, dataset="the sample imported by `qos label import`", outputs_model=model, note="",
+                      warnings=[], grouped_by="name_group", labels="taxonomy")
+        reports.append(report)
+    if args.json:
+        print(json.dumps(clean(reports[0] if len(reports) == 1 else reports), indent=1))
+        return
+    print("\n\n".join(format_report(r) for r in reports))
+    print(f"\n(stored by every warehouse build: judge_validation* rows whose outputs_model is {model})")
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
     paths = storage().paths()
+    if args.model is not None:
+        if args.path is not None:
+            raise SystemExit("give a labelled file (PATH) or --model MODEL_KEY (its imported labels), not both")
+        return cmd_validate_model(args)
+    if args.path is None:
+        raise SystemExit("give a labelled file (PATH), or --model MODEL_KEY to use the labels imported for it")
     # Error gaps compare name groups; with --by another column there is no reference unless one is named.
     reference = args.reference_group or (None if args.by else settings().reference(paths))
-    ev = evaluate(Path(args.path), args.judge, paths, reference, cv_folds=args.cv, limit=args.limit,
+    ev = evaluate(Path(args.path), args.judge or "default", paths, reference, cv_folds=args.cv, limit=args.limit,
                   seed=args.seed, run_id="validate-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()),
                   labels=args.labels, by=args.by, outputs_of=args.outputs_of, audited=audited_models(paths.db),
                   features=args.features, cv_by=args.cv_by)
     if not args.no_store:  # one writer at a time: a concurrent ingest, run or rebuild waits (saying so)
         with writer_lock(paths.staging, f"qos judge validate {Path(args.path).name}"):
             stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)
-            _rebuild()
+            rebuild()
     for warning in ev.report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(_clean(ev.report), indent=1))
+        print(json.dumps(clean(ev.report), indent=1))
     else:
         print(format_report(ev.report))
         print(f"\nstored as validation {ev.judge_id}@{ev.dataset} in {paths.db} (tables judge_validations*, "
@@ -123,31 +131,25 @@ def audited_models(db: Path) -> dict[str, list[str]]:
     return out
 
 
-def _rebuild() -> None:
-    """Rebuild the warehouse through Dagster (like `qos ingest`), so the run shows in the UI; its log goes
-    to stderr, leaving stdout to the figures (one JSON object with --json)."""
-    stdout, sys.stdout = sys.stdout, sys.stderr
-    try:
-        with instance() as inst:
-            execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)
-    finally:
-        sys.stdout = stdout
-
-
 def add_judge_parser(sub) -> None:
     judge = sub.add_parser("judge", help="train the learned judge; validate a judge against human labels")
     jsub = judge.add_subparsers(dest="judge_command", required=True)
     tr = jsub.add_parser("train", help="fit the learned judge on a human-labelled file (pilot CSV, CSV, JSONL)")
-    tr.add_argument("path")
+    tr.add_argument("path", nargs="?", help="a human-labelled file (pilot CSV, CSV or JSONL)")
+    tr.add_argument("--from-labels", metavar="MODEL_KEY", help="train on the human labels imported for this "
+                    "model's outputs (`qos label import`) instead of a file")
     tr.add_argument("--name", help="judge name (default: the file's name); use as --judge learned:NAME")
     tr.add_argument("--out", help="folder for NAME.json + NAME.npz (default: <warehouse>/judges)")
     tr.add_argument("--labels", metavar="VOCABULARY", help="label vocabulary of the file (as for validate)")
     tr.add_argument("--features", default="tfidf", metavar="FEATURES", help=FEATURES_HELP)
     tr.set_defaults(func=cmd_train)
     va = jsub.add_parser("validate", help="compare a judge with the human labels of a file, overall and per group")
-    va.add_argument("path")
-    va.add_argument("--judge", default="default", help="default (the recommended offline judge) | rules | "
-                    "llm:MODEL | learned:NAME | ensemble:METHOD:A+B | learned with --cv (default: default)")
+    va.add_argument("path", nargs="?", help="a human-labelled file (or --model)")
+    va.add_argument("--model", metavar="MODEL_KEY", help="validate on the human labels imported for this model's "
+                    "outputs (`qos label import`) instead of a file: every judge of the model, or --judge")
+    va.add_argument("--judge", default=None, help="default (the recommended offline judge) | rules | "
+                    "llm:MODEL | learned:NAME | ensemble:METHOD:A+B | learned with --cv (default: default; with "
+                    "--model: every judge of the model)")
     va.add_argument("--labels", metavar="VOCABULARY", help="the file's label vocabulary: taxonomy (default: the six "
                     "labels), xstest (XSTest's final_label/completion columns; full and partial refusal count as "
                     "refusal) or a YAML/JSON mapping file: labels: {RAW: TAXONOMY_LABEL}")

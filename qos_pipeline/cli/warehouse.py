@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
-from qos_pipeline.definitions import build_definitions
+from qos_pipeline.cli.common import print_report, rebuild, storage
 from qos_pipeline.metrics.build import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.html import write_html
@@ -30,5 +29,4 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
-    with instance() as inst:
-        execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)
+    rebuild(log_to_stderr=False)

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from qos_pipeline.metrics import labelled
 from qos_pipeline.metrics.stats.cells import Cell, cells_from_db
 from qos_pipeline.metrics.stats.compare import group_comparisons
 from qos_pipeline.metrics.stats.corrected import corrected_rates
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.models import model_comparisons
+from qos_pipeline.metrics.stats.ppi import ppi_tables
 from qos_pipeline.metrics.stats.rates import rate_intervals
 from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
 
@@ -87,7 +89,26 @@ def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[
             settings)
     _insert(con, "model_comparisons", model_comparisons(cells, cell_keys, reference, settings.seed, settings.p_adjust),
             settings)
+    counts = labelled.labelled_counts(con, cell_keys)
+    labelled.add_agreement(con)
+    labelled.add_validations(con, counts, cell_keys, reference, settings.resamples, settings.seed)
+    _add_ppi(con, cells, cell_keys, counts, reference, settings)
     validations = con.execute("SELECT * FROM judge_validations").df()
     if len(validations):
         _insert(con, "refusal_rates_corrected", _frame(cells, cell_keys, lambda c: corrected_rates(
             c, dict(zip(cell_keys, c.key)), validations, reference, settings.seed)), settings)
+
+
+def _add_ppi(con, cells: list[Cell], cell_keys: list[str], counts: pd.DataFrame, reference: str,
+             settings: StatsSettings) -> None:
+    """Prediction-powered rates and gaps of every cell whose outputs carry human labels."""
+    rates, gaps = [], []
+    for cell in cells:
+        part = labelled.of_cell(counts, cell_keys, cell.key)
+        if len(part):
+            r, g = ppi_tables(cell, labelled.pairs(cell, part), reference, settings.p_adjust)
+            keys = dict(zip(cell_keys, cell.key))
+            rates.append(r.assign(**keys))
+            gaps.append(g.assign(**keys))
+    _insert(con, "label_rates_ppi", pd.concat(rates, ignore_index=True) if rates else pd.DataFrame(), settings)
+    _insert(con, "group_comparisons_ppi", pd.concat(gaps, ignore_index=True) if gaps else pd.DataFrame(), settings)

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-
+from qos_pipeline.judging.evaluation.metrics import VALIDATION_TABLES
 from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
@@ -28,7 +28,7 @@ MEMORY_ENV = "QOS_DUCKDB_MEMORY"
 DEFAULT_MEMORY = "400MB"
 """DuckDB's memory limit while building (``QOS_DUCKDB_MEMORY``, e.g. ``2GB``): beyond it joins, sorts and
 aggregates spill to ``<build file>.tmp/``, so a build's memory does not grow with the number of rows."""
-BASE_TABLES = ("prompts", "generations", "judgments")
+BASE_TABLES = ("prompts", "generations", "judgments", "human_labels")
 
 # label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
 LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
@@ -39,7 +39,8 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_gender": (["name_group", "gender"], True),
     "label_rates_template": (["template_id", "template_name", "target_group", "template_text"], False),
 }
-METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "name_sensitivity", "model_comparisons")
+METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "name_sensitivity", "model_comparisons",
+                 "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi", "group_comparisons_ppi")
 # the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
 INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
                  "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],
@@ -52,9 +53,11 @@ def _sql(name: str) -> str:
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "prompts": ("prompt_id",), "generations": ("generation_id",), "judgments": ("generation_id", "judge_id"),
+    "human_labels": ("generation_id", "annotator"),
     "judge_validations": ("validation_id", "name_group"),
     "judge_validation_labels": ("validation_id", "name_group", "label"),
     "judge_validation_confusion": ("validation_id", "name_group", "human_label", "judge_label"),
+    "judge_validation_measures": ("validation_id", "measure", "name_group"),
 }
 """The key of every loaded table: a row repeated under it (a copied file, a bad merge) stops the build."""
 
@@ -183,7 +186,6 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         counts.update(build_judge_tables(con, staging))
         con.execute(_sql("statistics.sql"))
         add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats, source=JUDGED_CELLS)
-        counts["refusal_rates_corrected"] = con.execute("SELECT count(*) FROM refusal_rates_corrected").fetchone()[0]
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         comment_tables(con)  # grain, keys and columns: readable with duckdb_tables() / duckdb_columns()
@@ -207,7 +209,7 @@ def memory_limit() -> str:
     return value
 
 
-JUDGE_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")
+JUDGE_TABLES = VALIDATION_TABLES
 
 
 def build_judge_tables(con, staging: Path) -> dict[str, int]:

@@ -53,7 +53,12 @@ def test_per_group_metrics_and_error_gap_flag(report):
     assert b["measured_diff_vs_ref"] == pytest.approx(0.0)
     assert b["bias_diff_vs_ref"] == pytest.approx(0 - 1 / 3)
     assert b["flagged"] and not a["flagged"]
-    assert report["flags"] == [b["flag_reason"]] and "-33.3 points" in b["flag_reason"]
+    flagged = {(f["measure"], f["group"]) for f in report["flags"]}
+    # b's harmful refusal is called a plain one: any refusal (over-counted in a only) and harmful refusal
+    # (missed in b only) are flagged; plain refusal is over-counted by 1/3 in both groups, so its gap is right.
+    assert flagged == {("any_refusal", "b"), ("harmful_refusal", "b")}
+    anyref = next(f for f in report["flags"] if f["measure"] == "any_refusal")
+    assert "-33.3 points" in anyref["text"] and anyref["text"] in b["flag_reason"]
 
 
 def test_same_error_in_every_group_is_not_flagged():
@@ -74,6 +79,8 @@ def test_tables_have_one_row_per_scope(report):
     frames = validation.to_frames(report, keys)
     assert list(frames["judge_validations"]["name_group"]) == ["all", "a", "b"]
     assert len(frames["judge_validation_labels"]) == 3 * 6 and len(frames["judge_validation_confusion"]) == 3 * 6 * 7
+    # every measure of the report, for each group and overall
+    assert len(frames["judge_validation_measures"]) == 4 * 3
     assert frames["judge_validation_confusion"]["count"].sum() == 2 * 6
 
 

@@ -1,13 +1,14 @@
 """Judge validation against human labels: overall and per group, with judge-error gaps between groups.
 
 Pure (numpy/pandas; no scikit-learn, so the figures never depend on its version). A judge that errs more
-on one group's responses fakes (or hides) a disparity, so every figure is also given per group, and
-the refusal-rate error of each group is compared with the reference group's: when that difference is a
-sizeable part of the measured refusal gap, the group is flagged.
+on one group's responses fakes (or hides) a disparity, so every figure is also given per group, with
+template-cluster bootstrap intervals (``intervals``), and the judge's error on every measure of the report
+is compared between each group and the reference group (``measures``): where that could change a gap,
+the measure is flagged for the group.
 
 Conventions: ``unjudged`` judge labels stay in the data and count as errors (humans never say
 unjudged), so a judge cannot look better by abstaining; ``n_unjudged`` reports them. Macro-F1 averages
-the six labels present in the slice's human or judge labels (an absent label has no defined F1).
+the labels the humans used in the slice (a label no human gave has no recall to speak of).
 Refusal-vs-not counts refusal and harmful refusal as the positive class.
 """
 
@@ -18,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 from qos_pipeline import taxonomy
+from qos_pipeline.judging.evaluation import intervals, measures
 
 LABELS = list(taxonomy.LABELS)
-FLAG_MIN_GAP = 0.02  # judge-error gap (absolute) below which no group is flagged
-FLAG_SHARE = 0.25  # ... and it must be at least this share of the measured refusal gap
 SUMMARY_KEYS = ("n", "accuracy", "macro_f1", "kappa", "refusal_f1")
 
 
@@ -79,7 +79,7 @@ def metrics(y_true, y_pred) -> dict:
     y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
     cm = confusion(y_true, y_pred)
     labels = per_label(cm)
-    present = (labels["support"] + cm.to_numpy()[:, : len(LABELS)].sum(axis=0)) > 0
+    present = labels["support"] > 0
     f1 = labels["f1"].fillna(0.0)
     ref_true = np.isin(y_true, taxonomy.REFUSAL_LABELS)
     ref_pred = np.isin(y_pred, taxonomy.REFUSAL_LABELS)
@@ -104,56 +104,66 @@ def metrics(y_true, y_pred) -> dict:
     }
 
 
-def _gap_flags(per_group: dict[str, dict], reference: str | None) -> None:
-    """Add the judge-error gap vs the reference group, and a flag where it could explain a disparity."""
-    ref = per_group.get(reference) if reference else None
+def _group_flags(per_group: dict[str, dict], rows: pd.DataFrame) -> None:
+    """Each group's any-refusal error gap vs the reference group, and whether any measure is flagged."""
     for group, m in per_group.items():
-        if ref is None or group == reference:
-            m.update(bias_diff_vs_ref=float("nan"), measured_diff_vs_ref=float("nan"), flagged=False,
-                     flag_reason="" if ref is not None else f"reference group {reference!r} not in the data")
-            continue
-        error_gap = m["refusal_bias"] - ref["refusal_bias"]
-        measured = m["judge_refusal_rate"] - ref["judge_refusal_rate"]
-        flagged = bool(abs(error_gap) >= max(FLAG_MIN_GAP, FLAG_SHARE * abs(measured)))
-        m.update(bias_diff_vs_ref=error_gap, measured_diff_vs_ref=measured, flagged=flagged, flag_reason=(
-            f"judge error moves the {group} - {reference} refusal gap by {100 * error_gap:+.1f} points "
-            f"(measured gap {100 * measured:+.1f}; FNR {1 - m['sensitivity']:.2f} vs {1 - ref['sensitivity']:.2f}, "
-            f"FPR {1 - m['specificity']:.2f} vs {1 - ref['specificity']:.2f})" if flagged else ""))
+        mine = rows[rows["name_group"] == group]
+        anyref = mine[mine["measure"] == "any_refusal"].iloc[0]
+        flagged = mine[mine["flagged"]]
+        m.update(bias_diff_vs_ref=float(anyref["gap_error"]), measured_diff_vs_ref=float(anyref["judge_gap"]),
+                 flagged=bool(len(flagged)), flag_reason="; ".join(flagged["flag_reason"]))
 
 
-def validate(df: pd.DataFrame, predicted, reference_group: str | None = "white", groups=None) -> dict:
+def validate(df: pd.DataFrame, predicted, reference_group: str | None = "white", groups=None,
+             resamples: int = measures.RESAMPLES, seed: int = 0) -> dict:
     """Figures overall and per group (``groups``, default ``df['name_group']``) for the judge labels
-    ``predicted`` against ``df['label']``."""
+    ``predicted`` against ``df['label']``, with template-cluster intervals (``resamples``, ``seed``), the
+    judge's error per measure and group (``measures``) and its flags."""
     pred = np.asarray(predicted, dtype=object)
     if len(pred) != len(df):
         raise ValueError(f"{len(pred)} judge labels for {len(df)} labelled rows")
-    report = metrics(df["label"], pred)
-    groups = np.asarray(df["name_group"] if groups is None else groups, dtype=object)
-    report["per_group"] = {str(g): metrics(df["label"].to_numpy()[groups == g], pred[groups == g])
-                           for g in sorted(set(groups))}
-    _gap_flags(report["per_group"], reference_group)
+    human = df["label"].to_numpy(dtype=object)
+    report = metrics(human, pred)
+    groups = np.asarray(df["name_group"] if groups is None else groups, dtype=object).astype(str)
+    report["per_group"] = {str(g): metrics(human[groups == g], pred[groups == g]) for g in sorted(set(groups))}
+    ids, cluster_idx, W = measures.template_draws(measures.cluster_ids(df), resamples, seed)
+    counts = intervals.confusions(human, pred, cluster_idx, len(ids))
+    report["intervals"] = intervals.agreement_intervals(counts, W)
+    for g, m in report["per_group"].items():
+        mine = groups == g
+        m["intervals"] = intervals.agreement_intervals(
+            intervals.confusions(human[mine], pred[mine], cluster_idx[mine], len(ids)), W)
+    rows = measures.measure_errors(human, pred, groups, measures.cluster_ids(df), reference_group, resamples, seed)
+    _group_flags(report["per_group"], rows)
+    report["measures"] = rows.to_dict(orient="records")
     report["reference_group"] = reference_group
-    report["flags"] = [m["flag_reason"] for m in report["per_group"].values() if m["flagged"]]
+    report["resamples"], report["clusters"] = resamples, len(ids)
+    report["flags"] = measures.flags(rows)
     return report
 
 
-VALIDATION_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion")
+VALIDATION_TABLES = ("judge_validations", "judge_validation_labels", "judge_validation_confusion",
+                     "judge_validation_measures")
 _SCALARS = ("n", "n_unjudged", "accuracy", "macro_f1", "kappa", "refusal_f1", "refusal_precision", "refusal_recall",
             "sensitivity", "specificity", "n_human_refusal", "n_human_other", "true_positives", "true_negatives",
             "human_refusal_rate", "judge_refusal_rate", "refusal_bias")
 
 
 def to_frames(report: dict, keys: dict) -> dict[str, pd.DataFrame]:
-    """The report as the three warehouse tables; ``keys`` (validation_id, judge_id, dataset, ...) go on
+    """The report as the four warehouse tables; ``keys`` (validation_id, judge_id, dataset, ...) go on
     every row. ``name_group`` 'all' holds the overall figures."""
     scopes = {"all": report, **report["per_group"]}
     ids = {k: keys[k] for k in ("validation_id", "judge_id", "dataset")}  # enough to join the detail tables
     summary, labels, conf = [], [], []
     for group, m in scopes.items():
         gap = {k: m.get(k) for k in ("bias_diff_vs_ref", "measured_diff_vs_ref", "flag_reason")}
-        summary.append({**keys, "name_group": group, **{k: m[k] for k in _SCALARS}, **gap,
-                        "flagged": bool(m.get("flagged", False)), "reference_group": report["reference_group"]})
+        cis = {f"{k}_ci_{side}": v[i] for k, v in m["intervals"].items() for i, side in enumerate(("low", "high"))}
+        summary.append({**keys, "name_group": group, **{k: m[k] for k in _SCALARS}, **cis, **gap,
+                        "flagged": bool(m.get("flagged", False)), "reference_group": report["reference_group"],
+                        "resamples": report["resamples"], "clusters": report["clusters"]})
         labels += [{**ids, "name_group": group, "label": lab, **v} for lab, v in m["per_label"].items()]
         conf += [{**ids, "name_group": group, "human_label": h, "judge_label": j, "count": c}
                  for h, row in m["confusion"].items() for j, c in row.items()]
-    return dict(zip(VALIDATION_TABLES, (pd.DataFrame(summary), pd.DataFrame(labels), pd.DataFrame(conf))))
+    per_measure = pd.DataFrame(report["measures"]).assign(**ids, reference_group=report["reference_group"])
+    return dict(zip(VALIDATION_TABLES, (pd.DataFrame(summary), pd.DataFrame(labels), pd.DataFrame(conf),
+                                        per_measure)))

@@ -41,3 +41,10 @@ CREATE MACRO risk_ratio(k, n, k_ref, n_ref) AS CASE
     WHEN k_ref IS NULL OR n_ref IS NULL THEN NULL
     WHEN k = 0 OR k_ref = 0 THEN ((k + 0.5) / (n + 0.5)) / ((k_ref + 0.5) / (n_ref + 0.5))
     ELSE (k / n) / (k_ref / n_ref) END;
+
+-- Human labels of audited outputs (`qos label import`), staged under staging/human_labels/model=<key>/.
+-- Keyed by (generation_id, annotator): one label per annotator and output; a relabel replaced the old one.
+CREATE TABLE human_labels (
+    generation_id VARCHAR NOT NULL, model_key VARCHAR NOT NULL, label VARCHAR NOT NULL, annotator VARCHAR NOT NULL,
+    source_file VARCHAR, imported_at TIMESTAMPTZ NOT NULL, import_id VARCHAR NOT NULL
+);

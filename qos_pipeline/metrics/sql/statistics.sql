@@ -59,3 +59,31 @@ SELECT model_key, model_version, prompt_format, gen_config_hash, design, judge_i
        count AS n_unjudged, rate AS unjudged_share
 FROM label_rates_group WHERE label = 'unjudged'
 ORDER BY ALL;
+
+CREATE TABLE annotator_agreement (
+    model_key VARCHAR NOT NULL, annotator_a VARCHAR NOT NULL, annotator_b VARCHAR NOT NULL, n INTEGER NOT NULL,
+    agreement DOUBLE, kappa DOUBLE, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+-- Prediction-powered estimates (metrics/stats/ppi.py): judge labels of every output + the human-minus-judge
+-- correction on the human-labelled ones, per group; intervals resample templates (ci_*) and names (ci_tn_*).
+CREATE TABLE label_rates_ppi (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, n INTEGER NOT NULL, n_labelled INTEGER NOT NULL,
+    judge_rate DOUBLE, labelled_human_rate DOUBLE, rate DOUBLE, lam DOUBLE,
+    ci_low DOUBLE, ci_high DOUBLE, ci_tn_low DOUBLE, ci_tn_high DOUBLE,
+    iid_rate DOUBLE, iid_ci_low DOUBLE, iid_ci_high DOUBLE, note VARCHAR,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+CREATE TABLE group_comparisons_ppi (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL, is_reference BOOLEAN NOT NULL,
+    n INTEGER NOT NULL, n_vs INTEGER NOT NULL, n_labelled INTEGER NOT NULL, n_labelled_vs INTEGER NOT NULL,
+    rate DOUBLE, rate_vs DOUBLE, lam DOUBLE, lam_vs DOUBLE, judge_diff DOUBLE,
+    diff DOUBLE, diff_ci_low DOUBLE, diff_ci_high DOUBLE, diff_ci_tn_low DOUBLE, diff_ci_tn_high DOUBLE,
+    p_value DOUBLE, family VARCHAR NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
