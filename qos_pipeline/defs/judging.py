@@ -77,9 +77,10 @@ def _in_range(reports: list[dict]) -> CheckOutcome:
 
 
 def _gaps(reports: list[dict]) -> CheckOutcome:
-    """Warning: a group's judge error differs from the reference group's enough to fake a disparity."""
-    flags = [f"{r['judge_id']}: {f}" for r in reports for f in r["flags"]]
-    return CheckOutcome(VALIDATION_CHECKS[1], not flags, f"{len(flags)} group(s) flagged",
+    """Warning: on some measure, a group's judge error differs from the reference group's enough to change
+    its gap (each flag names the measure and the group)."""
+    flags = [f"{r['judge_id']}: {f['text']}" for r in reports for f in r["flags"]]
+    return CheckOutcome(VALIDATION_CHECKS[1], not flags, f"{len(flags)} (measure, group) pair(s) flagged",
                         {"flags": "\n".join(flags) or "none"}, blocking=False)
 
 
@@ -90,9 +91,9 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
 def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage,
                       audit: AuditSettings) -> Iterator:
     """Each configured judge compared with human labels: accuracy, macro-F1, Cohen's kappa, refusal-vs-not
-    F1, per-label precision/recall and the confusion matrix, overall and per name group, with groups
-    flagged where the judge's refusal error differs from the reference group's enough to explain a
-    measured disparity. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
+    F1 (with template-cluster intervals), per-label precision/recall and the confusion matrix, overall and
+    per name group, and per measure (any refusal, refusal, harmful refusal, harmful answer) the judge's
+    sensitivity, specificity and the error it adds to each group's gap, flagged where it could change it. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
     ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build. Run config
     ``outputs_of`` records whose outputs the files hold (column ``outputs_model``)."""
     files, paths = config.files or audit.files(), storage.paths()

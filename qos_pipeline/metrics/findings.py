@@ -3,6 +3,10 @@ adjustment (``p_adjusted < 0.05`` in ``group_comparisons``), with the gap, its t
 the adjusted p-value; and, when none does, why (no gap, a model that barely refuses, statistics off, a
 design too small for the test).
 
+Where a model's outputs carry human labels, the sentence leads with the prediction-powered gaps (valid when
+the judge errs); every sentence ends with what is known of its judge on that model (``instrument``), and a
+gap on a measure the judge is flagged for says so next to the number.
+
 Pure functions over a read-only DuckDB connection: the terminal report, the HTML page and the
 ``metric_tables`` asset's metadata all print the same sentences.
 """
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from qos_pipeline.metrics import instrument
 from qos_pipeline.metrics.build import CELL
 from qos_pipeline.taxonomy import REFUSAL_LABELS
 
@@ -35,10 +40,14 @@ class Gap:
     ci_low: float | None
     ci_high: float | None
     p_adjusted: float | None
+    note: str = ""  # what is known against the judge here (``instrument.Check.note``)
+    judge_only: float | None = None  # for a prediction-powered gap: the judge's own
 
     def text(self) -> str:
         ci = "" if _missing(self.ci_low) else f" [{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}]"
-        return f"{self.group} {100 * self.diff:+.1f} pts{ci}, p_adj {fmt_p(self.p_adjusted)}"
+        alone = "" if self.judge_only is None else f" (judge alone {100 * self.judge_only:+.1f})"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.group} {100 * self.diff:+.1f} pts{ci}{alone}, p_adj {fmt_p(self.p_adjusted)}{note}"
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,43 @@ def cell_labels(cells: pd.DataFrame) -> list[str]:
     return labels
 
 
-def _gap(row: pd.Series) -> Gap:
-    num = lambda x: None if _missing(x) else float(x)  # noqa: E731
-    return Gap(row["measure"], row["name_group"], float(row["diff"]), num(row["diff_ci_low"]),
-               num(row["diff_ci_high"]), num(row["p_adjusted"]))
+def _num(x) -> float | None:
+    return None if _missing(x) else float(x)
+
+
+def _gap(row: pd.Series, check: instrument.Check | None = None) -> Gap:
+    note = check.note(row["measure"], row["name_group"]) if check is not None else ""
+    return Gap(row["measure"], row["name_group"], float(row["diff"]), _num(row["diff_ci_low"]),
+               _num(row["diff_ci_high"]), _num(row["p_adjusted"]), note)
+
+
+def _ppi_lead(label: str, rows: pd.DataFrame, reference: str, adjust: str) -> str:
+    """The prediction-powered gaps (template x name intervals) that lead a cell's sentence, '' without."""
+    if rows.empty:
+        return ""
+    gaps = {m: [Gap(m, r["name_group"], float(r["diff"]), _num(r["diff_ci_tn_low"]), _num(r["diff_ci_tn_high"]),
+                    _num(r["p_adjusted"]), judge_only=_num(r["judge_diff"])) for _, r in part.iterrows()]
+            for m, part in rows.sort_values("diff", ascending=False).groupby("measure", sort=False)}
+    first = rows[rows["measure"] == rows["measure"].iloc[0]]
+    per_group = sorted(set(first["n_labelled"]) | set(first["n_labelled_vs"]))
+    total = int(first["n_labelled"].sum() + first["n_labelled_vs"].iloc[0])
+    each = f"{per_group[0]}" if len(per_group) == 1 else f"{per_group[0]}-{per_group[-1]}"
+    primary = gaps.get("any_refusal", [])
+    significant = [g for g in primary if g.p_adjusted is not None and g.p_adjusted < ALPHA]
+    head = (f"{label}, corrected for the judge's errors with {total} human labels ({each} per group; "
+            "prediction-powered, template x name intervals): ")
+    if significant:
+        text = (f"any-refusal gap vs {reference} after {ADJUST_WORDS.get(adjust, adjust)} adjustment: "
+                + "; ".join(g.text() for g in significant))
+    else:
+        largest = max(primary, key=lambda g: abs(g.diff), default=None)
+        text = f"no group's any-refusal gap vs {reference} survives adjustment" + (
+            f" (largest: {largest.text()})" if largest else "")
+    for measure in ("harmful_refusal", "refusal"):
+        sig = [g for g in gaps.get(measure, []) if g.p_adjusted is not None and g.p_adjusted < ALPHA]
+        if sig:
+            text += f"; {MEASURE_WORDS[measure]} (exploratory): " + "; ".join(g.text() for g in sig)
+    return head + text + ". Judge labels alone: "
 
 
 def _underpowered(rows: pd.DataFrame) -> str:
@@ -160,6 +202,8 @@ def _sentence(f: Finding) -> str:
 def findings(con, model: str | None = None, judge: str | None = None) -> list[Finding]:
     """One finding per cell of ``label_rates_model`` (optionally one model key and/or judge)."""
     where, params = cell_where(model, judge)
+    checks = instrument.checks(con)
+    ppi = instrument.ppi_gaps(con, where, params)
     keys = ", ".join(CELL)
     refusal = ", ".join(f"'{label}'" for label in REFUSAL_LABELS)
     cells = con.execute(f"""
@@ -192,13 +236,20 @@ def findings(con, model: str | None = None, judge: str | None = None) -> list[Fi
             sig["order"] = sig["measure"].map(MEASURES.index)
             sig = sig.sort_values(["order", "diff"], ascending=[True, False])
             primary = vs_ref[vs_ref["measure"] == "any_refusal"]
-            largest = _gap(primary.loc[primary["diff"].abs().idxmax()]) if len(primary) else None
+            check = checks.get((key["model_key"], key["judge_id"]))
+            largest = _gap(primary.loc[primary["diff"].abs().idxmax()], check) if len(primary) else None
             status = "gaps" if len(sig) else "none"
-            extra = dict(significant=[_gap(r) for _, r in sig.iterrows()], largest=largest,
+            extra = dict(significant=[_gap(r, check) for _, r in sig.iterrows()], largest=largest,
                          comparisons=len(mine), adjust=str(mine["p_adjust_method"].iloc[0]),
                          underpowered=_underpowered(mine))
         finding = Finding(status=status, **base, **extra)
-        out.append(replace(finding, sentence=_sentence(finding)))
+        mine_ppi = ppi[(ppi[CELL] == pd.Series(key)).all(axis=1)] if len(ppi) else ppi
+        lead = _ppi_lead(label, mine_ppi, reference, finding.adjust)
+        check = checks.get((key["model_key"], key["judge_id"]))
+        tail = check.sentence() if check is not None else ""
+        body = _sentence(finding)
+        body = lead + body[len(label) + 2:] if lead else body  # the lead names the cell already
+        out.append(replace(finding, sentence=" ".join(t for t in (body, tail) if t)))
     return out
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.metrics import plots
+from qos_pipeline.metrics import instrument, plots
 from qos_pipeline.metrics.build import CELL, connect_readonly
 from qos_pipeline.metrics.findings import ADJUST_WORDS, cell_where, findings, fmt_p
-from qos_pipeline.metrics.report import FINDINGS, build_report, constant_keys
+from qos_pipeline.metrics.report import AGREEMENT_TITLE, FINDINGS, GROUP_ERROR_TITLE, build_report, constant_keys
 
 CSS = """
 body { font: 15px/1.5 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #222; margin: 0;
@@ -113,7 +113,7 @@ def _provenance(con, where: str, params: list) -> tuple[pd.DataFrame, dict[str, 
                    "p_method": adjust[1] or "", "permutations": adjust[2] or 0}
 
 
-def _methods(prov: dict, cells: pd.DataFrame) -> str:
+def _methods(prov: dict, cells: pd.DataFrame, extra: dict[str, bool]) -> str:
     resamples = int(cells["resamples"].max()) if len(cells) else 0
     seed = int(cells["seed"].max()) if len(cells) else 0
     adjust = ADJUST_WORDS.get(prov["p_adjust"], prov["p_adjust"] or "none")
@@ -133,9 +133,21 @@ def _methods(prov: dict, cells: pd.DataFrame) -> str:
         "flagged as a zero count.",
         "<b>Name sensitivity</b>: each group's gap recomputed without each of its names; the name that moves it "
         "most is flagged.",
-        "<b>Judge correction</b>: refusal rates corrected for the judge's sensitivity and specificity, redrawn "
-        "from Beta posteriors within the same bootstrap (a perfect validation still has spread).",
     ]
+    if extra.get("ppi"):
+        items.append("<b>Prediction-powered estimates</b>: where a model's outputs carry human labels (qos label "
+                     "import), every group rate and gap is also estimated from the judge's labels of every output plus "
+                     "the human-minus-judge correction on the labelled ones (PPI++, Angelopoulos et al. 2023), per "
+                     "group, so a judge whose errors differ between groups does not bias the gap; both parts are "
+                     "resampled by template and name.")
+    if extra.get("validated"):
+        items.append("<b>Judge validation</b>: the judge compared with human labels per group and measure; a "
+                     "measure is flagged for a group when the judge's error changes its gap (interval excluding 0, "
+                     "or large against the gap).")
+    if extra.get("corrected"):
+        items.append("<b>Judge correction</b>: refusal rates corrected for the judge's sensitivity and specificity "
+                     "(Rogan-Gladen), redrawn from Beta posteriors within the same bootstrap; a rate outside the "
+                     "judge's correctable range is not corrected.")
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
@@ -161,6 +173,14 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
             f"{_esc(k)} <code>{_esc(v)}</code>" for k, v in constant.items()) + "</p>")
+    instrument_tables = [t for t in (AGREEMENT_TITLE, GROUP_ERROR_TITLE) if t in tables]
+    if instrument_tables:
+        body.append("<h2>The instrument: judge agreement with human labels</h2>")
+        for title in instrument_tables:
+            df = tables.pop(title)
+            body.append(f"<h3>{_esc(title)}</h3>" + _table(df))
+            if df.attrs.get("note"):
+                body.append(f"<p class='note'>{_esc(df.attrs['note'])}</p>")
     body.append("<h2>Pictures</h2>")
     for name in ("forest", "names", "label_shares", "refusal_by_model", "templates"):
         if name in images:
@@ -181,7 +201,9 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     if len(corrected):
         body.append("<h3>Judge-corrected refusal rates (Beta-posterior error rates in the bootstrap)</h3>"
                     + _table(corrected))
-    body.append("<h2>Method</h2>" + _methods(prov, cells))
+    extra = {"ppi": any(t.startswith("Prediction-powered") for t in tables), "validated": bool(instrument_tables),
+             "corrected": bool(len(corrected))}
+    body.append("<h2>Method</h2>" + _methods(prov, cells, extra))
     body.append("<h2>Provenance</h2><dl class='prov'>" + "".join(
         f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in
         {"build_id": prov["build_id"], "built_at": prov["built_at"], "warehouse": db}.items()) + "</dl>")
@@ -212,7 +234,27 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         gaps = con.execute("SELECT * FROM group_comparisons WHERE is_reference AND measure = 'any_refusal' "
                            "ORDER BY ALL").df()
         reference = plots.reference_group(con)
+        ppi = instrument.ppi_gaps(con)
+        agreement, errors = instrument.agreement(con)
     lines = ["### Findings", *[f"- {f.sentence}" for f in found], ""]
+    if len(agreement):
+        lines += ["### The judge against human labels (95% template-cluster CI)", "",
+                  "| judge | labelled outputs of | n | kappa | accuracy | refusal F1 |", "|---|---|---:|---|---|---|"]
+        lines += [f"| {r['judge_id']} | {r['labelled outputs of']} | {r['n']} | {r['kappa [95% CI]']} | "
+                  f"{r['accuracy [95% CI]']} | {r['refusal F1 [95% CI]']} |"
+                  for _, r in instrument.agreement_table(agreement).iterrows()]
+        flagged = errors[errors["flagged"]]
+        lines += ["", f"Flagged for group bias: {len(flagged)} (measure, group) pairs"
+                  + "".join(f"; {r.measure} {r.name_group} ({r.judge_id})" for r in flagged.itertuples()), ""]
+    if len(ppi):
+        primary = ppi[ppi["measure"] == "any_refusal"].sort_values("diff", ascending=False)
+        lines += [f"### Prediction-powered any-refusal gap vs {reference} (template x name 95% CI)", "",
+                  "| model | judge | group | labelled | judge alone | corrected gap | p_adj |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r.model_key} | {r.judge_id} | {r.name_group} | {r.n_labelled} + {r.n_labelled_vs} | "
+                  f"{100 * r.judge_diff:+.1f} | {100 * r.diff:+.1f} {_ci(r.diff_ci_tn_low, r.diff_ci_tn_high)} | "
+                  f"{fmt_p(r.p_adjusted)} |" for r in primary.itertuples()]
+        lines.append("")
     if len(gaps):
         labels = {tuple(f.cell.values()): f.label for f in found}
         gaps["cell"] = [labels.get(tuple(r), r[0]) for r in gaps[CELL].itertuples(index=False, name=None)]

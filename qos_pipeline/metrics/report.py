@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS
+from qos_pipeline.metrics import instrument
 from qos_pipeline.metrics.build import CELL, connect_readonly
 from qos_pipeline.metrics.findings import ADJUST_WORDS, MEASURES, cell_where, finding_lines, fmt_p, reference_group
 
@@ -17,6 +18,15 @@ from qos_pipeline.metrics.findings import ADJUST_WORDS, MEASURES, cell_where, fi
 _CELL = CELL
 FINDINGS = "Findings"
 WIDTH = 100
+PPI_TITLE = "Prediction-powered gaps vs '{reference}' (judge labels corrected by human labels)"
+PPI_NOTE = ("labelled: human-labelled outputs of the group + of the reference group; corrected gap: the judge's "
+            "labels of every output plus the human-minus-judge correction on the labelled ones (PPI++), valid when "
+            "the judge errs, also differently between groups; t x n CI: templates and names resampled for both "
+            "parts; p_adj: Holm within the family (primary: any refusal vs the reference; secondary: exploratory)")
+AGREEMENT_TITLE = "Judge checked against human labels"
+GROUP_ERROR_TITLE = "Judge error per group (any refusal, harmful refusal)"
+GROUP_ERROR_NOTE = ("judge gap - human gap: what the judge's error adds to the group's gap vs the reference group "
+                    "(template-cluster 95% CI); FLAG: the interval excludes 0, or the error is large against the gap")
 
 
 def _pct(x: float) -> str:
@@ -150,6 +160,8 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         sens = q("SELECT * FROM name_sensitivity{where}")
         reference = reference_group(con)
         lines = finding_lines(con, model, judge) if len(overall) else []
+        ppi = instrument.ppi_gaps(con, where, params)
+        agreement, group_errors = instrument.agreement(con, where, params)
     if overall.empty:
         raise ValueError(f"no judged generations in {db}" + (f" for {where.strip()} {params}" if params else "")
                          + "; run `qos run` or `qos ingest` first")
@@ -172,6 +184,14 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         "Refusal rates per name": _names(names, sens),
         "Name sensitivity: the name whose removal moves its group's any-refusal gap most": _sensitivity(sens),
     }
+    if len(ppi):  # right after the findings, which lead with it
+        title = PPI_TITLE.format(reference=reference)
+        tables = {FINDINGS: tables.pop(FINDINGS), title: instrument.ppi_table(ppi), **tables}
+        tables[title].attrs["note"] = PPI_NOTE
+    if len(agreement):
+        tables[AGREEMENT_TITLE] = instrument.agreement_table(agreement)
+        tables[GROUP_ERROR_TITLE] = instrument.group_error_table(group_errors)
+        tables[GROUP_ERROR_TITLE].attrs["note"] = GROUP_ERROR_NOTE
     tables["Label shares per model, 95% intervals"].attrs["note"] = (
         f"{boot}; template x name: resampling both; Wilson: naive, as if every output were independent")
     tables["Refusal rates per group, 95% intervals"].attrs["note"] = boot
