@@ -8,6 +8,7 @@ import sys
 
 from qos_pipeline.cli.audit import cmd_run
 from qos_pipeline.cli.common import DAGSTER_LOG, write_error_log
+from qos_pipeline.cli.evidence import add_evidence_parser
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.label import add_label_parser
@@ -66,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=cmd_ui)
     add_judge_parser(sub)
     add_label_parser(sub)
+    add_evidence_parser(sub)
     return p
 
 

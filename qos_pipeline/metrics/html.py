@@ -1,42 +1,20 @@
-"""`qos report --html PATH`: one self-contained HTML page (inline CSS, the pictures as base64 ``data:`` URIs,
-no script, no external URL) with the findings, the pictures, the report's tables, the method notes and the
-provenance of the build. It opens from disk in any browser, without a server."""
+"""`qos report --html PATH`: one self-contained HTML page (inline CSS and a small inline script that sorts and
+filters its tables, the pictures as base64 ``data:`` URIs, no external URL) with the findings and the
+evidence behind each (driving templates and names, example outputs), the judge's agreement, the pictures,
+the report's tables, the outputs behind the findings, the method notes and the provenance of the build. It
+opens from disk in any browser, without a server, and prints whole. It names the warehouse by its file name
+only: no path of the machine it was built on."""
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.metrics import instrument, plots
+from qos_pipeline.metrics import evidence, instrument, page, plots
 from qos_pipeline.metrics.build import CELL, connect_readonly
 from qos_pipeline.metrics.findings import ADJUST_WORDS, cell_where, findings, fmt_p
 from qos_pipeline.metrics.report import AGREEMENT_TITLE, FINDINGS, GROUP_ERROR_TITLE, build_report, constant_keys
-
-CSS = """
-body { font: 15px/1.5 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; color: #222; margin: 0;
-       background: #f6f7f9; }
-main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
-h1 { font-size: 26px; margin: 8px 0 4px; } h2 { font-size: 20px; margin-top: 36px; border-bottom: 2px solid #eee; }
-h3 { font-size: 15px; margin: 22px 0 6px; color: #444; }
-.meta { color: #666; font-size: 13px; }
-ul.findings { padding-left: 0; list-style: none; }
-ul.findings li { padding: 10px 14px; margin: 8px 0; border-left: 5px solid #7f8c8d; background: #fafafa; }
-ul.findings li.gaps { border-color: #c0392b; background: #fdf2f1; }
-ul.findings li.none { border-color: #27ae60; background: #f1faf4; }
-figure { margin: 18px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 13px; }
-table { border-collapse: collapse; font-size: 13px; margin: 6px 0 4px; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap; }
-th { background: #f0f2f5; position: sticky; top: 0; } tr:hover td { background: #fafcff; }
-td:first-child, th:first-child { text-align: left; }
-.note { color: #666; font-size: 12px; max-width: 1000px; } .scroll { overflow-x: auto; max-height: 520px; }
-code { background: #f0f2f5; padding: 1px 4px; border-radius: 3px; }
-dl.prov { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; font-size: 13px; }
-dl.prov dt { color: #666; } dl.prov dd { margin: 0; font-family: monospace; }
-"""
 
 CAPTIONS = {
     "forest": "Any-refusal gap of each group vs the reference group, in percentage points. Thick line: 95% "
@@ -48,19 +26,8 @@ CAPTIONS = {
 }
 
 
-def _esc(x) -> str:
-    return html.escape(str(x))
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _table(df: pd.DataFrame, drop: list[str] = ()) -> str:
-    if df.empty:
-        return "<p class='note'>(none)</p>"
-    shown = df.drop(columns=[c for c in drop if c in df.columns])
-    return "<div class='scroll'>" + shown.to_html(index=False, escape=True, border=0, na_rep="") + "</div>"
+_esc, _table, data_uri = page.esc, page.table, page.data_uri
+OUTPUTS_LIMIT = 2000  # rows of the outputs table: the page stays a few MB; `qos evidence` shows any cell
 
 
 def _ci(low, high) -> str:
@@ -99,6 +66,7 @@ def _corrected(con, where: str, params: list) -> pd.DataFrame:
                                          df["corrected_diff_ci_high"])]
     out["validation"] = df["validation_scope"]
     out["warning"] = df["warning"].fillna("")
+    out["note"] = df["note"].fillna("")
     return out
 
 
@@ -151,6 +119,20 @@ def _methods(prov: dict, cells: pd.DataFrame, extra: dict[str, bool]) -> str:
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
+def _outputs(con, found) -> pd.DataFrame:
+    """The outputs of the groups each finding compares (its gaps' groups and the reference group)."""
+    frames = []
+    for f in found:
+        groups = sorted({g.group for g in f.significant} | ({f.largest.group} if f.largest else set()))
+        if groups and f.reference:
+            frames.append(evidence.outputs(con, f.cell, groups + [f.reference], OUTPUTS_LIMIT)
+                          .assign(model=f.label))
+    if not frames:
+        return pd.DataFrame()
+    both = pd.concat(frames, ignore_index=True).head(OUTPUTS_LIMIT)
+    return both[["model", *evidence.OUTPUT_COLUMNS]]
+
+
 def render_html(db: Path, model: str | None = None, judge: str | None = None,
                 images: dict[str, bytes] | None = None) -> str:
     """The page; ``images``: the PNGs of ``plots.render`` when already drawn (else drawn here)."""
@@ -158,6 +140,8 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     where, params = cell_where(model, judge)
     with connect_readonly(db) as con:
         found = findings(con, model, judge)
+        proof = {id(f): evidence.for_finding(con, f) for f in found}
+        shown = _outputs(con, found)
         data = plots.plot_data(con, model, judge)
         comparisons = _model_comparisons(con, model, judge)
         corrected = _corrected(con, where, params)
@@ -165,10 +149,12 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     images = plots.render(data) if images is None else images
     constant = constant_keys(tables)  # said once above the tables; the first table keeps its model_key
     body = ["<h1>Quality-of-service audit: refusal disparities by name group</h1>",
-            f"<p class='meta'>warehouse <code>{_esc(db)}</code> &middot; build <code>{_esc(prov['build_id'])}"
+            f"<p class='meta'>warehouse <code>{_esc(db.name)}</code> &middot; build <code>{_esc(prov['build_id'])}"
             f"</code> built {_esc(prov['built_at'])} &middot; reference group <b>{_esc(data['reference'])}</b></p>",
             "<h2>Findings</h2><ul class='findings'>"]
-    body += [f"<li class='{_esc(f.status)}'>{_esc(f.sentence)}</li>" for f in found]
+    for f in found:
+        blocks = "".join(evidence.to_html(ev, _table) for ev in proof[id(f)])
+        body.append(f"<li class='{_esc(f.status)}'>{_esc(f.sentence)}{blocks}</li>")
     body.append("</ul>")
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
@@ -200,19 +186,24 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
                     + _table(comparisons))
     if len(corrected):
         body.append("<h3>Judge-corrected refusal rates (Beta-posterior error rates in the bootstrap)</h3>"
-                    + _table(corrected))
+                    + _table(corrected, text_columns=("warning", "note")))
     extra = {"ppi": any(t.startswith("Prediction-powered") for t in tables), "validated": bool(instrument_tables),
              "corrected": bool(len(corrected))}
+    if len(shown):
+        body.append("<h2>Outputs behind the findings</h2><p class='note'>Every output of the groups the findings "
+                    f"compare (at most {OUTPUTS_LIMIT}, in a seeded order), with the judge's label and reason and "
+                    "the human label where there is one. Type in the box to filter; click a header to sort.</p>"
+                    + _table(shown, text_columns=evidence.TEXT, filterable=True))
     body.append("<h2>Method</h2>" + _methods(prov, cells, extra))
     body.append("<h2>Provenance</h2><dl class='prov'>" + "".join(
         f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in
-        {"build_id": prov["build_id"], "built_at": prov["built_at"], "warehouse": db}.items()) + "</dl>")
+        {"build_id": prov["build_id"], "built_at": prov["built_at"], "warehouse": db.name}.items()) + "</dl>")
     body.append("<h3>Model cells (version, prompt format, generation config hash, design, judge)</h3>"
                 + _table(cells))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>qos report {_esc(prov['build_id'])}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(body)}</main></body></html>\n")
+            f"<title>qos report {_esc(prov['build_id'])}</title><style>{page.CSS}</style></head>"
+            f"<body><main>{''.join(body)}</main><script>{page.SCRIPT}</script></body></html>\n")
 
 
 def write_html(db: Path, path: Path, model: str | None = None, judge: str | None = None,
@@ -236,7 +227,10 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         reference = plots.reference_group(con)
         ppi = instrument.ppi_gaps(con)
         agreement, errors = instrument.agreement(con)
+        proof = [ev for f in found for ev in evidence.for_finding(con, f)]
     lines = ["### Findings", *[f"- {f.sentence}" for f in found], ""]
+    if proof:
+        lines += ["### The evidence behind the gaps", ""] + [line for ev in proof for line in evidence.to_markdown(ev)]
     if len(agreement):
         lines += ["### The judge against human labels (95% template-cluster CI)", "",
                   "| judge | labelled outputs of | n | kappa | accuracy | refusal F1 |", "|---|---|---:|---|---|---|"]

@@ -26,8 +26,9 @@ def test_html_is_self_contained_with_tables_images_method_and_provenance():
     images = dict(IMG.findall(page))
     assert set(images) == {"forest", "names", "label_shares", "templates"}
     assert all(base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n" for b64 in images.values())
-    # nothing fetched from elsewhere: no URL, no script, no stylesheet link; every src is a data URI
-    assert not re.search(r"https?://|<script|<link|@import|url\(", page)
+    # nothing fetched from elsewhere: no URL, no script file, no stylesheet link; every src is a data URI; the
+    # one script is inline (sorting and filtering the tables)
+    assert not re.search(r"https?://|<script[^>]*src|<link|@import|url\(", page) and page.count("<script>") == 1
     assert all(src.startswith("data:image/png;base64,") for src in re.findall(r"src='([^']*)'", page))
     assert page.count("<table") >= 8 and "Disparities vs reference group &#x27;white&#x27;" in page
     assert "<td>muslim</td>" in page and "+50.0 [" in page
@@ -35,6 +36,21 @@ def test_html_is_self_contained_with_tables_images_method_and_provenance():
     assert "200 resamples, seed 0" in page and "permutation test" in page
     assert "Beta posteriors" not in page  # no corrected rates on this page: no method note describing them
     assert "build_id" in page and "judge-a" in page  # provenance: the build and every cell's keys
+
+
+def test_html_names_no_path_of_the_machine_it_was_built_on():
+    page, db = _page(), planted_db()
+    assert db.name in page  # the warehouse by its file name
+    assert not [str(p) for p in db.parents if str(p) != "/" and str(p) in page]
+
+
+def test_html_shows_the_evidence_of_each_finding_and_a_filterable_outputs_table():
+    page = _page()
+    assert "What drives the any refusal gap of muslim vs white (+50.0 pts" in page
+    assert "share of the gap" in page and "Example outputs on these templates" in page
+    assert "<h2>Outputs behind the findings</h2>" in page and "<input class='filter'" in page
+    # every output of the finding's groups (muslim, white) is in the table, with its full text
+    assert page.count("<td class='text'>") >= 512
 
 
 def test_qos_report_html_writes_the_page_and_the_plots(tmp_path, monkeypatch, capsys):
