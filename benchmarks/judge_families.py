@@ -13,7 +13,8 @@ does). "Before" is the rules judge at git revision REV (default: the last commit
 loaded from git into a temporary package; without git that column is left out.
 
 Label counts are written compactly: A answer, R refusal, H harmful refusal, P partial answer, F failure,
-X harmful answer. "decides" counts the rows whose label the family decided (its name is in the reason).
+X harmful answer. "decides" counts the rows whose label the family decided with all families on (its name
+is in the reason; where several could, the first that the rule order reads is named).
 """
 
 from __future__ import annotations
