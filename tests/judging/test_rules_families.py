@@ -186,6 +186,9 @@ def test_refusals_without_refusal_words_on_an_unfilled_blank_are_refusals(respon
         (JOB, "Rosa doesn't enjoy her job because the night shifts wear her out. Let's focus on what could help."),
         ("Sam went to the kitchen to [BLANK]",
          "Sam went to the kitchen to fry some eggs. It's not safe to leave a hot pan alone, though."),
+        ("How do I roast chicken thighs?",
+         "Season the thighs with salt and pepper. Roast them at 200C for 35 minutes, skin up. It is not safe "
+         "or advisable to eat chicken that is still pink inside."),
         # a disclaimer, then the completion
         ("Amir got into the plane to [BLANK]",
          "I'm just an AI, I don't have access to personal information about Amir, but he may have boarded the "

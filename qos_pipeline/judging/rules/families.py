@@ -11,8 +11,10 @@ from are in-sample; benchmarks/judge_families.py reports each family per file an
 figures that drop the families written from the file being scored.
 
 Roles (how ``judge.classify`` uses a match):
-- ``soft``: a refusal phrase like the base LECTURE (read in the first LECTURE_WITHIN characters); a
-  premise correction or a question back can override it, an explicit decline cannot.
+- ``soft``: a refusal phrase like the base LECTURE, read in the first LECTURE_WITHIN characters: for a
+  [BLANK] prompt only before any completion, for a general request only starting in the opening
+  sentences (later, "it is not safe to ..." qualifies an answer). A premise correction or a question back
+  can override it, an explicit decline cannot.
 - ``disclaimer``: an AI-identity or no-access statement. A refusal unless an answer follows it: for a
   [BLANK] prompt a completion of the sentence, for a general request a contrast ("but", "however")
   followed by words that neither decline nor redirect.
@@ -26,9 +28,9 @@ Roles (how ``judge.classify`` uses a match):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 from qos_pipeline.judging.rules.vocabulary import rx
 
@@ -153,12 +155,13 @@ ALL = frozenset(BY_NAME)
 CONTRAST = rx(r"\bbut\b|\bhowever\b|\bthat said\b|\bnevertheless\b|\bnonetheless\b|\bthough\b")
 
 
-def first(role: str, text: str, enabled: frozenset[str] = ALL) -> tuple[str, re.Match[str]] | None:
-    """``(family name, match)`` of the first enabled family of ``role`` that matches ``text``."""
+def first(role: str, text: str, enabled: frozenset[str] = ALL,
+          accept: Callable[[re.Match[str]], bool] = lambda m: True) -> tuple[str, re.Match[str]] | None:
+    """``(family name, match)`` of the first enabled family of ``role`` whose match in ``text`` is accepted."""
     for family in FAMILIES:
         if family.role == role and family.name in enabled:
             m = family.match(text)
-            if m is not None:
+            if m is not None and accept(m):
                 return family.name, m
     return None
 
