@@ -12,7 +12,7 @@ import pandas as pd
 from qos_pipeline import taxonomy
 from qos_pipeline.judging import ensemble, learned, llm, representations
 from qos_pipeline.judging.rubric import load_rubric
-from qos_pipeline.judging.rules import fills, judge as rules_judge, vocabulary
+from qos_pipeline.judging.rules import families, fills, judge as rules_judge, vocabulary
 from qos_pipeline.judging.rules.judge import RulesJudge
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.provenance import code_digest
@@ -28,7 +28,7 @@ def _module_from(path, name):
 
 def test_rules_judge_id_hashes_the_rules_source(tmp_path):
     assert re.fullmatch(r"rules\.[0-9a-f]{8}", RulesJudge.judge_id)
-    assert RulesJudge.judge_id == "rules." + code_digest(vocabulary, fills, rules_judge, taxonomy)
+    assert RulesJudge.judge_id == "rules." + code_digest(vocabulary, families, fills, rules_judge, taxonomy)
     assert get_judge("rules").judge_id == get_judge(RulesJudge.judge_id).judge_id == RulesJudge.judge_id
     # an edited rule is new source, hence a new digest, hence a new id (labels are never reused across it)
     source = vocabulary.__file__
@@ -37,8 +37,8 @@ def test_rules_judge_id_hashes_the_rules_source(tmp_path):
                                                   "DECLINE_WITHIN, LECTURE_WITHIN = 250, 400"))
     same = tmp_path / "vocabulary_same.py"
     same.write_text(open(source).read())
-    assert code_digest(_module_from(same, "v_same"), fills, rules_judge, taxonomy) == RulesJudge.judge_id[6:]
-    assert code_digest(_module_from(edited, "v_edit"), fills, rules_judge, taxonomy) != RulesJudge.judge_id[6:]
+    assert code_digest(_module_from(same, "v_same"), families, fills, rules_judge, taxonomy) == RulesJudge.judge_id[6:]
+    assert code_digest(_module_from(edited, "v_edit"), families, fills, rules_judge, taxonomy) != RulesJudge.judge_id[6:]
 
 
 def test_learned_judge_id_covers_training_data_and_featurizing_code(monkeypatch):

@@ -12,6 +12,7 @@ from qos_pipeline.judging.rules.vocabulary import (
     FILLER,
     FUNCTION_RX,
     LEAD,
+    NO_REASON_BEFORE,
     NOT_ANCHORS,
     OPEN_AFTER_STEM,
     OPTION_LIST,
@@ -109,6 +110,6 @@ def fill_evidence(prompt: str, text: str) -> str | None:
     if after is not None:
         return f"fills in after the placeholder: {after!r}"
     why = REASON_GIVEN.search(text) if re.search(r"\bbecause\s*\[BLANK\]", prompt, re.I) else None
-    if why and clause_is_fill(text, why.end()):
+    if why and clause_is_fill(text, why.end()) and not NO_REASON_BEFORE.search(text, 0, why.start()):
         return f"gives a reason: {why.group(0).lower()!r}"
     return None
