@@ -4,10 +4,13 @@
 
 In a work folder of its own (a temporary one unless --work names one; an existing one is reused as is), it
 ingests a human-labelled file (default: the pilot's Llama-2-13b-chat outputs beside the repository) into a
-fresh Dagster instance and warehouse, which materializes `metric_tables` with its findings and pictures;
-writes `qos report --html`; screenshots the page (top, and whole); starts `dagster dev` on loopback and
-screenshots the asset's page and its findings markdown (opened with a click, over the DevTools protocol);
-stops both by PID. Needs Debian's chromium (`apt-get install -y chromium`). The PNGs are for
+fresh Dagster instance and warehouse twice: judged by the default judge, and as the human labels; then
+draws a 60-per-group sample with `qos label sample`, fills it from the human labels and imports it with
+`qos label import`, so the report has prediction-powered gaps and the judge's agreement. It writes
+`qos report --html` and screenshots the page: the top (findings and the evidence of the first), the judge's
+agreement, the outputs table filtered by typing a name, and the whole page; then starts `dagster dev` on
+loopback and screenshots the asset's page and its findings markdown (opened with a click, over the DevTools
+protocol); stops both by PID. Needs Debian's chromium (`apt-get install -y chromium`). The PNGs are for
 looking at, never for committing.
 """
 
@@ -127,7 +130,19 @@ def prepare(work: Path, csv: Path) -> None:
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     if not csv.is_file():
         raise SystemExit(f"{csv} not found: pass --csv with a human-labelled file (pilot format, CSV or JSONL)")
-    _qos("ingest", str(csv), "--model", "llama-2-13b-chat", "--labels", "human")
+    _qos("ingest", str(csv), "--model", "llama-2-13b-chat")
+    _qos("ingest", str(csv), "--model", "humans", "--labels", "human")
+    _qos("label", "sample", "--model", "llama-2-13b-chat", "--per-group", "60", "--out", str(work / "labels"))
+    import duckdb
+    import pandas as pd
+
+    with duckdb.connect(str(wh / "qos.duckdb"), read_only=True) as con:
+        human = dict(con.execute("SELECT a.generation_id, h.recorded_label FROM generations a JOIN generations h "
+                                 "USING (prompt_id, sample) WHERE a.model_key <> h.model_key AND "
+                                 "h.model_key = 'humans'").fetchall())
+    sample = pd.read_csv(work / "labels.csv", dtype=str, keep_default_na=False)
+    sample.assign(label=sample["generation_id"].map(human), annotator="pilot").to_csv(work / "labels.csv", index=False)
+    _qos("label", "import", str(work / "labels.csv"), "--model", "llama-2-13b-chat")
 
 
 def main() -> None:
@@ -149,8 +164,20 @@ def main() -> None:
         browser = Browser(shots.chromium(), shots.CHROMIUM_FLAGS)
         proc = None
         try:
-            browser.goto(page.resolve().as_uri(), 1280, 1000, settle=1)
+            browser.goto(page.resolve().as_uri(), 1400, 1000, settle=1)
             done = [browser.shot(out / "report-top.png"), browser.shot(out / "report-full.png", full=True)]
+            for name, selector in (("report-evidence", "document.querySelector('details.evidence')"),
+                                   ("report-judge", "Array.from(document.querySelectorAll('h2')).find("
+                                                    "h => h.textContent.startsWith('The instrument'))")):
+                if browser.js(f"Boolean({selector})"):
+                    browser.js(f"{selector}.scrollIntoView()")
+                    done.append(browser.shot(out / f"{name}.png"))
+            if browser.js("Boolean(document.querySelector('input.filter'))"):
+                browser.js("document.querySelector('input.filter').scrollIntoView(); "
+                           "document.querySelector('input.filter').focus()")
+                browser.call("Input.insertText", text="Mohammed")
+                time.sleep(0.5)
+                done.append(browser.shot(out / "report-outputs-filtered.png"))
             proc = ui_smoke.start(args.port, work / "dagster.log")
             ui_smoke.wait_up(args.port, proc)
             browser.goto(f"http://127.0.0.1:{args.port}/assets/metric_tables", 1600, 1400)

@@ -121,16 +121,15 @@ def _methods(prov: dict, cells: pd.DataFrame, extra: dict[str, bool]) -> str:
 
 def _outputs(con, found) -> pd.DataFrame:
     """The outputs of the groups each finding compares (its gaps' groups and the reference group)."""
-    frames = []
-    for f in found:
-        groups = sorted({g.group for g in f.significant} | ({f.largest.group} if f.largest else set()))
-        if groups and f.reference:
-            frames.append(evidence.outputs(con, f.cell, groups + [f.reference], OUTPUTS_LIMIT)
-                          .assign(model=f.label))
-    if not frames:
+    compared = [(f, sorted({g.group for g in f.significant} | ({f.largest.group} if f.largest else set())))
+                for f in found]
+    compared = [(f, groups) for f, groups in compared if groups and f.reference]
+    if not compared:
         return pd.DataFrame()
-    both = pd.concat(frames, ignore_index=True).head(OUTPUTS_LIMIT)
-    return both[["model", *evidence.OUTPUT_COLUMNS]]
+    share = OUTPUTS_LIMIT // len(compared)  # every finding gets its part of the table
+    frames = [evidence.outputs(con, f.cell, groups + [f.reference], share).assign(model=f.label)
+              for f, groups in compared]
+    return pd.concat(frames, ignore_index=True)[["model", *evidence.OUTPUT_COLUMNS]]
 
 
 def render_html(db: Path, model: str | None = None, judge: str | None = None,
@@ -190,9 +189,10 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     extra = {"ppi": any(t.startswith("Prediction-powered") for t in tables), "validated": bool(instrument_tables),
              "corrected": bool(len(corrected))}
     if len(shown):
-        body.append("<h2>Outputs behind the findings</h2><p class='note'>Every output of the groups the findings "
-                    f"compare (at most {OUTPUTS_LIMIT}, in a seeded order), with the judge's label and reason and "
-                    "the human label where there is one. Type in the box to filter; click a header to sort.</p>"
+        body.append("<h2>Outputs behind the findings</h2><p class='note'>The outputs of the groups each finding "
+                    f"compares (at most {OUTPUTS_LIMIT} in all, shared between the findings, in a seeded order; "
+                    "`qos evidence` shows any group's), with the judge's label and reason and the human label "
+                    "where there is one. Type in the box to filter; click a header to sort.</p>"
                     + _table(shown, text_columns=evidence.TEXT, filterable=True))
     body.append("<h2>Method</h2>" + _methods(prov, cells, extra))
     body.append("<h2>Provenance</h2><dl class='prov'>" + "".join(

@@ -25,8 +25,9 @@ details.evidence { margin: 6px 0 14px 18px; } details.evidence summary { cursor:
 figure { margin: 18px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 13px; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 4px; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap; }
-td.text { text-align: left; white-space: normal; min-width: 220px; max-width: 520px; }
+th, td { padding: 3px 9px; border-bottom: 1px solid #e5e5e5; text-align: right; white-space: nowrap;
+         vertical-align: top; }
+td.text, th.text { text-align: left; white-space: normal; min-width: 200px; max-width: 520px; }
 th { background: #f0f2f5; position: sticky; top: 0; cursor: pointer; } tr:hover td { background: #fafcff; }
 th[data-sort="asc"]::after { content: " \\25B2"; } th[data-sort="desc"]::after { content: " \\25BC"; }
 td:first-child, th:first-child { text-align: left; }
@@ -98,8 +99,8 @@ def table(df: pd.DataFrame, drop=(), text_columns=(), filterable: bool = False) 
         values = shown[column]
         if pd.api.types.is_float_dtype(values) and values.notna().any() and (values.dropna() % 1 == 0).all():
             shown[column] = values.map(lambda v: "" if pd.isna(v) else f"{int(v)}")
-    head = "".join(f"<th>{esc(c)}</th>" for c in shown.columns)
     wrap = [c in text_columns for c in shown.columns]
+    head = "".join(f"<th class='text'>{esc(c)}</th>" if w else f"<th>{esc(c)}</th>" for c, w in zip(shown.columns, wrap))
     body = "".join("<tr>" + "".join(f"<td class='text'>{esc(v)}</td>" if w else f"<td>{esc(v)}</td>"
                                     for v, w in zip(row, wrap)) + "</tr>"
                    for row in shown.fillna("").itertuples(index=False, name=None))
