@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses for real services on loopback: redis-server (Celery broker) and
-# postgresql (the shared Dagster instance of the Celery test). Installed only when missing, and only
+# Debian packages the test suite uses for real services on loopback: redis-server (Celery broker),
+# postgresql (the shared Dagster instance of the Celery test) and chromium (the report's browser test). Installed only when missing, and only
 # where apt-get can run as root (CI, a fresh machine); elsewhere the tests that need them skip and say so.
 # Usage: bash scripts/system_packages.sh [extra packages, e.g. chromium for scripts/ui_screenshot.py]
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 for pkg in "$@"; do command -v "$pkg" >/dev/null || missing+=("$pkg"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
