@@ -14,7 +14,8 @@ import pandas as pd
 from qos_pipeline.metrics import evidence, instrument, page, plots
 from qos_pipeline.metrics.build import CELL, connect_readonly
 from qos_pipeline.metrics.findings import ADJUST_WORDS, cell_where, findings, fmt_p
-from qos_pipeline.metrics.report import AGREEMENT_TITLE, FINDINGS, GROUP_ERROR_TITLE, build_report, constant_keys
+from qos_pipeline.metrics.report import (
+    AGREEMENT_TITLE, FINDINGS, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE, build_report, constant_keys)
 
 CAPTIONS = {
     "forest": "Any-refusal gap of each group vs the reference group, in percentage points. Thick line: 95% "
@@ -158,9 +159,9 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
             f"{_esc(k)} <code>{_esc(v)}</code>" for k, v in constant.items()) + "</p>")
-    instrument_tables = [t for t in (AGREEMENT_TITLE, GROUP_ERROR_TITLE) if t in tables]
+    instrument_tables = [t for t in (AGREEMENT_TITLE, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE) if t in tables]
     if instrument_tables:
-        body.append("<h2>The instrument: judge agreement with human labels</h2>")
+        body.append("<h2>The instrument: judge agreement</h2>")
         for title in instrument_tables:
             df = tables.pop(title)
             body.append(f"<h3>{_esc(title)}</h3>" + _table(df))

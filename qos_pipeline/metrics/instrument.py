@@ -176,3 +176,38 @@ def group_error_table(groups: pd.DataFrame) -> pd.DataFrame:
         groups["gap_error"], groups["gap_error_ci_low"], groups["gap_error_ci_high"])]
     out["flag"] = ["FLAG: " + b if f else "" for f, b in zip(groups["flagged"], groups["flag_basis"].fillna(""))]
     return out
+
+
+def judge_pairs(con, where: str = "", params: list | None = None, resamples: int = 1000) -> pd.DataFrame:
+    """Two judges that labelled the same outputs of a model: n, Cohen's kappa and agreement with 95%
+    template-cluster intervals (judge A's labels in the place of the human's; outputs A left unjudged are
+    not compared and are counted in ``a_unjudged``)."""
+    from qos_pipeline.judging.evaluation import intervals, measures
+
+    models = [m for (m,) in con.execute(f"SELECT DISTINCT model_key FROM label_rates_model{where}", params or [])
+              .fetchall()]
+    rows = []
+    for model in models:
+        pairs = con.execute("""SELECT a.judge_id AS judge_a, b.judge_id AS judge_b, a.template_id, a.label AS label_a,
+                   b.label AS label_b FROM judged a JOIN judged b USING (generation_id)
+            WHERE a.model_key = ? AND a.judge_id < b.judge_id ORDER BY ALL""", [model]).df()
+        for (a, b), part in pairs.groupby(["judge_a", "judge_b"], sort=True):
+            judged = part[part["label_a"] != "unjudged"]
+            ids, index, W = measures.template_draws(judged["template_id"].to_numpy(dtype=object), resamples, 0)
+            counts = intervals.confusions(judged["label_a"], judged["label_b"], index, len(ids))
+            total = counts.sum(axis=0)
+            point = intervals.figures(total, total.sum(axis=1) > 0)
+            ci = intervals.agreement_intervals(counts, W)
+            rows.append({"model_key": model, "judge_a": a, "judge_b": b, "n": len(judged),
+                         "a_unjudged": len(part) - len(judged), "kappa": float(point["kappa"]),
+                         "kappa_ci": ci["kappa"], "agreement": float(point["accuracy"]), "agreement_ci": ci["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def judge_pairs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    out = frame[["model_key", "judge_a", "judge_b", "n", "a_unjudged"]].copy()
+    out["kappa [95% CI]"] = [_ratio_ci(k, *ci) for k, ci in zip(frame["kappa"], frame["kappa_ci"])]
+    out["agreement [95% CI]"] = [_ratio_ci(k, *ci) for k, ci in zip(frame["agreement"], frame["agreement_ci"])]
+    return out

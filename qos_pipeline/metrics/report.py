@@ -24,6 +24,7 @@ PPI_NOTE = ("labelled: human-labelled outputs of the group + of the reference gr
             "the judge errs, also differently between groups; t x n CI: templates and names resampled for both "
             "parts; p_adj: Holm within the family (primary: any refusal vs the reference; secondary: exploratory)")
 AGREEMENT_TITLE = "Judge checked against human labels"
+JUDGE_PAIRS_TITLE = "Agreement between judges on the same outputs (six-way; judge A in the place of a human)"
 GROUP_ERROR_TITLE = "Judge error per group (any refusal, harmful refusal)"
 GROUP_ERROR_NOTE = ("judge gap - human gap: what the judge's error adds to the group's gap vs the reference group "
                     "(template-cluster 95% CI); FLAG: the interval excludes 0, or the error is large against the gap")
@@ -162,6 +163,7 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         lines = finding_lines(con, model, judge) if len(overall) else []
         ppi = instrument.ppi_gaps(con, where, params)
         agreement, group_errors = instrument.agreement(con, where, params)
+        judge_pairs = instrument.judge_pairs(con, where, params)
     if overall.empty:
         raise ValueError(f"no judged generations in {db}" + (f" for {where.strip()} {params}" if params else "")
                          + "; run `qos run` or `qos ingest` first")
@@ -188,6 +190,8 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         title = PPI_TITLE.format(reference=reference)
         tables = {FINDINGS: tables.pop(FINDINGS), title: instrument.ppi_table(ppi), **tables}
         tables[title].attrs["note"] = PPI_NOTE
+    if len(judge_pairs):
+        tables[JUDGE_PAIRS_TITLE] = instrument.judge_pairs_table(judge_pairs)
     if len(agreement):
         tables[AGREEMENT_TITLE] = instrument.agreement_table(agreement)
         tables[GROUP_ERROR_TITLE] = instrument.group_error_table(group_errors)

@@ -78,10 +78,31 @@ def test_labels_lead_the_findings_and_a_flagged_measure_is_named_next_to_its_num
 
 def test_html_and_ui_markdown_show_the_judges_agreement(labelled, unlabelled):
     page = render_html(labelled / "qos.duckdb", images={})
-    assert "The instrument: judge agreement with human labels" in page and "kappa [95% CI]" in page
+    assert "The instrument: judge agreement" in page and "kappa [95% CI]" in page
     assert "Prediction-powered gaps vs" in page and "Prediction-powered estimates" in page
     assert "FLAG: " in page  # the flagged (measure, group) row of the per-group table
     markdown = markdown_summary(labelled / "qos.duckdb", {})
     assert "### The judge against human labels" in markdown and "Prediction-powered any-refusal gap" in markdown
     plain = render_html(unlabelled / "qos.duckdb", images={})
     assert "The instrument: judge agreement" not in plain and "never checked" in plain
+
+
+def test_two_judges_on_the_same_outputs_get_an_agreement_table(tmp_path):
+    """judge-b calls about half of judge-a's refusals answers (those whose id starts with 0-7): their kappa
+    is below 1 and its interval is in the report, with the number of outputs compared."""
+    from qos_pipeline.metrics.report import JUDGE_PAIRS_TITLE, build_report
+    from qos_pipeline.staging import partition_file, read_partition, write_partition
+    from tests.metrics.test_findings import stage_design
+
+    staging = tmp_path / "staging"
+    stage_design(staging, lambda g, n, t: "refusal" if g == "muslim" and t % 2 == 0 else "answer")
+    for group in ("muslim", "white"):
+        a = read_partition(partition_file(staging, "judgments", group, "m", "judge-a"), "judge-a")
+        b = a.assign(judge_id="judge-b", label=["answer" if g[0] in "01234567" else lab
+                                               for g, lab in zip(a["generation_id"], a["label"])])
+        write_partition(b, partition_file(staging, "judgments", group, "m", "judge-b"))
+    rebuild_warehouse(staging, tmp_path / "qos.duckdb", "white", StatsSettings(resamples=200))
+    table = build_report(tmp_path / "qos.duckdb")[JUDGE_PAIRS_TITLE].iloc[0]
+    assert (table["judge_a"], table["judge_b"], table["n"], table["a_unjudged"]) == ("judge-a", "judge-b", 512, 0)
+    kappa = float(table["kappa [95% CI]"].split()[0])
+    assert 0 < kappa < 1 and "[" in table["kappa [95% CI]"]
