@@ -13,9 +13,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from qos_pipeline.metrics.comments import comment_tables
-from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
+from qos_pipeline.metrics.analysis import StatsSettings, add_statistics, register_risk_ratio
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 from qos_pipeline.staging import LAYOUTS, WarehouseError, staged_files
 from qos_pipeline.provenance import check_key
@@ -37,13 +36,15 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_name": (["name_group", "name", "gender", "popularity"], False),
     "label_rates_popularity": (["name_group", "popularity"], True),
     "label_rates_gender": (["name_group", "gender"], True),
-    "label_rates_template": (["template_id", "template_name", "target_group", "template_text"], False),
+    "label_rates_template": (["name_group", "template_id", "template_name", "target_group", "template_text"], True),
 }
-METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "name_sensitivity", "model_comparisons")
+METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "group_effects_mixed", "name_sensitivity",
+                 "model_comparisons")
 # the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
 INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
                  "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],
-                 "label_rates_gender": ["name_group", "gender"], "label_rates_template": ["template_id"]}
+                 "label_rates_gender": ["name_group", "gender"],
+                 "label_rates_template": ["name_group", "template_id"]}
 
 
 def _sql(name: str) -> str:
@@ -168,6 +169,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
         con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
         con.execute(_sql("schema.sql"))
+        register_risk_ratio(con)
         con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",
                     [list(ALL_LABELS), list(ALL_LABELS)])
         con.execute("ALTER TABLE labels ADD COLUMN is_refusal BOOLEAN")

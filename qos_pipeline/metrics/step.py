@@ -12,7 +12,7 @@ from qos_pipeline.checks import CheckOutcome, raise_if_blocked
 from qos_pipeline.metrics import analysis, build, comments, expectations
 from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats import (
-    cells, compare, corrected, draws, models, multiplicity, rates, sensitivity)
+    cells, compare, corrected, design, draws, mixed, models, multiplicity, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import writer_lock
@@ -48,8 +48,8 @@ def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
 def code_version() -> str:
     """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
     marks the metric tables stale)."""
-    modules = (build, comments, expectations, analysis, cells, compare, corrected, draws, models, multiplicity, rates,
-               sensitivity, sys.modules[__name__])
+    modules = (build, comments, expectations, analysis, cells, compare, corrected, design, draws, mixed, models,
+               multiplicity, rates, sensitivity, sys.modules[__name__])
     digest = hashlib.sha256(code_digest(*modules).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes())
