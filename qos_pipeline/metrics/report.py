@@ -229,6 +229,7 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
     adjust = ADJUST_WORDS.get(comp["p_adjust_method"].iloc[0], "") if len(comp) else ""
     comparisons = _comparisons(comp) if len(comp) else _old_disparities(disp)
     comparisons.attrs["note"] = _comparison_note(boot, adjust) if len(comp) else boot
+    comparisons.attrs["wrap"] = True  # many columns: in blocks that fit the width
     tables = {
         FINDINGS: "\n".join(lines),
         "Label shares per model": _label_pivot(overall, _CELL),
@@ -245,6 +246,7 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         f"{boot}; template x name: resampling both; Wilson: naive, as if every output were independent")
     tables["Refusal rates per group, 95% intervals"].attrs["note"] = boot
     tables["Refusal rates per name"].attrs["note"] = boot
+    tables[MIXED].attrs["wrap"] = tables[MODELS].attrs["wrap"] = True
     tables[MIXED].attrs["note"] = ("odds ratio vs the reference group, 95% t interval (names - groups df); it "
                                    "assumes one name spread for every group and works on the log-odds scale, "
                                    "so it can disagree with the design-based gap (agrees: both intervals say "
@@ -288,7 +290,8 @@ def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> 
             continue
         drop = [k for k in constant if k in df.columns and not (first and k == "model_key")]
         first = False
-        body = df.drop(columns=drop).to_string(index=False, line_width=width) if len(df) else "(none)"
+        wrap = {"line_width": width} if df.attrs.get("wrap") else {}
+        body = df.drop(columns=drop).to_string(index=False, **wrap) if len(df) else "(none)"
         note = df.attrs.get("note")
         if note:
             body += "\n" + textwrap.fill(f"({note})", width)

@@ -77,8 +77,10 @@ def _objective(counts: Counts, theta: np.ndarray, penalty: np.ndarray) -> float:
 def _gradient_hessian(counts: Counts, theta: np.ndarray, penalty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and negative Hessian, assembled from (T, N) arrays: each block is a sum of residuals or of
     binomial weights n p (1 - p) over templates, names or groups."""
-    F, P = counts.F, counts.sizes[0]
-    p = 1 / (1 + np.exp(-_eta(counts, theta)))
+    from scipy.special import expit
+
+    F = counts.F
+    p = expit(_eta(counts, theta))
     R, W = counts.k - counts.n * p, counts.n * p * (1 - p)
     w_name, w_template = W.sum(0), W.sum(1)
     grad = np.r_[F.T @ R.sum(0), R.sum(1), R.sum(0)] - penalty * theta
