@@ -15,7 +15,8 @@ import dagster as dg
 
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
-from qos_pipeline.metrics.report import build_report, format_report
+from qos_pipeline.metrics.report import build_report
+from qos_pipeline.metrics.text import format_report
 from qos_pipeline.settings import PROJECT_ROOT
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -16,7 +15,7 @@ from qos_pipeline.cli.common import rebuild, settings, storage
 from qos_pipeline.cli.judge_format import clean, format_report
 from qos_pipeline.judging.evaluation.metrics import validate
 from qos_pipeline.judging.specs import get_judge
-from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.labelled import labelled_outputs
 from qos_pipeline.judging import learned
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage

@@ -15,7 +15,7 @@ from qos_pipeline.cli.common import rebuild, storage
 from qos_pipeline.judging.annotation import sample as sampling
 from qos_pipeline.judging.annotation import store
 from qos_pipeline.judging.annotation.reading import LabelFileError, read_labels
-from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import WarehouseError, writer_lock
 

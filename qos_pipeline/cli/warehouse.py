@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from qos_pipeline.cli.common import print_report, rebuild, storage
-from qos_pipeline.metrics.build import connect_readonly
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.html import write_html
 from qos_pipeline.metrics.plots import write_plots

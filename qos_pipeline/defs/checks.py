@@ -16,7 +16,8 @@ from qos_pipeline.staging import WarehouseError
 
 # Warnings, not stops: the data is kept and the count shown (e.g. unjudged rows are counted, never coerced).
 WARN_ONLY = {"generations_responses_nonempty", "judgments_unjudged", "metric_tables_reference_group_present",
-             "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model", "metric_tables_partitions_judged"}
+             "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model", "metric_tables_partitions_judged",
+             "metric_tables_design_complete"}
 
 
 def specs(asset: str, names: list[str]) -> list[dg.AssetCheckSpec]:

@@ -14,6 +14,7 @@ from qos_pipeline.defs.resources import AuditSettings, optional
 from qos_pipeline.generation.sampling import SamplingConfig
 from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
+from qos_pipeline.metrics.stats.cells import MEASURES
 from qos_pipeline.metrics.stats.multiplicity import METHODS
 
 SAMPLING = ("do_sample", "temperature", "top_p", "top_k")
@@ -80,19 +81,25 @@ class JudgmentsConfig(dg.Config):
 class MetricTablesConfig(dg.Config):
     """``reference_group``: the group disparities are measured against; empty: the settings', else
     groups.yaml's. ``bootstrap_resamples`` and ``bootstrap_seed``: of every cluster-bootstrap interval
-    (stored with each table); ``p_adjust``: ``holm`` (family-wise error) or ``bh`` (false discovery rate)."""
+    (stored with each table); ``p_adjust``: ``holm`` (family-wise error) or ``bh`` (false discovery rate),
+    applied within each family; ``primary_measure``: the measure whose gaps vs the reference group form the
+    primary family (``any_refusal``, ``refusal`` or ``harmful_refusal``; empty: the settings')."""
 
     reference_group: Optional[str] = None
     bootstrap_resamples: int = RESAMPLES
     bootstrap_seed: int = SEED
     p_adjust: str = "holm"
+    primary_measure: Optional[str] = None
 
-    def stats(self) -> StatsSettings:
+    def stats(self, settings: AuditSettings | None = None) -> StatsSettings:
         if self.bootstrap_resamples < 100:
             raise ValueError(f"bootstrap_resamples={self.bootstrap_resamples}: use at least 100 (1,000 is the default)")
         if self.p_adjust not in METHODS:
             raise ValueError(f"p_adjust={self.p_adjust!r}: use one of {METHODS}")
-        return StatsSettings(self.bootstrap_resamples, self.bootstrap_seed, self.p_adjust)
+        primary = self.primary_measure or (settings.primary_measure if settings else None) or "any_refusal"
+        if primary not in MEASURES:
+            raise ValueError(f"primary_measure={primary!r}: use one of {sorted(MEASURES)}")
+        return StatsSettings(self.bootstrap_resamples, self.bootstrap_seed, self.p_adjust, primary)
 
 
 class ValidationConfig(dg.Config):

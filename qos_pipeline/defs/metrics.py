@@ -17,7 +17,7 @@ METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one
                  "metric_tables_groups_present", "metric_tables_partitions_judged", "metric_tables_comparisons_valid",
                  "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model",
                  "metric_tables_reference_group_present",
-                 "metric_tables_judge_tables_valid"]
+                 "metric_tables_judge_tables_valid", "metric_tables_design_complete"]
 
 
 @dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments", "judge_validations"],
@@ -33,7 +33,7 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     paths = storage.paths()
     reference = config.reference_group or audit.reference(paths)
     try:
-        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats(),
+        counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats(audit),
                                              notify=context.log.warning)
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes

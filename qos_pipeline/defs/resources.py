@@ -48,7 +48,9 @@ class AuditSettings(dg.ConfigurableResource):
     before keeps the design and sampling settings it was made with (see ``defs/config.py``).
 
     ``prompt_formats``, ``judges``: comma-separated ids; ``reference_group``: empty = groups.yaml's;
-    ``validation_files``: human-labelled files for ``judge_validations``, separated by ``os.pathsep``."""
+    ``validation_files``: human-labelled files for ``judge_validations``, separated by ``os.pathsep``;
+    ``primary_measure``: the measure of the primary family of group gaps (``any_refusal``, ``refusal`` or
+    ``harmful_refusal``), fixed before the data are seen."""
 
     design: str = "demo"
     samples: int = 3
@@ -59,6 +61,7 @@ class AuditSettings(dg.ConfigurableResource):
     judges: str = "default"  # the recommended offline judge (judging/specs.py DEFAULT_SPEC)
     reference_group: str = ""
     validation_files: str = ""
+    primary_measure: str = "any_refusal"
 
     def format_ids(self) -> list[str] | None:
         return _ids(self.prompt_formats) or None
@@ -107,7 +110,8 @@ ENV = {
     AuditSettings: {"design": "QOS_DESIGN", "samples": "QOS_SAMPLES", "seed": "QOS_SEED",
                     "batch_size": "QOS_BATCH_SIZE", "max_new_tokens": "QOS_MAX_NEW_TOKENS",
                     "prompt_formats": "QOS_PROMPT_FORMATS", "judges": "QOS_JUDGES",
-                    "reference_group": "QOS_REFERENCE_GROUP", "validation_files": "QOS_VALIDATION_FILES"},
+                    "reference_group": "QOS_REFERENCE_GROUP", "validation_files": "QOS_VALIDATION_FILES",
+                    "primary_measure": "QOS_PRIMARY_MEASURE"},
     CheckpointWatch: {"dirs": "QOS_CHECKPOINT_DIRS", "marker": "QOS_CHECKPOINT_MARKER"},
 }
 """Which ``QOS_*`` variable sets which field of which resource."""

@@ -158,17 +158,50 @@ def _check_sizes(df: pd.DataFrame, path: Path, limit: int) -> None:
                           "cell?), or raise the limit with --max-response-chars")
 
 
+class _TemplateNames:
+    """Readable names of a file's templates, the same in every chunk: a template of assets/ keeps its name;
+    in a pilot file a template is named as the pilot's prompts.json names it (target group and position
+    among that target's templates in the file, whose order is prompts.json's: ``muslims-01``); else by its
+    first words (``got into the plane to ___``), made unique. The id stays the hash of the text."""
+
+    WORDS = 6
+
+    def __init__(self, known: dict[str, str]):
+        self.known, self.given, self.per_target = known, {}, {}
+
+    def _words(self, text: str) -> str:
+        words = text.replace(NAME, " ").replace(BLANK, "___").split()
+        name = " ".join(words[: self.WORDS]) + (" ..." if len(words) > self.WORDS else "")
+        taken, base, i = set(self.given.values()), name, 1
+        while name in taken:
+            i += 1
+            name = f"{base} ({i})"
+        return name
+
+    def __call__(self, text: str, target: str, pilot: bool) -> str:
+        if text not in self.given:
+            if text in self.known:
+                self.given[text] = self.known[text]
+            elif pilot:
+                self.per_target[target] = self.per_target.get(target, 0) + 1
+                self.given[text] = f"{target}-{self.per_target[target]:02d}"
+            else:
+                self.given[text] = self._words(text)
+        return self.given[text]
+
+
 class _Context:
     """What converting every chunk of one file needs once: the design's names and templates, the numbering."""
 
     def __init__(self, path: Path, assets_dir: Path, require_design: bool, max_response_chars: int):
         self.path, self.require, self.limit = path, require_design, max_response_chars
-        self.names, self.templates = _name_lookup(assets_dir), known_templates(assets_dir)
+        self.names, self.template_names = _name_lookup(assets_dir), _TemplateNames(known_templates(assets_dir))
         self.numbering = _Numbering(path, refuse_repeats=require_design)
 
     def convert(self, raw: pd.DataFrame) -> pd.DataFrame:
         path, lines = self.path, raw.attrs.get(LINES)
-        if PILOT_COLUMNS <= set(raw.columns):
+        pilot = PILOT_COLUMNS <= set(raw.columns)
+        if pilot:
             df = _from_pilot(raw, path)
         else:
             df = _from_generic(raw, path, self.names, self.numbering, self.require)
@@ -178,9 +211,9 @@ class _Context:
         bad = df.loc[~df["prompt_text"].str.contains(BLANK, regex=False), "prompt_text"].head(3).tolist()
         if bad and self.require:
             raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
-        # Ids are content hashes, exactly as for generated prompts; a template of assets/ keeps its name.
+        # Ids are content hashes, exactly as for generated prompts; names are for reading (_TemplateNames).
         df["template_id"] = [template_id(t) for t in df["template_text"]]
-        df["template_name"] = [self.templates.get(t, i) for t, i in zip(df["template_text"], df["template_id"])]
+        df["template_name"] = [self.template_names(t, g, pilot) for t, g in zip(df["template_text"], df["target_group"])]
         df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
         df["design"] = f"ingest:{path.name}"
         df["sample"] = _samples(df, path)

@@ -1,6 +1,7 @@
 """The statistics of a build, computed from the judged rows in one pass over the cells (``metrics.stats``):
-cluster-bootstrap intervals of every label rate, group comparisons, name sensitivity, model comparisons
-and judge-corrected refusal rates. The draws of a cell are made once and shared by all of its tables."""
+cluster-bootstrap intervals of every label rate, group comparisons, the mixed-model cross-check of the
+primary gaps, name sensitivity, model comparisons and judge-corrected refusal rates. The draws of a cell are
+made once and shared by all of its tables."""
 
 from __future__ import annotations
 
@@ -10,26 +11,45 @@ import pandas as pd
 
 from qos_pipeline.metrics import labelled
 from qos_pipeline.metrics.stats.cells import Cell, cells_from_db
-from qos_pipeline.metrics.stats.compare import group_comparisons
+from qos_pipeline.metrics.stats.compare import group_comparisons, risk_ratio
 from qos_pipeline.metrics.stats.corrected import corrected_rates
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
+from qos_pipeline.metrics.stats.mixed import agreement, group_effects
 from qos_pipeline.metrics.stats.models import model_comparisons
 from qos_pipeline.metrics.stats.ppi import ppi_tables
+from qos_pipeline.metrics.stats.multiplicity import PRIMARY_MEASURE
 from qos_pipeline.metrics.stats.rates import rate_intervals
 from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
 
-STATS_TABLES = ("group_comparisons", "name_sensitivity", "model_comparisons", "refusal_rates_corrected")
+STATS_TABLES = ("group_comparisons", "group_effects_mixed", "name_sensitivity", "model_comparisons",
+                "refusal_rates_corrected")
 INTERVALS = ["ci_low", "ci_high", "ci_tn_low", "ci_tn_high"]
 
 
 @dataclass(frozen=True)
 class StatsSettings:
-    """Bootstrap resamples and seed (stored with every table), and the p-value adjustment. ``resamples=0``
-    switches the statistics off (interval columns NULL, comparison tables empty): a baseline for benchmarks."""
+    """Bootstrap resamples and seed (stored with every table), the p-value adjustment and the primary
+    measure (its gaps vs the reference group are the primary family; everything else is exploratory).
+    ``resamples=0`` switches the statistics off (interval columns NULL, comparison tables empty): a baseline
+    for benchmarks."""
 
     resamples: int = RESAMPLES
     seed: int = SEED
     p_adjust: str = "holm"
+    primary_measure: str = PRIMARY_MEASURE
+
+
+def register_risk_ratio(con) -> None:
+    """``risk_ratio(k, n, k_ref, n_ref)`` in SQL is ``stats.compare.risk_ratio``: one definition of the ratio
+    for ``disparities`` and ``group_comparisons`` (NULL in, NULL out)."""
+    import pyarrow as pa
+    from duckdb.sqltypes import DOUBLE
+
+    def ratio(k, n, k_ref, n_ref):
+        columns = (c.to_numpy(zero_copy_only=False) for c in (k, n, k_ref, n_ref))
+        return pa.array(risk_ratio(*columns), from_pandas=True)
+
+    con.create_function("risk_ratio", ratio, [DOUBLE] * 4, DOUBLE, type="arrow")
 
 
 def _cells(con, cell_keys: list[str], settings: StatsSettings, source: str = "judged") -> list[Cell]:
@@ -46,6 +66,13 @@ def _frame(cells: list[Cell], cell_keys: list[str], make) -> pd.DataFrame:
         if len(frame):
             frames.append(frame.assign(**dict(zip(cell_keys, cell.key))))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _of(frame: pd.DataFrame, cell_keys: list[str], cell: Cell) -> pd.DataFrame:
+    """The rows of ``frame`` that belong to ``cell``."""
+    if frame.empty:
+        return frame
+    return frame[(frame[cell_keys] == pd.Series(dict(zip(cell_keys, cell.key)))).all(axis=1)]
 
 
 def _insert(con, table: str, frame: pd.DataFrame, settings: StatsSettings) -> None:
@@ -81,14 +108,17 @@ def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[
         parts = [frame[table].assign(**dict(zip(cell_keys, cell.key))) for cell, frame in zip(cells, intervals)]
         _add_intervals(con, table, dims, cell_keys, pd.concat(parts, ignore_index=True) if parts else
                        pd.DataFrame(), settings)
-    _insert(con, "group_comparisons",
-            _frame(cells, cell_keys, lambda c: group_comparisons(c, reference, settings.seed, settings.p_adjust)),
-            settings)
+    comparisons = _frame(cells, cell_keys, lambda c: group_comparisons(
+        c, reference, settings.seed, settings.p_adjust, settings.primary_measure))
+    _insert(con, "group_comparisons", comparisons, settings)
+    _insert(con, "group_effects_mixed", _frame(cells, cell_keys, lambda c: agreement(
+        group_effects(c, settings.primary_measure, reference), _of(comparisons, cell_keys, c))),
+        settings)
     _insert(con, "name_sensitivity",
             _frame(cells, cell_keys, lambda c: name_sensitivity(c, reference).assign(reference_group=reference)),
             settings)
-    _insert(con, "model_comparisons", model_comparisons(cells, cell_keys, reference, settings.seed, settings.p_adjust),
-            settings)
+    _insert(con, "model_comparisons", model_comparisons(cells, cell_keys, reference, settings.seed, settings.p_adjust,
+                                                        settings.primary_measure), settings)
     counts = labelled.labelled_counts(con, cell_keys)
     labelled.add_agreement(con)
     labelled.add_validations(con, counts, cell_keys, reference, settings.resamples, settings.seed)
@@ -106,7 +136,7 @@ def _add_ppi(con, cells: list[Cell], cell_keys: list[str], counts: pd.DataFrame,
     for cell in cells:
         part = labelled.of_cell(counts, cell_keys, cell.key)
         if len(part):
-            r, g = ppi_tables(cell, labelled.pairs(cell, part), reference, settings.p_adjust)
+            r, g = ppi_tables(cell, labelled.pairs(cell, part), reference, settings.p_adjust, settings.primary_measure)
             keys = dict(zip(cell_keys, cell.key))
             rates.append(r.assign(**keys))
             gaps.append(g.assign(**keys))

@@ -14,8 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qos_pipeline.judging.evaluation.metrics import VALIDATION_TABLES
+from qos_pipeline.metrics import publish
 from qos_pipeline.metrics.comments import comment_tables
-from qos_pipeline.metrics.analysis import StatsSettings, add_statistics
+from qos_pipeline.metrics.analysis import StatsSettings, add_statistics, register_risk_ratio
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 from qos_pipeline.staging import LAYOUTS, WarehouseError, staged_files
 from qos_pipeline.provenance import check_key
@@ -37,14 +38,16 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_name": (["name_group", "name", "gender", "popularity"], False),
     "label_rates_popularity": (["name_group", "popularity"], True),
     "label_rates_gender": (["name_group", "gender"], True),
-    "label_rates_template": (["template_id", "template_name", "target_group", "template_text"], False),
+    "label_rates_template": (["name_group", "template_id", "template_name", "target_group", "template_text"], True),
 }
-METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "name_sensitivity", "model_comparisons",
-                 "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi", "group_comparisons_ppi")
+METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "group_effects_mixed", "name_sensitivity",
+                 "model_comparisons", "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi",
+                 "group_comparisons_ppi")
 # the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
 INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
                  "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],
-                 "label_rates_gender": ["name_group", "gender"], "label_rates_template": ["template_id"]}
+                 "label_rates_gender": ["name_group", "gender"],
+                 "label_rates_template": ["name_group", "template_id"]}
 
 
 def _sql(name: str) -> str:
@@ -171,6 +174,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
         con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
         con.execute(_sql("schema.sql"))
+        register_risk_ratio(con)
         con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",
                     [list(ALL_LABELS), list(ALL_LABELS)])
         con.execute("ALTER TABLE labels ADD COLUMN is_refusal BOOLEAN")
@@ -193,7 +197,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         return counts
     except Exception:
         con.close()
-        _remove(target)
+        publish.remove(target)
         raise
     finally:
         con.close()
@@ -219,82 +223,3 @@ def build_judge_tables(con, staging: Path) -> dict[str, int]:
     for table in JUDGE_TABLES:
         _load_base_table(con, staging, table, "re-run `qos judge validate`")
     return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in JUDGE_TABLES}
-
-
-def temp_build_path(db: Path) -> Path:
-    """Where a build is written before ``publish``: hidden, beside ``db``, named after the building process."""
-    return db.with_name(f".{db.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-
-
-def _wal(path: Path) -> Path:
-    return Path(str(path) + ".wal")
-
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _wal(path).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def remove_leftovers(db: Path) -> list[Path]:
-    """Delete what killed builds left beside ``db``: their ``.building`` files (full-size copies of the
-    warehouse) whose process is gone, and a WAL beside ``db`` that stops it from opening. Our builds never
-    write to ``db`` itself (they write a new file and swap it in), so such a WAL is never ours to keep.
-    Returns the files removed."""
-    removed = []
-    for f in sorted(db.parent.glob(f".{db.name}.*.building")):
-        pid = f.name[len(db.name) + 2:].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            _remove(f)
-            removed.append(f)
-    if _wal(db).exists() and db.exists() and not _readable(db):
-        _wal(db).unlink(missing_ok=True)
-        removed.append(_wal(db))
-    for f in removed:
-        log.warning("removed %s, left by an earlier build that did not finish", f)
-    return removed
-
-
-def _readable(db: Path) -> bool:
-    import duckdb
-
-    try:
-        with duckdb.connect(str(db), read_only=True) as con:
-            con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
-        return True
-    except duckdb.Error:
-        return False
-
-
-def publish(built: Path, db: Path) -> None:
-    """Swap a finished build into place (atomic rename: readers see the old or the new file, never half).
-
-    A WAL beside ``db`` belongs to the file being replaced (a build is checkpointed and has none): DuckDB
-    would replay it against the new file and refuse to open it, so it goes, before and after the swap. The
-    published file is then opened once, so a publish never leaves an unreadable warehouse unnoticed."""
-    _wal(db).unlink(missing_ok=True)
-    os.replace(built, db)
-    _wal(db).unlink(missing_ok=True)
-    _wal(built).unlink(missing_ok=True)
-    if not _readable(db):
-        raise WarehouseError(f"{db} was published but cannot be opened; run `qos rebuild` and report this")
-
-
-def connect_readonly(db: Path):
-    import duckdb
-
-    if not db.is_file():
-        raise WarehouseError(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
-    try:
-        return duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise WarehouseError(f"{db} cannot be opened ({exc}); rebuild it with `qos rebuild`") from exc

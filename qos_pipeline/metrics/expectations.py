@@ -106,6 +106,23 @@ def _mixed_configs(con) -> pd.DataFrame:
     """).df()
 
 
+def _incomplete_grids(con) -> pd.DataFrame:
+    # Every group of a cell should carry every template of the cell with every name: comparisons are paired
+    # within template and made on the templates both groups share, so a gap (a group missing templates, a
+    # name missing prompts) shrinks what is compared. Listed per group, with the (template, name) prompts missing.
+    keys = ", ".join(CELL)
+    return con.execute(f"""
+        WITH slots AS (SELECT DISTINCT {keys}, name_group, name, template_id FROM judged),
+        cells AS (SELECT {keys}, count(DISTINCT template_id) AS templates FROM slots GROUP BY ALL),
+        grid AS (SELECT {keys}, name_group, count(DISTINCT name) AS names,
+                        count(DISTINCT template_id) AS templates_with_rows, count(*) AS prompts
+                 FROM slots GROUP BY ALL)
+        SELECT {keys}, name_group, names, templates, templates_with_rows,
+               templates * names - prompts AS missing_prompts
+        FROM grid JOIN cells USING ({keys}) WHERE templates * names > prompts ORDER BY ALL
+    """).df()
+
+
 def _orphan_judgments(con) -> pd.DataFrame:
     # Labels of responses that were replaced since (a judge not re-run after new generations): never counted.
     return con.execute("""
@@ -122,7 +139,7 @@ def validate_database(db: Path) -> list[CheckOutcome]:
     ctx = _context()
     with duckdb.connect(str(db), read_only=True) as con:
         rates, sums, missing, orphans = _rate_rows(con), _rate_sums(con), _missing_groups(con), _orphan_judgments(con)
-        mixed, awaiting = _mixed_configs(con), _awaiting_judgments(con)
+        mixed, awaiting, incomplete = _mixed_configs(con), _awaiting_judgments(con), _incomplete_grids(con)
         # every (label, judge) pair once, with its count: the same expectations, in memory flat in the rows
         judgments = con.execute("SELECT label, judge_id, count(*) AS n FROM judgments GROUP BY ALL").df()
         disparities = con.execute("SELECT * FROM disparities").df()
@@ -161,6 +178,8 @@ def validate_database(db: Path) -> list[CheckOutcome]:
         run_suite(ctx, "metric_tables_one_config_per_model", mixed, [gxe.ExpectTableRowCountToEqual(value=0)],
                   blocking=False),
         run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],
+                  blocking=False),
+        run_suite(ctx, "metric_tables_design_complete", incomplete, [gxe.ExpectTableRowCountToEqual(value=0)],
                   blocking=False),
         run_suite(ctx, "metric_tables_reference_group_present", disparities, [
             gxe.ExpectColumnValuesToNotBeNull(column="ref_any_refusal_rate"),

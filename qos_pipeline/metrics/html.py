@@ -12,18 +12,25 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.metrics import evidence, instrument, page, plots
-from qos_pipeline.metrics.build import CELL, connect_readonly
-from qos_pipeline.metrics.findings import ADJUST_WORDS, cell_where, findings, fmt_p
-from qos_pipeline.metrics.report import (
-    AGREEMENT_TITLE, FINDINGS, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE, build_report, constant_keys)
+from qos_pipeline.metrics.build import CELL
+from qos_pipeline.metrics.publish import connect_readonly
+from qos_pipeline.metrics.findings import findings
+from qos_pipeline.metrics.model_findings import model_comparison_lines
+from qos_pipeline.metrics.instrument import AGREEMENT_TITLE, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE
+from qos_pipeline.metrics.report import FINDINGS, build_report
+from qos_pipeline.metrics.text import constant_keys
+from qos_pipeline.metrics.stats.multiplicity import PRIMARY
+from qos_pipeline.metrics.wording import ADJUST_WORDS, cell_where, fmt_ci, fmt_p
 
 CAPTIONS = {
-    "forest": "Any-refusal gap of each group vs the reference group, in percentage points. Thick line: 95% "
-              "template-cluster bootstrap interval; thin line: templates x names; red: adjusted p < 0.05.",
+    "forest": "Gap of each group vs the reference group on the primary measure, in percentage points. Thick "
+              "line: 95% interval resampling templates x names (the claim about the group); thin line: names "
+              "fixed (templates only); red: adjusted p < 0.05. Panels share one x range and one row order.",
     "names": "Any-refusal rate per name with its 95% template-cluster interval; dashed: the reference group.",
     "label_shares": "Share of each label per group (colour on a square-root scale, so small shares show).",
     "refusal_by_model": "Any-refusal share per group and model cell.",
-    "templates": "Any-refusal share per template and group: which prompts carry the gap.",
+    "templates": "Any-refusal share per template and group: which prompts carry the gap (one row order and "
+                 "colour scale for every panel).",
 }
 
 
@@ -31,27 +38,7 @@ _esc, _table, data_uri = page.esc, page.table, page.data_uri
 OUTPUTS_LIMIT = 2000  # rows of the outputs table: the page stays a few MB; `qos evidence` shows any cell
 
 
-def _ci(low, high) -> str:
-    return "" if pd.isna(low) or pd.isna(high) else f"[{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def _model_comparisons(con, model: str | None, judge: str | None) -> pd.DataFrame:
-    clauses, params = [], []
-    if model:
-        clauses.append("(model_key_a = ? OR model_key_b = ?)"), params.extend([model, model])
-    if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    df = con.execute(f"SELECT * FROM model_comparisons{where} ORDER BY ALL", params).df()
-    if df.empty:
-        return df
-    out = df[["model_key_a", "model_key_b", "judge_id", "measure", "name_group", "vs_group"]].copy()
-    out["gap A"] = df["gap_a"].map(lambda x: f"{100 * x:+.1f}")
-    out["gap B"] = df["gap_b"].map(lambda x: f"{100 * x:+.1f}")
-    out["B - A, pts [95% CI]"] = [f"{100 * d:+.1f} {_ci(a, b)}" for d, a, b in
-                                  zip(df["diff_of_gaps"], df["ci_low"], df["ci_high"])]
-    out["p_adj"] = df["p_adjusted"].map(fmt_p)
-    return out
+_ci = fmt_ci
 
 
 def _corrected(con, where: str, params: list) -> pd.DataFrame:
@@ -87,19 +74,37 @@ def _methods(prov: dict, cells: pd.DataFrame, extra: dict[str, bool]) -> str:
     seed = int(cells["seed"].max()) if len(cells) else 0
     adjust = ADJUST_WORDS.get(prov["p_adjust"], prov["p_adjust"] or "none")
     items = [
-        f"<b>Intervals</b>: 95% percentile intervals of a cluster bootstrap that resamples templates ({resamples} "
-        f"resamples, seed {seed}); the samples of one prompt and every group's rows of a template move together, "
-        "so gaps are paired within template. A second interval resamples templates x names. Wilson intervals are "
-        "kept as the naive comparison (they treat every output as independent and are too narrow)."
+        f"<b>Intervals</b>: 95% percentile intervals of cluster bootstraps ({resamples} resamples, seed {seed}); "
+        "the samples of one prompt move together. A claim about a group is a claim about names beyond these, so "
+        "its gap is given with the interval that resamples templates and, within each group, names; the "
+        "names-fixed interval (templates only) is in the tables, labelled so: when names differ within a group it "
+        "is too narrow (on simulated data without a group effect it excluded 0 in 13-54% of datasets). Wilson "
+        "intervals are the naive comparison (every output independent)."
         if resamples else "<b>Intervals</b>: statistics were off for this build (0 bootstrap resamples).",
-        "<b>Tests</b>: a permutation test of group labels between names, paired within template (every name "
-        f"carries every template), {prov['p_method'] or 'exact'} "
-        f"(up to {int(prov['permutations'])} assignments). Names, not outputs, are the unit: with few names "
-        "per group no gap can be significant, which is the honest answer.",
-        f"<b>Multiplicity</b>: p-values adjusted across all comparisons of one model cell ({adjust}; "
-        "Holm controls the family-wise error rate, Benjamini-Hochberg the false discovery rate).",
-        "<b>Ratios</b>: log risk ratios with +0.5 on every count, so a 0% reference gives a finite ratio, "
-        "flagged as a zero count.",
+        "<b>Balance</b>: a pair of groups is compared on the templates every name of both carries; rows of other "
+        "templates are left out and counted, and the check <code>metric_tables_design_complete</code> lists every "
+        "incomplete template x name grid.",
+        "<b>Tests</b>: a permutation test of group labels between names on the shared templates, "
+        f"{prov['p_method'] or 'exact'} (up to {int(prov['permutations'])} assignments). It tests that names are "
+        "exchangeable between the two groups, not only that the group means are equal: when the names of one "
+        "group spread much more than the other's (the pilot: Muslim names 27 points apart, White names 2), a "
+        "rejection can reflect that spread as well as the mean. Its unit is the name, so its p-value has a floor: "
+        "1 over the ways to split the names (2 over it with equal sides): 1/495 = 0.00202 for 4 names against 8.",
+        f"<b>Multiplicity</b>: a pre-specified primary family, each group against the reference group on the "
+        f"primary measure, adjusted within itself ({adjust}); every other comparison is a secondary family, "
+        "adjusted apart and labelled exploratory. A comparison whose floor is above its family's first threshold "
+        "(0.05 / tests) can be significant only after others of its family; one whose adjusted p would stay at or "
+        "above 0.05 even if every comparison reached its floor cannot be significant by design, and the findings "
+        "say so with the names it would need.",
+        "<b>Mixed-model cross-check</b>: a logistic regression with a fixed effect per group and crossed random "
+        "intercepts for template and name, fitted by the Laplace approximation (as lme4's "
+        "glmer) on counts per (template, name). It assumes one name spread for every group "
+        "and works on the log-odds scale (where gaps near 0% look large); when its interval and the design-based "
+        "one disagree about 0, the table says so, and the design-based figure is the one the findings use.",
+        "<b>Ratios</b>: one definition everywhere: rate over the reference rate, with +0.5 on every count only when "
+        "a count is 0 (finite, flagged).",
+        "<b>Model comparisons</b>: two cells with the same prompts (the same templates and names, whatever their "
+        "file or design name), gap of A minus gap of B, paired by template; p from flipping whole templates.",
         "<b>Name sensitivity</b>: each group's gap recomputed without each of its names; the name that moves it "
         "most is flagged.",
     ]
@@ -142,8 +147,8 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
         found = findings(con, model, judge)
         proof = {id(f): evidence.for_finding(con, f) for f in found}
         shown = _outputs(con, found)
+        pairs = model_comparison_lines(con, model, judge)
         data = plots.plot_data(con, model, judge)
-        comparisons = _model_comparisons(con, model, judge)
         corrected = _corrected(con, where, params)
         cells, prov = _provenance(con, where, params)
     images = plots.render(data) if images is None else images
@@ -155,6 +160,7 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     for f in found:
         blocks = "".join(evidence.to_html(ev, _table) for ev in proof[id(f)])
         body.append(f"<li class='{_esc(f.status)}'>{_esc(f.sentence)}{blocks}</li>")
+    body += [f"<li class='models'>{_esc(line)}</li>" for line in pairs]
     body.append("</ul>")
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
@@ -181,9 +187,6 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
         body.append(f"<h3>{_esc(title)}</h3>" + _table(df, [k for k in constant if not (first and k == "model_key")]))
         if note:
             body.append(f"<p class='note'>{_esc(note)}</p>")
-    if len(comparisons):
-        body.append("<h3>Model comparisons: gap of model B minus gap of model A, paired by prompt</h3>"
-                    + _table(comparisons))
     if len(corrected):
         body.append("<h3>Judge-corrected refusal rates (Beta-posterior error rates in the bootstrap)</h3>"
                     + _table(corrected, text_columns=("warning", "note")))
@@ -219,17 +222,18 @@ def write_html(db: Path, path: Path, model: str | None = None, judge: str | None
 
 
 def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> str:
-    """Markdown for the ``metric_tables`` asset in the Dagster UI: the findings, the any-refusal gaps vs the
-    reference group with intervals and adjusted p-values, and the pictures as ``data:`` URIs."""
+    """Markdown for the ``metric_tables`` asset in the Dagster UI: the findings (cells, then pairs of models),
+    the primary family's gaps vs the reference group with their templates x names intervals and adjusted
+    p-values, and the pictures as ``data:`` URIs."""
     with connect_readonly(db) as con:
         found = findings(con)
-        gaps = con.execute("SELECT * FROM group_comparisons WHERE is_reference AND measure = 'any_refusal' "
-                           "ORDER BY ALL").df()
+        pairs = model_comparison_lines(con)
+        gaps = con.execute(f"SELECT * FROM group_comparisons WHERE family = '{PRIMARY}' ORDER BY ALL").df()
         reference = plots.reference_group(con)
         ppi = instrument.ppi_gaps(con)
         agreement, errors = instrument.agreement(con)
         proof = [ev for f in found for ev in evidence.for_finding(con, f)]
-    lines = ["### Findings", *[f"- {f.sentence}" for f in found], ""]
+    lines = ["### Findings", *[f"- {f.sentence}" for f in found], *[f"- {line}" for line in pairs], ""]
     if proof:
         lines += ["### The evidence behind the gaps", ""] + [line for ev in proof for line in evidence.to_markdown(ev)]
     if len(agreement):
@@ -242,7 +246,7 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         lines += ["", f"Flagged for group bias: {len(flagged)} (measure, group) pairs"
                   + "".join(f"; {r.measure} {r.name_group} ({r.judge_id})" for r in flagged.itertuples()), ""]
     if len(ppi):
-        primary = ppi[ppi["measure"] == "any_refusal"].sort_values("diff", ascending=False)
+        primary = ppi[ppi["family"] == "primary"].sort_values("diff", ascending=False)
         lines += [f"### Prediction-powered any-refusal gap vs {reference} (template x name 95% CI)", "",
                   "| model | judge | group | labelled | judge alone | corrected gap | p_adj |",
                   "|---|---|---|---:|---:|---:|---:|"]
@@ -254,12 +258,13 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         labels = {tuple(f.cell.values()): f.label for f in found}
         gaps["cell"] = [labels.get(tuple(r), r[0]) for r in gaps[CELL].itertuples(index=False, name=None)]
         gaps = gaps.sort_values(["cell", "diff"], ascending=[True, False]).head(max_rows)
-        lines += [f"### Any-refusal gap vs {reference} (95% template-cluster CI)", "",
-                  "| model | group | n | rate | ref | gap, pts [95% CI] | p_adj |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        measure = str(gaps["measure"].iloc[0]).replace("_", "-")
+        lines += [f"### Primary family: {measure} gap vs {reference} (95% CI resampling templates x names)", "",
+                  "| model | group | n | rate | ref | gap, pts [95% CI] | names fixed | p_adj |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r.cell} | {r.name_group} | {int(r.n)} | {100 * r.rate:.1f}% | {100 * r.rate_vs:.1f}% | "
-                  f"{100 * r.diff:+.1f} {_ci(r.diff_ci_low, r.diff_ci_high)} | {fmt_p(r.p_adjusted)} |"
-                  for r in gaps.itertuples()]
+                  f"{100 * r.diff:+.1f} {_ci(r.diff_ci_tn_low, r.diff_ci_tn_high)} | "
+                  f"{_ci(r.diff_ci_low, r.diff_ci_high)} | {fmt_p(r.p_adjusted)} |" for r in gaps.itertuples()]
         lines.append("")
     for name in ("forest", "names", "label_shares", "refusal_by_model", "templates"):
         if name in images:

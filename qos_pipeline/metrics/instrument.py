@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from qos_pipeline.judging.human import HUMAN_JUDGE
+from qos_pipeline.metrics.wording import MEASURE_WORDS
 
-MEASURE_WORDS = {"any_refusal": "any refusal", "refusal": "refusal", "harmful_refusal": "harmful refusal",
-                 "harmful_answer": "harmful answer"}
+PPI_PREFIX = "Prediction-powered gaps"
+PPI_TITLE = PPI_PREFIX + " vs '{reference}' (judge labels corrected by human labels)"
+PPI_NOTE = ("labelled: human-labelled outputs of the group + of the reference group; corrected gap: the judge's "
+            "labels of every output plus the human-minus-judge correction on the labelled ones (PPI++), valid when "
+            "the judge errs, also differently between groups; t x n CI: templates and names resampled for both "
+            "parts; p_adj: Holm within the family (primary: any refusal vs the reference; secondary: exploratory)")
+AGREEMENT_TITLE = "Judge checked against human labels"
+JUDGE_PAIRS_TITLE = "Agreement between judges on the same outputs (six-way; judge A in the place of a human)"
+GROUP_ERROR_TITLE = "Judge error per group (any refusal, harmful refusal)"
+GROUP_ERROR_NOTE = ("judge gap - human gap: what the judge's error adds to the group's gap vs the reference group "
+                    "(template-cluster 95% CI); FLAG: the interval excludes 0, or the error is large against the gap")
 
 
 @dataclass(frozen=True)
@@ -211,3 +221,24 @@ def judge_pairs_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["kappa [95% CI]"] = [_ratio_ci(k, *ci) for k, ci in zip(frame["kappa"], frame["kappa_ci"])]
     out["agreement [95% CI]"] = [_ratio_ci(k, *ci) for k, ci in zip(frame["agreement"], frame["agreement_ci"])]
     return out
+
+
+def report_tables(con, where: str, params: list, reference: str) -> dict[str, pd.DataFrame]:
+    """The report's tables about its instrument, by title (only those with rows): the prediction-powered
+    gaps, the agreement between judges on the same outputs, the judge checked against human labels and its
+    error per group."""
+    tables = {}
+    ppi = ppi_gaps(con, where, params)
+    if len(ppi):
+        title = PPI_TITLE.format(reference=reference)
+        tables[title] = ppi_table(ppi)
+        tables[title].attrs["note"] = PPI_NOTE
+    pairs = judge_pairs(con, where, params)
+    if len(pairs):
+        tables[JUDGE_PAIRS_TITLE] = judge_pairs_table(pairs)
+    summary, errors = agreement(con, where, params)
+    if len(summary):
+        tables[AGREEMENT_TITLE] = agreement_table(summary)
+        tables[GROUP_ERROR_TITLE] = group_error_table(errors)
+        tables[GROUP_ERROR_TITLE].attrs["note"] = GROUP_ERROR_NOTE
+    return tables

@@ -21,6 +21,7 @@ ul.findings { padding-left: 0; list-style: none; }
 ul.findings li { padding: 10px 14px; margin: 8px 0; border-left: 5px solid #7f8c8d; background: #fafafa; }
 ul.findings li.gaps { border-color: #c0392b; background: #fdf2f1; }
 ul.findings li.none { border-color: #27ae60; background: #f1faf4; }
+ul.findings li.models { border-color: #2980b9; background: #f0f6fb; }
 details.evidence { margin: 6px 0 14px 18px; } details.evidence summary { cursor: pointer; color: #34495e; }
 figure { margin: 18px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 13px; }

@@ -2,9 +2,11 @@
 
 - ``label_shares.png``: share of each label, group x label, one panel per model cell;
 - ``refusal_by_model.png``: any-refusal share, group x model cell (when there are several cells);
-- ``templates.png``: any-refusal share, group x template (from ``judged``), one panel per cell;
-- ``forest.png``: any-refusal gap of every group vs the reference group, with its template-cluster and
-  template x name intervals and the adjusted p-value;
+- ``templates.png``: any-refusal share, group x template (``label_rates_template``), one panel per cell,
+  every panel with the same rows in the same order and the same colour scale;
+- ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure),
+  with the templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value,
+  every panel on the same x range with the groups in the same order;
 - ``names.png``: any-refusal rate of every name with its template-cluster interval.
 
 ``plot_data`` reads the tables (read-only connection); ``render`` draws them; ``write_plots`` writes them
@@ -18,8 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.metrics.build import CELL, connect_readonly
-from qos_pipeline.metrics.findings import ALPHA, cell_labels, cell_where, fmt_p, reference_group
+from qos_pipeline.metrics.build import CELL
+from qos_pipeline.metrics.publish import connect_readonly
+from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
+from qos_pipeline.metrics.wording import cell_labels, cell_where, fmt_p, reference_group
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 
 MAX_PANELS = 6  # cells drawn per figure; the rest are in the tables
@@ -40,11 +44,11 @@ def plot_data(con, model: str | None = None, judge: str | None = None) -> dict[s
         "reference": reference_group(con),
         "cells": cells,
         "groups": add(q("SELECT {cell}, name_group, label, rate FROM label_rates_group{where}")),
-        "templates": add(q(f"SELECT {{cell}}, name_group, template_id, any_value(template_name) AS template_name, "
-                           f"any_value(template_text) AS template_text, avg((label IN ({refusal}))::DOUBLE) AS rate "
-                           f"FROM judged{{where}} GROUP BY ALL")),
+        "templates": add(q(f"SELECT {{cell}}, name_group, template_id, template_name, template_text, sum(rate) AS rate "
+                           f"FROM label_rates_template{{where}}{' AND' if where else ' WHERE'} name_group <> 'all' "
+                           f"AND label IN ({refusal}) GROUP BY ALL")),
         "gaps": add(q("SELECT * FROM group_comparisons{where}"
-                      + (" AND" if where else " WHERE") + " is_reference AND measure = 'any_refusal'")),
+                      + (" AND" if where else " WHERE") + f" family = '{PRIMARY}'")),
         "names": add(q("SELECT * FROM name_sensitivity{where}"
                        + (" AND" if where else " WHERE") + " measure = 'any_refusal'")),
     }
@@ -132,19 +136,32 @@ def _template_label(text: str, width: int = 44) -> str:
     return core if len(core) <= width else core[: width - 1].rstrip() + "\u2026"
 
 
-def template_grid(mine: pd.DataFrame, cell: str) -> tuple[pd.DataFrame, str]:
-    """Template x group any-refusal shares of one cell, most refused on top, and the panel's title. A design
-    of more than MAX_TEMPLATES templates shows those whose rate differs most between groups (the title says
-    so): a picture of thousands of rows is unreadable and costs memory in proportion."""
+def template_grid(mine: pd.DataFrame, cell: str, rows: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Template x group any-refusal shares of one cell and the panel's title. ``rows``: the templates to show,
+    in order (shared by every panel); else the most refused first, and for a design of more than
+    MAX_TEMPLATES templates those whose rate differs most between groups (the title says so): a picture of
+    thousands of rows is unreadable and costs memory in proportion."""
     mine = mine.assign(text=mine["template_text"].map(_template_label))
     grid = mine.pivot_table(index="text", columns="name_group", values="rate")
     title = f"{cell}: any-refusal share by template"
     if len(grid) > MAX_TEMPLATES:
-        spread = grid.max(axis=1) - grid.min(axis=1)
-        grid = grid.loc[spread.sort_values(ascending=False, kind="stable").index[:MAX_TEMPLATES]]
         title += f" (the {MAX_TEMPLATES} of {mine['template_id'].nunique()} templates whose rate differs most " \
                  "between groups)"
-    return grid.loc[grid.mean(axis=1).sort_values(ascending=False).index], title
+    if rows is None:
+        rows = template_order(mine)
+    return grid.reindex(rows), title
+
+
+def template_order(frame: pd.DataFrame) -> list[str]:
+    """The rows of every templates panel: at most MAX_TEMPLATES, those whose rate differs most between groups
+    (over all cells), most refused first."""
+    frame = frame.assign(text=frame["template_text"].map(_template_label))
+    grid = frame.pivot_table(index="text", columns=["cell", "name_group"], values="rate") if "cell" in frame \
+        else frame.pivot_table(index="text", columns="name_group", values="rate")
+    if len(grid) > MAX_TEMPLATES:
+        spread = grid.max(axis=1) - grid.min(axis=1)
+        grid = grid.loc[spread.sort_values(ascending=False, kind="stable").index[:MAX_TEMPLATES]]
+    return list(grid.mean(axis=1).sort_values(ascending=False, kind="stable").index)
 
 
 def templates(plt, data) -> bytes | None:
@@ -152,15 +169,24 @@ def templates(plt, data) -> bytes | None:
     cells = _cells_of(frame)
     if not cells:
         return None
-    n_templates, n_groups = frame["template_id"].nunique(), frame["name_group"].nunique()
-    rows = min(n_templates, MAX_TEMPLATES)
-    fig, axes = _panels(plt, len(cells), 0.75 * n_groups + 4.2, 0.27 * rows + 1.6, cols=3)
+    shown = frame[frame["cell"].isin(cells)]
+    rows, groups = template_order(shown), sorted(shown["name_group"].unique())
+    vmax = max(float(shown["rate"].max()), 0.05)  # one colour scale for every panel
+    fig, axes = _panels(plt, len(cells), 0.75 * len(groups) + 4.2, 0.27 * len(rows) + 1.6, cols=3)
     for ax, cell in zip(axes, cells):
-        grid, title = template_grid(frame[frame["cell"] == cell], cell)
-        _heatmap(ax, grid, title, vmax=max(float(grid.max().max()), 0.05))
+        grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
+        _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return _png(fig)
+
+
+def _forest_range(gaps: pd.DataFrame) -> tuple[float, float]:
+    """One x range (points) for every panel: every interval fits, and at least +-5 around 0."""
+    values = 100 * gaps[["diff", "diff_ci_low", "diff_ci_high", "diff_ci_tn_low", "diff_ci_tn_high"]].stack()
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 0.0)
+    pad = 0.05 * max(high - low, 1.0)
+    return min(low - pad, -5.0), max(high + pad, 5.0)
 
 
 def forest(plt, data) -> bytes | None:
@@ -168,29 +194,32 @@ def forest(plt, data) -> bytes | None:
     cells = _cells_of(gaps)
     if not cells:
         return None
-    heights = [0.45 * (gaps["cell"] == c).sum() + 1.2 for c in cells]
-    fig, axes = plt.subplots(len(cells), 1, figsize=(8, sum(heights)), squeeze=False,
+    gaps = gaps[gaps["cell"].isin(cells)]
+    order = list(gaps.groupby("name_group")["diff"].mean().sort_values(kind="stable").index)  # every panel
+    heights = [0.45 * len(order) + 1.2 for _ in cells]
+    fig, axes = plt.subplots(len(cells), 1, figsize=(8, sum(heights)), squeeze=False, sharex=True,
                              gridspec_kw={"height_ratios": heights})
     for ax, cell in zip(axes[:, 0], cells):
-        mine = gaps[gaps["cell"] == cell].sort_values("diff")
-        y = range(len(mine))
+        mine = gaps[gaps["cell"] == cell].set_index("name_group").reindex(order)
+        y = range(len(order))
         sig = (mine["p_adjusted"] < ALPHA).to_numpy()
         colors = [SIG if s else PLAIN for s in sig]
-        ax.hlines(y, 100 * mine["diff_ci_tn_low"], 100 * mine["diff_ci_tn_high"], colors=colors, lw=1, alpha=0.5)
-        ax.hlines(y, 100 * mine["diff_ci_low"], 100 * mine["diff_ci_high"], colors=colors, lw=3.5)
+        ax.hlines(y, 100 * mine["diff_ci_low"], 100 * mine["diff_ci_high"], colors=colors, lw=1, alpha=0.6)
+        ax.hlines(y, 100 * mine["diff_ci_tn_low"], 100 * mine["diff_ci_tn_high"], colors=colors, lw=3.5)
         ax.scatter(100 * mine["diff"], y, color=colors, zorder=3, s=30)
         ax.axvline(0, color=REF, lw=1, ls="--")
-        ax.set_yticks(list(y), mine["name_group"])
+        ax.set_yticks(list(y), order)
         for yi, (_, row) in zip(y, mine.iterrows()):
-            ax.annotate(f"{100 * row['diff']:+.1f}  p_adj {fmt_p(row['p_adjusted'])}", (1.01, yi),
-                        xycoords=("axes fraction", "data"), va="center", fontsize=8,
-                        color=SIG if row["p_adjusted"] < ALPHA else PLAIN)
-        ax.set_ylim(-0.7, len(mine) - 0.3)
-        low, high = ax.get_xlim()
-        ax.set_xlim(min(low, -5), max(high, 5))  # at least +-5 points: all-zero gaps stay readable
-        method = str(mine["p_adjust_method"].iloc[0]).replace("holm", "Holm").replace("bh", "BH")
-        ax.set_title(f"{cell}: any-refusal gap vs {data['reference']} (points; thick: template CI, thin: "
-                     f"template x name CI; red: p_adj < {ALPHA:g}, {method})", fontsize=9, loc="left")
+            if not pd.isna(row["diff"]):
+                ax.annotate(f"{100 * row['diff']:+.1f}  p_adj {fmt_p(row['p_adjusted'])}", (1.01, yi),
+                            xycoords=("axes fraction", "data"), va="center", fontsize=8,
+                            color=SIG if row["p_adjusted"] < ALPHA else PLAIN)
+        ax.set_ylim(-0.7, len(order) - 0.3)
+        ax.set_xlim(*_forest_range(gaps))
+        method = str(gaps["p_adjust_method"].iloc[0]).replace("holm", "Holm").replace("bh", "BH")
+        measure = str(gaps["measure"].iloc[0]).replace("_", "-")
+        ax.set_title(f"{cell}: {measure} gap vs {data['reference']} (points; thick: templates x names CI, thin: "
+                     f"names fixed; red: p_adj < {ALPHA:g}, {method})", fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("gap in percentage points")
     fig.tight_layout()

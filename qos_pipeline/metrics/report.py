@@ -1,42 +1,36 @@
 """`qos report`: the findings, then the main tables of the warehouse as text (percentages to one decimal,
-95% intervals in brackets: template-cluster bootstrap unless a column says otherwise)."""
+95% intervals in brackets: rates with the template-cluster bootstrap, gaps with the templates x names one
+unless a column says otherwise)."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics import instrument
-from qos_pipeline.metrics.build import CELL, connect_readonly
-from qos_pipeline.metrics.findings import ADJUST_WORDS, MEASURES, cell_where, finding_lines, fmt_p, reference_group
+from qos_pipeline.metrics.build import CELL
+from qos_pipeline.metrics.publish import connect_readonly
+from qos_pipeline.metrics.findings import finding_lines
+from qos_pipeline.metrics.model_findings import model_where, pair_label
+from qos_pipeline.metrics.stats.multiplicity import PRIMARY
+from qos_pipeline.metrics.wording import (
+    ADJUST_WORDS, MEASURES, cell_where, fmt_ci, fmt_floor, fmt_p, missing, reference_group)
 
 # A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
 # a row of the report.
 _CELL = CELL
 FINDINGS = "Findings"
-WIDTH = 100
-PPI_TITLE = "Prediction-powered gaps vs '{reference}' (judge labels corrected by human labels)"
-PPI_NOTE = ("labelled: human-labelled outputs of the group + of the reference group; corrected gap: the judge's "
-            "labels of every output plus the human-minus-judge correction on the labelled ones (PPI++), valid when "
-            "the judge errs, also differently between groups; t x n CI: templates and names resampled for both "
-            "parts; p_adj: Holm within the family (primary: any refusal vs the reference; secondary: exploratory)")
-AGREEMENT_TITLE = "Judge checked against human labels"
-JUDGE_PAIRS_TITLE = "Agreement between judges on the same outputs (six-way; judge A in the place of a human)"
-GROUP_ERROR_TITLE = "Judge error per group (any refusal, harmful refusal)"
-GROUP_ERROR_NOTE = ("judge gap - human gap: what the judge's error adds to the group's gap vs the reference group "
-                    "(template-cluster 95% CI); FLAG: the interval excludes 0, or the error is large against the gap")
+
 
 
 def _pct(x: float) -> str:
     return "" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
-def _ci(low: float, high: float) -> str:
-    """``[11.2, 19.0]`` (percentage points), empty when the interval is missing (statistics off)."""
-    return "" if pd.isna(low) or pd.isna(high) else f"[{100 * low:.1f}, {100 * high:.1f}]"
+_ci = fmt_ci
 
 
 def _rate_ci(rate: float, low: float, high: float) -> str:
@@ -91,20 +85,71 @@ def _group_intervals(by_group: pd.DataFrame) -> pd.DataFrame:
     return _flat(out[["unjudged", "refusal", "harmful refusal"]].reset_index())
 
 
+def _ratio(ratio: float, low: float, high: float, zero: bool) -> str:
+    """``4.29 [2.10, 9.80]`` from the log-ratio interval; * marks the +0.5 correction of a zero count."""
+    if pd.isna(ratio):
+        return ""
+    ci = "" if missing(low) else f" [{np.exp(low):.2f}, {np.exp(high):.2f}]"
+    return f"{ratio:.2f}" + ("*" if zero else "") + ci
+
+
+def _templates_used(shared: int, templates: int, dropped: int) -> str:
+    return f"{shared}" if shared == templates else f"{shared} of {templates} ({dropped} out)"
+
+
 def _comparisons(comp: pd.DataFrame) -> pd.DataFrame:
-    """Each group vs the reference group: rates, gap with both bootstrap intervals, ratio, p and adjusted p."""
+    """Each group vs the reference group, primary family first: rates, gap with its headline (templates x
+    names) and names-fixed intervals, ratio, p and adjusted p, the permutation floor, templates compared."""
     rows = comp[comp["is_reference"]].copy()
-    rows["_o"] = rows["measure"].map(MEASURES.index)
+    rows["_o"] = [(f != PRIMARY, MEASURES.index(m)) for f, m in zip(rows["family"], rows["measure"])]
     rows = rows.sort_values(_CELL + ["_o", "diff"], ascending=[True] * (len(_CELL) + 1) + [False])
-    out = rows[_CELL + ["measure", "name_group"]].copy()
+    out = rows[_CELL + ["measure", "family", "name_group"]].copy()
     out["n"] = rows["n"].astype(int)
     out["rate"], out["ref"] = rows["rate"].map(_pct), rows["rate_vs"].map(_pct)
-    out["gap, pts [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(rows["diff"], rows["diff_ci_low"],
-                                                                    rows["diff_ci_high"])]
-    out["t x n CI"] = [_ci(a, b) for a, b in zip(rows["diff_ci_tn_low"], rows["diff_ci_tn_high"])]
-    out["ratio"] = [("" if pd.isna(r) else f"{r:.2f}" + ("*" if z else "")) for r, z in
-                    zip(rows["ratio"], rows["ratio_zero_count"])]
+    out["gap, pts [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(rows["diff"], rows["diff_ci_tn_low"],
+                                                                    rows["diff_ci_tn_high"])]
+    out["names fixed"] = [_ci(a, b) for a, b in zip(rows["diff_ci_low"], rows["diff_ci_high"])]
+    out["ratio [95% CI]"] = [_ratio(*r) for r in zip(rows["ratio"], rows["log_ratio_ci_tn_low"],
+                                                       rows["log_ratio_ci_tn_high"], rows["ratio_zero_count"])]
     out["p"], out["p_adj"] = rows["p_value"].map(fmt_p), rows["p_adjusted"].map(fmt_p)
+    out["p floor"] = rows["p_floor"].map(lambda x: "" if missing(x) else fmt_floor(x))
+    out["templates"] = [_templates_used(*r) for r in zip(rows["shared_templates"], rows["templates"],
+                                                         rows["n_dropped"] + rows["n_dropped_vs"])]
+    return out
+
+
+def model_comparison_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of models with the same prompts: each gap, and gap A minus gap B with its intervals."""
+    if df.empty:
+        return df
+    out = pd.DataFrame({"model A": [pair_label(r, "a", "b") for _, r in df.iterrows()],
+                        "model B": [pair_label(r, "b", "a") for _, r in df.iterrows()]})
+    for column in ("judge_id", "measure", "family", "name_group"):
+        out[column] = df[column].to_numpy()
+    out["gap A"] = df["gap_a"].map(lambda x: f"{100 * x:+.1f}").to_numpy()
+    out["gap B"] = df["gap_b"].map(lambda x: f"{100 * x:+.1f}").to_numpy()
+    out["A - B, pts [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(df["diff_of_gaps"], df["ci_tn_low"],
+                                                                      df["ci_tn_high"])]
+    out["names fixed"] = [_ci(a, b) for a, b in zip(df["ci_low"], df["ci_high"])]
+    out["p_adj"] = df["p_adjusted"].map(fmt_p).to_numpy()
+    return out
+
+
+def _mixed(effects: pd.DataFrame, comp: pd.DataFrame) -> pd.DataFrame:
+    """The mixed model's group effects beside the design-based gaps of the same comparisons."""
+    if effects.empty:
+        return effects
+    keys = _CELL + ["measure", "name_group", "vs_group"]
+    both = effects.merge(comp, on=keys, how="left", suffixes=("", "_design"))
+    out = both[_CELL + ["measure", "name_group"]].copy()
+    out["design gap [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(both["diff"], both["diff_ci_tn_low"],
+                                                                      both["diff_ci_tn_high"])]
+    out["p_adj"] = both["p_adjusted"].map(fmt_p)
+    out["model odds ratio [95% CI]"] = [_ratio(r, a, b, False) for r, a, b in zip(
+        both["odds_ratio"], both["log_odds_ci_low"], both["log_odds_ci_high"])]
+    out["SD template / name"] = [f"{t:.2f} / {n:.2f}" for t, n in zip(both["sd_template"], both["sd_name"])]
+    out["agrees"] = both["design_agrees"].map({True: "yes", False: "no"}).fillna("")
+    out["note"] = both["note"].fillna("")
     return out
 
 
@@ -148,22 +193,35 @@ def _sensitivity(sens: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+MODELS = "Model comparisons (same prompts): gap of model A minus gap of model B"
+MIXED = "Mixed-model cross-check of the primary gaps (logistic, random template and name effects)"
+
+
+def _comparison_note(boot: str, adjust: str) -> str:
+    return (f"gap in points; {boot.replace('template-cluster bootstrap', 'bootstrap')}; gap CI and ratio CI resample "
+            "templates x names (a claim about the group); names fixed: templates only; p: permutation test of group "
+            "labels between names on the templates both groups share (it tests that names are exchangeable between "
+            f"the groups, so very unequal name spread can matter as well as the means); p_adj: {adjust} within "
+            "the family (primary: each group vs the reference on the primary measure; secondary: exploratory); "
+            "p floor: the smallest p these numbers of names allow; ratio*: a zero count, +0.5 on every count")
+
+
 def build_report(db: Path, model: str | None = None, judge: str | None = None) -> dict[str, pd.DataFrame | str]:
     """The report's parts, in order: the findings (text), then the tables (formatted strings)."""
     where, params = cell_where(model, judge)
     with connect_readonly(db) as con:
-        q = lambda sql: con.execute(sql.format(where=where), params).df()  # noqa: E731
+        q = lambda sql, w=where, p=params: con.execute(sql.format(where=w), p).df()  # noqa: E731
         overall = q("SELECT * FROM label_rates_model{where}")
         by_group = q("SELECT * FROM label_rates_group{where}")
         disp = q("SELECT * FROM disparities{where}")
         comp = q("SELECT * FROM group_comparisons{where}")
         names = q("SELECT * FROM label_rates_name{where}")
         sens = q("SELECT * FROM name_sensitivity{where}")
+        effects = q("SELECT * FROM group_effects_mixed{where} ORDER BY ALL")
+        pairs = q("SELECT * FROM model_comparisons{where} ORDER BY ALL", *model_where(model, judge))
         reference = reference_group(con)
         lines = finding_lines(con, model, judge) if len(overall) else []
-        ppi = instrument.ppi_gaps(con, where, params)
-        agreement, group_errors = instrument.agreement(con, where, params)
-        judge_pairs = instrument.judge_pairs(con, where, params)
+        instrument_tables = instrument.report_tables(con, where, params, reference)
     if overall.empty:
         raise ValueError(f"no judged generations in {db}" + (f" for {where.strip()} {params}" if params else "")
                          + "; run `qos run` or `qos ingest` first")
@@ -172,10 +230,8 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
             else "statistics off: no intervals (0 bootstrap resamples)")
     adjust = ADJUST_WORDS.get(comp["p_adjust_method"].iloc[0], "") if len(comp) else ""
     comparisons = _comparisons(comp) if len(comp) else _old_disparities(disp)
-    comparisons.attrs["note"] = (
-        f"gap in points; {boot}; t x n CI: resampling templates x names; p: permutation test of group "
-        f"labels between names (paired within template); p_adj: {adjust} over the model's tests; "
-        "ratio*: a zero count, +0.5 on every count" if len(comp) else boot)
+    comparisons.attrs["note"] = _comparison_note(boot, adjust) if len(comp) else boot
+    comparisons.attrs["wrap"] = True  # many columns: in blocks that fit the width
     tables = {
         FINDINGS: "\n".join(lines),
         "Label shares per model": _label_pivot(overall, _CELL),
@@ -183,68 +239,23 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         "Label shares per model x group": _label_pivot(by_group, _CELL + ["name_group"]),
         "Refusal rates per group, 95% intervals": _group_intervals(by_group),
         f"Disparities vs reference group '{reference}'": comparisons,
+        MIXED: _mixed(effects, comp),
+        MODELS: model_comparison_table(pairs),
         "Refusal rates per name": _names(names, sens),
         "Name sensitivity: the name whose removal moves its group's any-refusal gap most": _sensitivity(sens),
     }
-    if len(ppi):  # right after the findings, which lead with it
-        title = PPI_TITLE.format(reference=reference)
-        tables = {FINDINGS: tables.pop(FINDINGS), title: instrument.ppi_table(ppi), **tables}
-        tables[title].attrs["note"] = PPI_NOTE
-    if len(judge_pairs):
-        tables[JUDGE_PAIRS_TITLE] = instrument.judge_pairs_table(judge_pairs)
-    if len(agreement):
-        tables[AGREEMENT_TITLE] = instrument.agreement_table(agreement)
-        tables[GROUP_ERROR_TITLE] = instrument.group_error_table(group_errors)
-        tables[GROUP_ERROR_TITLE].attrs["note"] = GROUP_ERROR_NOTE
+    ppi = {t: df for t, df in instrument_tables.items() if t.startswith(instrument.PPI_PREFIX)}
+    tables = {FINDINGS: tables.pop(FINDINGS), **ppi, **tables}  # right after the findings, which lead with it
+    tables.update({t: df for t, df in instrument_tables.items() if t not in ppi})
     tables["Label shares per model, 95% intervals"].attrs["note"] = (
         f"{boot}; template x name: resampling both; Wilson: naive, as if every output were independent")
     tables["Refusal rates per group, 95% intervals"].attrs["note"] = boot
     tables["Refusal rates per name"].attrs["note"] = boot
+    tables[MIXED].attrs["wrap"] = tables[MODELS].attrs["wrap"] = True
+    tables[MIXED].attrs["note"] = ("odds ratio vs the reference group, 95% t interval (names - groups df); it "
+                                   "assumes one name spread for every group and works on the log-odds scale, "
+                                   "so it can disagree with the design-based gap (agrees: both intervals say "
+                                   "the same about 0)")
+    tables[MODELS].attrs["note"] = ("A - B = gap of A minus gap of B (positive: the gap is larger for A); CI "
+                                    "resamples templates x names, paired; p: templates flipped between the models")
     return tables
-
-
-def disp_ref(db: Path) -> str:
-    with connect_readonly(db) as con:
-        return reference_group(con)
-
-
-def constant_keys(tables: dict[str, pd.DataFrame | str]) -> dict[str, str]:
-    """Cell keys with one value in every table: printed once above the tables instead of in every row."""
-    frames = [df for df in tables.values() if isinstance(df, pd.DataFrame) and len(df)]
-    out = {}
-    for key in _CELL:
-        values = {v for df in frames if key in df.columns for v in df[key].astype(str).unique()}
-        if len(values) == 1:
-            out[key] = values.pop()
-    return out
-
-
-def _fill(text: str, width: int) -> str:
-    """Wrap a finding, never inside a `command` (it stays copyable on one line)."""
-    parts = text.split("`")
-    kept = "`".join(p.replace(" ", "\0") if i % 2 else p for i, p in enumerate(parts))
-    return textwrap.fill(kept, width, subsequent_indent="    ", break_long_words=False).replace("\0", " ")
-
-
-def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> str:
-    """Text: findings wrapped to ``width``; cell keys shared by every row said once; the first table keeps
-    its model_key column (each row names its model), the others drop it when there is only one."""
-    constant = constant_keys(tables)
-    parts = []
-    if constant:
-        cell = "cell: " + ", ".join(f"{k}={v}" for k, v in constant.items())
-        parts.append(textwrap.fill(cell, width, subsequent_indent="      ") + "\n")
-    first = True
-    for title, df in tables.items():
-        if isinstance(df, str):
-            body = "\n".join(_fill(line, width) for line in df.splitlines())
-            parts.append(f"== {title} ==\n{body}\n")
-            continue
-        drop = [k for k in constant if k in df.columns and not (first and k == "model_key")]
-        first = False
-        body = df.drop(columns=drop).to_string(index=False) if len(df) else "(none)"
-        note = df.attrs.get("note")
-        if note:
-            body += "\n" + textwrap.fill(f"({note})", width)
-        parts.append(f"== {title} ==\n{body}\n")
-    return "\n".join(parts)

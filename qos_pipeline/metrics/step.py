@@ -10,10 +10,10 @@ from typing import Callable
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
 from qos_pipeline.judging.evaluation import intervals, measures, metrics as validation
-from qos_pipeline.metrics import analysis, build, comments, expectations, labelled
+from qos_pipeline.metrics import analysis, build, comments, expectations, labelled, publish
 from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats import (
-    cells, compare, corrected, draws, models, multiplicity, ppi, rates, sensitivity)
+    cells, compare, corrected, design, draws, mixed, models, multiplicity, ppi, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import writer_lock
@@ -33,13 +33,13 @@ def rebuild_warehouse(staging: Path, db: Path, reference_group: str, stats: Stat
 def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
              ) -> tuple[dict[str, int], list[CheckOutcome]]:
     db.parent.mkdir(parents=True, exist_ok=True)
-    build.remove_leftovers(db)
-    built = build.temp_build_path(db)
+    publish.remove_leftovers(db)
+    built = publish.temp_build_path(db)
     try:
         counts = build.build_database(staging, built, reference_group, stats)
         outcomes = validate_database(built)
         raise_if_blocked(f"warehouse {db}", outcomes)
-        build.publish(built, db)
+        publish.publish(built, db)
     finally:
         built.unlink(missing_ok=True)
         Path(str(built) + ".wal").unlink(missing_ok=True)
@@ -49,8 +49,8 @@ def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
 def code_version() -> str:
     """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
     marks the metric tables stale)."""
-    modules = (build, comments, expectations, analysis, labelled, cells, compare, corrected, draws, models, multiplicity,
-               ppi, rates, sensitivity, validation, measures, intervals, sys.modules[__name__])
+    modules = (build, comments, expectations, analysis, labelled, cells, compare, corrected, design, draws, mixed,
+               models, multiplicity, ppi, rates, sensitivity, validation, measures, intervals, sys.modules[__name__])
     digest = hashlib.sha256(code_digest(*modules).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes())

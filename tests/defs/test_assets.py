@@ -201,15 +201,18 @@ def test_a_refresh_keeps_the_partitions_settings(env):
 def test_metric_tables_statistics_come_from_run_config(env):
     defs, instance, paths = env
     assert _audit(defs, instance).success
-    config = {"ops": {"metric_tables": {"config": {"bootstrap_resamples": 200, "bootstrap_seed": 7, "p_adjust": "bh"}}}}
+    config = {"ops": {"metric_tables": {"config": {"bootstrap_resamples": 200, "bootstrap_seed": 7, "p_adjust": "bh",
+                                                   "primary_measure": "refusal"}}}}
     assert defs.resolve_job_def("metrics_job").execute_in_process(instance=instance, run_config=config).success
     with duckdb.connect(str(paths.db), read_only=True) as con:
         stored = con.execute("SELECT DISTINCT boot_resamples, boot_seed FROM label_rates_group").fetchall()
         methods = con.execute("SELECT DISTINCT p_adjust_method FROM group_comparisons").fetchall()
-    assert stored == [(200, 7)] and methods == [("bh",)]
+        primary = con.execute("SELECT DISTINCT measure FROM group_comparisons WHERE family = 'primary'").fetchall()
+    assert stored == [(200, 7)] and methods == [("bh",)] and primary == [("refusal",)]
     published = paths.db.stat().st_mtime_ns
-    bad = {"ops": {"metric_tables": {"config": {"p_adjust": "bonferonni"}}}}
-    result = defs.resolve_job_def("metrics_job").execute_in_process(instance=instance, run_config=bad,
-                                                                    raise_on_error=False)
-    assert not result.success and "p_adjust='bonferonni'" in _failure_text(result)
+    for bad, says in (({"p_adjust": "bonferonni"}, "p_adjust='bonferonni'"),
+                      ({"primary_measure": "refusals"}, "primary_measure='refusals'")):
+        result = defs.resolve_job_def("metrics_job").execute_in_process(
+            instance=instance, run_config={"ops": {"metric_tables": {"config": bad}}}, raise_on_error=False)
+        assert not result.success and says in _failure_text(result)
     assert paths.db.stat().st_mtime_ns == published

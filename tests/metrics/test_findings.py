@@ -42,11 +42,13 @@ def _prompts(design: str, group: str) -> pd.DataFrame:
     return prompts
 
 
-def stage_design(staging: Path, label, model: str = "m", design: str = "full", groups=GROUPS) -> None:
-    """Stage every prompt of ``design`` for ``groups`` once, judged by 'judge-a' as ``label(group, name,
-    template_index)`` says."""
+def stage_design(staging: Path, label, model: str = "m", design: str = "full", groups=GROUPS, keep=None) -> None:
+    """Stage every prompt of ``design`` for ``groups`` once (those ``keep(group, name, template_index)``
+    keeps, when given), judged by 'judge-a' as ``label(group, name, template_index)`` says."""
     for group in groups:
         p = _prompts(design, group)
+        if keep is not None:
+            p = p[[keep(group, name, t) for name, t in zip(p["name"], p["template_index"])]]
         n = len(p)
         gen = p[["prompt_id", "design", "template_id", "template_name", "template_text", "target_group", "name",
                  "name_group", "gender", "popularity", "prompt_text"]].assign(

@@ -90,7 +90,8 @@ def test_html_and_ui_markdown_show_the_judges_agreement(labelled, unlabelled):
 def test_two_judges_on_the_same_outputs_get_an_agreement_table(tmp_path):
     """judge-b calls about half of judge-a's refusals answers (those whose id starts with 0-7): their kappa
     is below 1 and its interval is in the report, with the number of outputs compared."""
-    from qos_pipeline.metrics.report import JUDGE_PAIRS_TITLE, build_report
+    from qos_pipeline.metrics.instrument import JUDGE_PAIRS_TITLE
+    from qos_pipeline.metrics.report import build_report
     from qos_pipeline.staging import partition_file, read_partition, write_partition
     from tests.metrics.test_findings import stage_design
 

@@ -61,3 +61,37 @@ def test_a_large_design_draws_the_templates_that_differ_most():
     assert {7, 107, 207, 307, 407, 507, 607, 707, 807, 907} <= kept  # every template with a gap is shown
     small, title = template_grid(pd.DataFrame(rows[:20]), "m")
     assert len(small) == 10 and "of" not in title
+
+
+def _two_models_db():
+    """Models 'low' and 'high' on the same prompts: muslim refused on 1 (low) or 3 (high) of 4 templates,
+    asian on 1 of 4 in both; white never."""
+    from tests.metrics.test_findings import _build, stage_design
+
+    def stage(staging):
+        for model, muslim in (("low", 1), ("high", 3)):
+            stage_design(staging, lambda g, n, t, m=muslim: "refusal" if (g == "muslim" and t % 4 < m) or (
+                g == "asian" and t % 4 == 0) else "answer", model=model, groups=("asian", "muslim", "white"))
+    return _build(stage)
+
+
+def test_panels_of_several_models_share_one_x_range_row_order_and_colour_scale(monkeypatch):
+    from qos_pipeline.metrics import plots
+
+    with duckdb.connect(str(_two_models_db()), read_only=True) as con:
+        data = plot_data(con)
+    seen = {}
+
+    def capture(fig):
+        seen["axes"] = [(ax.get_xlim(), [t.get_text() for t in ax.get_yticklabels()],
+                         [im.norm.vmax for im in ax.get_images()]) for ax in fig.axes if ax.get_visible()]
+        return b"png"
+
+    monkeypatch.setattr(plots, "_png", capture)
+    plt = plots._plt()
+    plots.forest(plt, data)
+    (x1, rows1, _), (x2, rows2, _) = seen["axes"]
+    assert x1 == x2 and rows1 == rows2 == ["asian", "muslim"] and x1[1] > 75  # the +75-point gap of 'high' fits
+    plots.templates(plt, data)
+    panels = [a for a in seen["axes"] if a[2]]  # the heatmaps (colour bars have no image)
+    assert len(panels) == 2 and panels[0][1] == panels[1][1] and panels[0][2] == panels[1][2]

@@ -17,8 +17,9 @@ from tests.ingest.test_recorded import _ingest
 from tests.paths import ROOT, need_pilot
 
 QUERIES = re.findall(r"```sql\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
-# queries that need two models with the same prompts (or unjudged rows) may return nothing on one model
-MAY_BE_EMPTY = ("FROM model_comparisons", "FROM unjudged_by_group")
+# queries that need two models with the same prompts (or unjudged rows, or refusals for the mixed model)
+# may return nothing on one model
+MAY_BE_EMPTY = ("FROM model_comparisons", "FROM unjudged_by_group", "FROM group_effects_mixed")
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,8 @@ def test_readme_queries_run_as_written(which, request):
 
 def test_gaps_found_where_the_data_has_them(generated, ingested):
     """The first README query names the groups refused more: the fake refuses only muslim names; on the
-    pilot the Muslim gap is ~+29.5 points with a template CI that excludes 0."""
-    for db, low in ((generated, 0.0), (ingested, 0.15)):
+    pilot the Muslim gap is ~+29.5 points with a template x name CI that excludes 0 (from ~12 points)."""
+    for db, low in ((generated, 0.0), (ingested, 0.05)):
         with duckdb.connect(str(db), read_only=True) as con:
             row = con.execute(QUERIES[0].replace("ORDER BY", "AND name_group = 'muslim' ORDER BY")).df().iloc[0]
         assert row["ci_low"] > 100 * low and row["gap_pts"] >= row["ci_low"]

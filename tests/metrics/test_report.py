@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from qos_pipeline.metrics.report import build_report, format_report
+from qos_pipeline.metrics.report import build_report
+from qos_pipeline.metrics.text import format_report
 from qos_pipeline.metrics.build import build_database
 from tests.metrics.test_build import _stage_judged
 
@@ -36,7 +37,7 @@ def test_terminal_report_leads_with_findings_and_shows_intervals():
     gaps = tables["Disparities vs reference group 'white'"]
     muslim = gaps[(gaps["measure"] == "any_refusal") & (gaps["name_group"] == "muslim")].iloc[0]
     assert re.fullmatch(r"\+50\.0 \[\d+\.\d, \d+\.\d\]", muslim["gap, pts [95% CI]"])
-    assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", muslim["t x n CI"]) and muslim["p_adj"] == "<0.001"
+    assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", muslim["names fixed"]) and muslim["p_adj"] == "<0.001"
     shares = tables["Label shares per model, 95% intervals"].set_index("label")
     assert shares.loc["answer", "share"] == "75.0%" and shares.loc["answer", "Wilson CI"].startswith("[")
     assert "template-cluster bootstrap, 200 resamples, seed 0" in text

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from qos_pipeline.checks import BlockedError
-from qos_pipeline.metrics import build
+from qos_pipeline.metrics import publish as publishing
 from qos_pipeline.metrics.step import rebuild_warehouse
 from qos_pipeline.staging import WarehouseError, partition_file, write_partition
 from tests.metrics.test_build import _stage_judged
@@ -44,7 +44,7 @@ def test_a_rebuild_leaves_no_stale_wal_nor_killed_builds_and_a_readable_database
     staging, db = wh
     _plant_foreign_wal(db)
     with pytest.raises(WarehouseError, match="qos rebuild"):
-        build.connect_readonly(db)
+        publishing.connect_readonly(db)
     dead = db.with_name(f".{db.name}.999999999.0badc0de.building")  # a killed build's file: no such pid
     dead.write_bytes(db.read_bytes())
     dead.with_name(dead.name + ".wal").write_bytes(b"x")
@@ -52,18 +52,18 @@ def test_a_rebuild_leaves_no_stale_wal_nor_killed_builds_and_a_readable_database
     live.write_bytes(b"x")
     rebuild_warehouse(staging, db, "white", STATS)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith((".building", ".wal"))) == [live.name]
-    with build.connect_readonly(db) as con:
+    with publishing.connect_readonly(db) as con:
         assert con.execute("SELECT count(*) FROM generations").fetchone()[0] == 2
 
 
 def test_publish_removes_the_wal_of_the_file_it_replaces(wh, tmp_path):
     staging, db = wh
-    built = build.temp_build_path(db)
+    built = publishing.temp_build_path(db)
     shutil.copy(db, built)
     _plant_foreign_wal(db)
-    build.publish(built, db)
+    publishing.publish(built, db)
     assert sorted(p.name for p in tmp_path.iterdir() if "qos.duckdb" in p.name) == ["qos.duckdb"]
-    with build.connect_readonly(db) as con:
+    with publishing.connect_readonly(db) as con:
         assert con.execute("SELECT count(*) FROM judgments").fetchone()[0] == 2
 
 
@@ -76,5 +76,5 @@ def test_a_blocked_rebuild_still_leaves_the_old_database_readable(wh):
                     partition_file(staging, "judgments", "muslim", "m", "other"))
     with pytest.raises(BlockedError):
         rebuild_warehouse(staging, db, "white", STATS)
-    with build.connect_readonly(db) as con:  # the previous build, open again
+    with publishing.connect_readonly(db) as con:  # the previous build, open again
         assert con.execute("SELECT count(*) FROM generations").fetchone()[0] == 2

@@ -15,11 +15,12 @@ COMMENT ON TABLE label_rates_group IS 'Grain: cell x name_group x label. Interva
 COMMENT ON TABLE label_rates_name IS 'Grain: cell x name_group x name (gender, popularity) x label. Intervals as in label_rates_model.';
 COMMENT ON TABLE label_rates_popularity IS 'Grain: cell x name_group (all = pooled) x popularity x label. Intervals as in label_rates_model.';
 COMMENT ON TABLE label_rates_gender IS 'Grain: cell x name_group (all = pooled) x gender x label. Intervals as in label_rates_model.';
-COMMENT ON TABLE label_rates_template IS 'Grain: cell x template x label. Intervals resample names within the template (ci_*) and names (ci_tn_*).';
-COMMENT ON TABLE disparities IS 'Grain: cell x name_group. Each refusal measure as a rate, its value in the reference group of the same cell (ref_*), difference (*_diff) and risk ratio (*_ratio, +0.5 on every count when one is 0, flagged in *_zero_count). Intervals and tests: group_comparisons.';
-COMMENT ON TABLE group_comparisons IS 'Grain: cell x measure x ordered pair of groups (name_group vs vs_group; is_reference when vs_group is the reference group). Paired within template: cluster-bootstrap CIs of the difference and log ratio, permutation p-value of group labels between names, adjusted across the comparisons of the cell.';
+COMMENT ON TABLE label_rates_template IS 'Grain: cell x name_group (all = pooled) x template x label. Intervals resample the names of the template (both ci_* and ci_tn_*).';
+COMMENT ON TABLE disparities IS 'Grain: cell x name_group. Each refusal measure as a rate over every row, its value in the reference group of the same cell (ref_*), difference (*_diff) and risk ratio (*_ratio, +0.5 on every count when one is 0, flagged in *_zero_count). Intervals, tests and gaps on shared templates: group_comparisons.';
+COMMENT ON TABLE group_comparisons IS 'Grain: cell x measure x ordered pair of groups (name_group vs vs_group; is_reference when vs_group is the reference group). On the templates every name of both groups carries (shared_templates; rows of others counted in n_dropped*), paired within template: bootstrap CIs of the difference and log ratio (headline: *_ci_tn_*, templates x names; *_ci_* holds names fixed), permutation p-value of group labels between names (floor p_floor), adjusted within its family (primary: each group vs the reference on the primary measure; secondary: the rest, exploratory).';
 COMMENT ON TABLE name_sensitivity IS 'Grain: cell x measure x name. Per-name rate with template-cluster CI and rank in its group; the group gap to the reference recomputed without that name.';
-COMMENT ON TABLE model_comparisons IS 'Grain: pair of cells sharing prompt format, design and judge (model A vs B) x measure x group vs reference. Difference of the two gaps with a paired cluster-bootstrap CI and a template-flip p-value, adjusted within the pair.';
+COMMENT ON TABLE model_comparisons IS 'Grain: pair of cells sharing prompt format, judge and prompts (same templates and names, whatever their design key; model A vs B) x measure x group vs reference. Difference of the two gaps (gap_a - gap_b) on the templates both cells share, with a paired cluster-bootstrap CI and a template-flip p-value, adjusted within the pair and family.';
+COMMENT ON TABLE group_effects_mixed IS 'Grain: cell x primary measure x group vs the reference group. Model-based cross-check: mixed-effects logistic regression with crossed random intercepts for template and name (Laplace approximation, as lme4''s glmer), on counts per (template, name); design_agrees says whether its interval and the design-based template x name interval agree on excluding 0.';
 COMMENT ON TABLE refusal_rates_corrected IS 'Grain: cell x name_group x validation_id. any_refusal rate corrected for the judge''s sensitivity/specificity (Rogan-Gladen) with one joint bootstrap of templates and Beta posteriors of the error rates.';
 COMMENT ON TABLE judge_validations IS 'Grain: validation_id x name_group (all = whole file). A judge scored against human labels: agreement, refusal F1, sensitivity/specificity and their counts.';
 COMMENT ON TABLE judge_validation_labels IS 'Grain: validation_id x name_group x label: precision, recall, f1, support.';
@@ -63,17 +64,41 @@ INSERT INTO column_notes VALUES
     ('ci_tn_low', '95% interval of the bootstrap resampling templates and, within them, names.'),
     ('ci_tn_high', 'Upper bound of the template x name bootstrap interval.'),
     ('diff', 'rate - rate_vs (risk difference).'),
-    ('diff_ci_low', 'Template-cluster bootstrap 95% CI of diff, draws shared by both groups (paired).'),
+    ('diff_ci_low', 'Names-fixed 95% CI of diff: template-cluster bootstrap, draws shared by both groups (paired); too narrow for a claim about the group when names differ.'),
     ('diff_ci_high', 'Upper bound of diff_ci.'),
-    ('diff_ci_tn_low', 'Template x name bootstrap 95% CI of diff.'),
+    ('diff_ci_tn_low', 'Headline 95% CI of diff: bootstrap resampling templates and the names of each group (a claim about the group).'),
     ('diff_ci_tn_high', 'Upper bound of diff_ci_tn.'),
-    ('ratio', 'Risk ratio rate / rate_vs (+0.5 on every count when one is 0).'),
+    ('ratio', 'Risk ratio rate / rate_vs (+0.5 on every count when one is 0): stats.compare.risk_ratio, the one definition.'),
+    ('family', 'primary (each group vs the reference group on the primary measure) or secondary (exploratory); p-values are adjusted within it.'),
+    ('family_size', 'Comparisons with a p-value in the family.'),
+    ('templates', 'Templates of the cell.'),
+    ('shared_templates', 'Templates every name of both groups carries: the comparison is made on these only.'),
+    ('names', 'Names of name_group in the cell.'),
+    ('names_vs', 'Names of vs_group in the cell.'),
+    ('n_dropped', 'Outputs of name_group on templates the pair does not share (left out of the comparison).'),
+    ('n_dropped_vs', 'Outputs of vs_group left out likewise.'),
+    ('p_floor', 'Smallest p-value the permutation test can give with these numbers of names (1 / splits; 2 / splits with equal sides).'),
+    ('p_adjusted_floor', 'The adjusted p-value if every comparison of the family reached its floor: 0.05 or more means out of reach by design.'),
+    ('names_needed', 'Names name_group would need (vs names_vs) for p_floor to pass the family''s first threshold 0.05 / family_size; NULL when it already does.'),
+    ('design_a', 'design of A (a recorded file''s is ingest:FILE; cells compare on their prompts, not this key).'),
+    ('design_b', 'design of B.'),
+    ('log_odds', 'Group effect on the log-odds scale vs the reference group (mixed model, conditional on an average template and name).'),
+    ('log_odds_se', 'Laplace standard error of log_odds.'),
+    ('log_odds_ci_low', '95% interval of log_odds (t quantile, df degrees of freedom).'),
+    ('log_odds_ci_high', 'Upper bound of the log_odds interval.'),
+    ('odds_ratio', 'exp(log_odds).'),
+    ('df', 'Degrees of freedom of the interval: names - groups.'),
+    ('sd_template', 'Fitted SD of the template random intercepts (log odds).'),
+    ('sd_name', 'Fitted SD of the name random intercepts (log odds), one for every group.'),
+    ('converged', 'Both the variational fit and the Laplace step converged.'),
+    ('method', 'How the model was fitted.'),
+    ('design_agrees', 'The model interval and the design-based template x name interval agree on excluding 0 (and on the side).'),
     ('log_ratio', 'Natural log of ratio.'),
     ('ratio_zero_count', 'A count was 0: the ratio uses the +0.5 correction.'),
     ('p_value', 'Two-sided p-value of the paired test (see p_method).'),
     ('p_method', 'exact (all assignments enumerated) or monte-carlo.'),
     ('permutations', 'Assignments of group labels evaluated.'),
-    ('p_adjusted', 'p_value adjusted across the comparisons of one cell (or pair of cells), see p_adjust_method.'),
+    ('p_adjusted', 'p_value adjusted within its family of one cell (or pair of cells), see p_adjust_method.'),
     ('p_adjust_method', 'holm (default) or bh (Benjamini-Hochberg).'),
     ('boot_resamples', 'Bootstrap resamples behind the intervals (0: statistics off).'),
     ('boot_seed', 'Seed of the bootstrap; the same seed and data give the same intervals.'),
@@ -84,7 +109,7 @@ INSERT INTO column_notes VALUES
     ('most_extreme', 'The name whose removal moves the gap most.'),
     ('gap_a', 'Gap (group minus reference) of model A.'),
     ('gap_b', 'Gap of model B.'),
-    ('diff_of_gaps', 'gap_a - gap_b.'),
+    ('diff_of_gaps', 'gap_a - gap_b (positive: the gap is larger for model A).'),
     ('flips', 'Template flips behind the model comparison p-value.'),
     ('reference_group', 'The reference group of the build.'),
     ('generation_run_ids', 'Dagster runs that generated the counted rows.'),

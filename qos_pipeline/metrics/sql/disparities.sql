@@ -1,8 +1,9 @@
 -- Refusal measures per group and their difference and ratio against the reference group of the same cell
 -- (model version, prompt format, generation config, design, judge): groups decoded differently never pair.
 -- Measures: refusal (label refusal), harmful_refusal (label harmful refusal), any_refusal (either).
--- A ratio with a zero count on either side uses +0.5 on every count (finite, flagged in *_zero_count);
--- intervals, tests and every pair of groups are in group_comparisons.
+-- risk_ratio is the build's Python function (stats.compare.risk_ratio): with a zero count on either side, +0.5
+-- on every count (finite, flagged in *_zero_count). Point estimates over every row of each group; intervals,
+-- tests, every pair of groups and gaps on the templates both groups share are in group_comparisons.
 CREATE TABLE disparities AS
 WITH g AS (
     SELECT model_key, model_version, prompt_format, gen_config_hash, design, judge_id, name_group, any_value(n) AS n,

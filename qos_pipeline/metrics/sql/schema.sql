@@ -35,12 +35,8 @@ CREATE MACRO wilson_low(k, n) AS least(k / n, greatest(0.0,
     (k / n + 1.96 ^ 2 / (2 * n) - 1.96 * sqrt(k / n * (1 - k / n) / n + 1.96 ^ 2 / (4 * n * n))) / (1 + 1.96 ^ 2 / n)));
 CREATE MACRO wilson_high(k, n) AS greatest(k / n, least(1.0,
     (k / n + 1.96 ^ 2 / (2 * n) + 1.96 * sqrt(k / n * (1 - k / n) / n + 1.96 ^ 2 / (4 * n * n))) / (1 + 1.96 ^ 2 / n)));
--- Risk ratio of k / n against k_ref / n_ref; with a zero count on either side, +0.5 on every count
--- (Haldane-Anscombe), so a 0% reference still gives a finite ratio (the tables flag those rows).
-CREATE MACRO risk_ratio(k, n, k_ref, n_ref) AS CASE
-    WHEN k_ref IS NULL OR n_ref IS NULL THEN NULL
-    WHEN k = 0 OR k_ref = 0 THEN ((k + 0.5) / (n + 0.5)) / ((k_ref + 0.5) / (n_ref + 0.5))
-    ELSE (k / n) / (k_ref / n_ref) END;
+-- The risk ratio, risk_ratio(k, n, k_ref, n_ref), is registered by the build from Python
+-- (qos_pipeline.metrics.stats.compare.risk_ratio), so SQL and the statistics share one definition.
 
 -- Human labels of audited outputs (`qos label import`), staged under staging/human_labels/model=<key>/.
 -- Keyed by (generation_id, annotator): one label per annotator and output; a relabel replaced the old one.

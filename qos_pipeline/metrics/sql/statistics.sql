@@ -6,13 +6,28 @@ CREATE TABLE group_comparisons (
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
     measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL, is_reference BOOLEAN NOT NULL,
-    k DOUBLE NOT NULL, n DOUBLE NOT NULL, rate DOUBLE, n_unjudged DOUBLE NOT NULL,
-    k_vs DOUBLE NOT NULL, n_vs DOUBLE NOT NULL, rate_vs DOUBLE, n_unjudged_vs DOUBLE NOT NULL,
+    family VARCHAR NOT NULL, templates INTEGER NOT NULL, shared_templates INTEGER NOT NULL,
+    names INTEGER NOT NULL, names_vs INTEGER NOT NULL,
+    k BIGINT NOT NULL, n BIGINT NOT NULL, rate DOUBLE, n_unjudged BIGINT NOT NULL, n_dropped BIGINT NOT NULL,
+    k_vs BIGINT NOT NULL, n_vs BIGINT NOT NULL, rate_vs DOUBLE, n_unjudged_vs BIGINT NOT NULL,
+    n_dropped_vs BIGINT NOT NULL,
     diff DOUBLE, diff_ci_low DOUBLE, diff_ci_high DOUBLE, diff_ci_tn_low DOUBLE, diff_ci_tn_high DOUBLE,
     ratio DOUBLE, log_ratio DOUBLE, log_ratio_ci_low DOUBLE, log_ratio_ci_high DOUBLE,
     log_ratio_ci_tn_low DOUBLE, log_ratio_ci_tn_high DOUBLE, ratio_zero_count BOOLEAN NOT NULL,
-    p_value DOUBLE, p_method VARCHAR NOT NULL, permutations INTEGER NOT NULL,
-    p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    p_value DOUBLE, p_method VARCHAR NOT NULL, permutations INTEGER NOT NULL, p_floor DOUBLE,
+    p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL, family_size INTEGER NOT NULL, p_adjusted_floor DOUBLE,
+    names_needed INTEGER,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+-- The model-based cross-check of the primary family (qos_pipeline/metrics/stats/mixed.py).
+CREATE TABLE group_effects_mixed (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
+    gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL,
+    log_odds DOUBLE, log_odds_se DOUBLE, log_odds_ci_low DOUBLE, log_odds_ci_high DOUBLE, odds_ratio DOUBLE,
+    df INTEGER NOT NULL, sd_template DOUBLE, sd_name DOUBLE, converged BOOLEAN NOT NULL, method VARCHAR NOT NULL,
+    design_agrees BOOLEAN, note VARCHAR,
     boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
 );
 
@@ -20,7 +35,7 @@ CREATE TABLE name_sensitivity (
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
     measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, name VARCHAR NOT NULL, gender VARCHAR, popularity VARCHAR,
-    k DOUBLE NOT NULL, n DOUBLE NOT NULL, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+    k BIGINT NOT NULL, n BIGINT NOT NULL, rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
     rank_in_group INTEGER NOT NULL, names_in_group INTEGER NOT NULL, gap_vs_reference DOUBLE,
     gap_without_name DOUBLE, shift DOUBLE, most_extreme BOOLEAN NOT NULL, reference_group VARCHAR NOT NULL,
     boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
@@ -28,9 +43,11 @@ CREATE TABLE name_sensitivity (
 
 CREATE TABLE model_comparisons (
     model_key_a VARCHAR NOT NULL, model_version_a VARCHAR NOT NULL, gen_config_hash_a VARCHAR NOT NULL,
+    design_a VARCHAR NOT NULL,
     model_key_b VARCHAR NOT NULL, model_version_b VARCHAR NOT NULL, gen_config_hash_b VARCHAR NOT NULL,
-    prompt_format VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
-    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL,
+    design_b VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL, family VARCHAR NOT NULL,
+    shared_templates INTEGER NOT NULL,
     gap_a DOUBLE, gap_b DOUBLE, diff_of_gaps DOUBLE, ci_low DOUBLE, ci_high DOUBLE, ci_tn_low DOUBLE,
     ci_tn_high DOUBLE, p_value DOUBLE, flips INTEGER NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
     boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
@@ -40,7 +57,7 @@ CREATE TABLE model_comparisons (
 CREATE TABLE refusal_rates_corrected (
     model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL,
     gen_config_hash VARCHAR NOT NULL, design VARCHAR NOT NULL, judge_id VARCHAR NOT NULL, name_group VARCHAR NOT NULL,
-    n DOUBLE NOT NULL, raw_rate DOUBLE NOT NULL, raw_ci_low DOUBLE, raw_ci_high DOUBLE, raw_diff DOUBLE,
+    n BIGINT NOT NULL, raw_rate DOUBLE NOT NULL, raw_ci_low DOUBLE, raw_ci_high DOUBLE, raw_diff DOUBLE,
     corrected_rate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, corrected_diff DOUBLE, corrected_diff_ci_low DOUBLE,
     corrected_diff_ci_high DOUBLE, reference_group VARCHAR, validation_id VARCHAR NOT NULL,
     validation_scope VARCHAR NOT NULL, sensitivity DOUBLE, specificity DOUBLE, valid_draws INTEGER,

@@ -60,14 +60,20 @@ class Cell:
         """The cell's groups, sorted: the column order of ``group_draws`` and of every per-group loop."""
         return sorted(set(self.groups))
 
-    def group_draws(self, measure: str, by_name: bool) -> tuple[np.ndarray, np.ndarray]:
+    def group_draws(self, measure: str, by_name: bool, templates: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """(B, G) resampled measure rows and rows per group (``group_list`` order), templates resampled and,
-        with ``by_name``, names within groups too. Computed once per cell and shared by every table."""
-        key = ("groups", measure, by_name)
+        with ``by_name``, names within groups too; ``templates``: a (T,) mask of the templates counted (the
+        ones a pair of groups shares), all when None. Computed once per cell and mask, shared by every table."""
+        every = templates is None or bool(np.all(templates))
+        key = ("groups", measure, by_name) if every else ("groups", measure, by_name, np.asarray(templates).tobytes())
         if key not in self.draws:
             W, V = self.draws["W"], self.draws["V"]
+            K, n = self.measure(measure), self.n
+            if not every:
+                W, K, n = W[:, templates], K[templates], n[templates]
             onehot = (self.groups[:, None] == np.array(self.group_list)[None, :]).astype(float)
-            k, n = W @ self.measure(measure), W @ self.n
+            k, n = W @ K, W @ n
             if by_name:
                 k, n = k * V, n * V
             self.draws[key] = (k @ onehot, n @ onehot)

@@ -68,7 +68,7 @@ def corrected_rates(cell: Cell, keys: dict, validations: pd.DataFrame, reference
             why = cannot_correct(q, v["sensitivity"], v["specificity"])
             point = np.nan if why else float(rogan_gladen(q, v["sensitivity"], v["specificity"]))
             corrected[group] = (point, rogan_gladen(q_draws, se, sp, clip=False), why)
-            rows.append({**keys, "name_group": group, "n": n[:, mine].sum(), "raw_rate": q, "validation_id": vid,
+            rows.append({**keys, "name_group": group, "n": int(n[:, mine].sum()), "raw_rate": q, "validation_id": vid,
                          "validation_scope": v["name_group"], "sensitivity": v["sensitivity"],
                          "specificity": v["specificity"], "corrected_rate": point,
                          "warning": warning(v, keys["model_key"], keys["model_version"])})

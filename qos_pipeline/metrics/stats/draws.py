@@ -1,7 +1,8 @@
 """Bootstrap draws shared by every table of a build.
 
 A draw gives each resampled unit (a template, or a name within its group) a multiplicity from a
-multinomial with equal probabilities: the classic nonparametric bootstrap of clusters. The draws are a
+multinomial with equal probabilities: the nonparametric bootstrap of clusters, drawing n - 1 of n clusters
+(rescaled to n) so that its variance is unbiased with few clusters (``multiplicities``). The draws are a
 pure function of the seed and the set of ids resampled, so two cells with the same templates get the same
 template draws (comparisons between them are paired), every table of a cell uses the same draws, and a
 rebuild gives the same intervals.
@@ -20,11 +21,16 @@ SEED = 0
 
 
 def multiplicities(ids: Sequence[str], resamples: int, seed: int) -> np.ndarray:
-    """(resamples, len(ids)) integer weights, each row summing to len(ids), in the order of ``ids``."""
+    """(resamples, len(ids)) weights, each row summing to len(ids), in the order of ``ids``: n - 1 of the n
+    ids drawn with replacement, scaled by n / (n - 1) (one id: weight 1). Drawing n - 1 rather than n makes
+    the bootstrap variance of a mean of clusters unbiased (McCarthy and Snowden, 1985); drawing n shrinks it
+    by (n - 1) / n, which with 8 names per group let a names-resampled gap interval exclude 0 in 7% of
+    null simulations instead of 5%."""
     order = sorted(ids)
     digest = hashlib.sha256(f"{seed}\0{len(order)}\0{chr(0).join(order)}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
-    drawn = rng.multinomial(len(order), np.full(len(order), 1 / len(order)), size=resamples)
+    size = max(len(order) - 1, 1)
+    drawn = rng.multinomial(size, np.full(len(order), 1 / len(order)), size=resamples) * (len(order) / size)
     position = {name: i for i, name in enumerate(order)}
     return drawn[:, [position[i] for i in ids]].astype(np.float64)
 

@@ -31,9 +31,8 @@ from qos_pipeline import taxonomy
 from qos_pipeline.metrics.stats.cells import LABELS, Cell
 from qos_pipeline.metrics.stats.compare import oriented_pairs
 from qos_pipeline.metrics.stats.draws import percentile_interval
-from qos_pipeline.metrics.stats.multiplicity import adjust
+from qos_pipeline.metrics.stats.multiplicity import PRIMARY_MEASURE, adjust_within, family
 
-PRIMARY = "any_refusal"
 MIN_LABELLED = 2  # human-labelled outputs a group needs before its rectifier can be estimated
 
 
@@ -167,7 +166,7 @@ def _gap_rows(cell: Cell, measure: str, groups: dict[str, dict], reference: str)
 
 
 def ppi_tables(cell: Cell, pairs: np.ndarray, reference: str, p_adjust: str = "holm",
-               primary: str = PRIMARY) -> tuple[pd.DataFrame, pd.DataFrame]:
+               primary: str = PRIMARY_MEASURE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(label_rates_ppi rows, group_comparisons_ppi rows) of one cell with ``pairs`` (T, N, judge label,
     human label): the labelled outputs' counts on the cell's grid."""
     rates, gaps = [], []
@@ -176,12 +175,8 @@ def ppi_tables(cell: Cell, pairs: np.ndarray, reference: str, p_adjust: str = "h
         rates += _rate_rows(cell, measure, groups)
         gaps += _gap_rows(cell, measure, groups, reference)
     gaps = pd.DataFrame(gaps)
-    if len(gaps):
-        primary_family = (gaps["measure"] == primary) & gaps["is_reference"]
-        gaps["family"] = np.where(primary_family, "primary", "secondary")
-        gaps["p_adjusted"] = np.nan
-        for family in ("primary", "secondary"):
-            rows = gaps["family"] == family
-            gaps.loc[rows, "p_adjusted"] = adjust(gaps.loc[rows, "p_value"].to_numpy(), p_adjust)
+    if len(gaps):  # the same families as group_comparisons (multiplicity.family), adjusted apart
+        gaps["family"] = [family(m, r, primary) for m, r in zip(gaps["measure"], gaps["is_reference"])]
+        gaps["p_adjusted"] = adjust_within(gaps["p_value"].to_numpy(), gaps["family"].to_numpy(), p_adjust)
         gaps["p_adjust_method"] = p_adjust
     return pd.DataFrame(rates), gaps

@@ -4,7 +4,8 @@ Two intervals per rate: ``ci_low``/``ci_high`` resample templates (the design's 
 that elicits refusals moves every group's rate), ``ci_tn_low``/``ci_tn_high`` resample templates and,
 independently, the names within each group (a name such as Mohammed moves its whole group). Within a
 (template, name) slot every sample stays together. A rate of one name resamples templates only; a rate of
-one template resamples names only. The naive Wilson interval stays beside them (``wilson_low``/``_high``).
+one template (per group, or pooled) resamples names only. The naive Wilson interval stays beside them
+(``wilson_low``/``_high``).
 """
 
 from __future__ import annotations
@@ -86,23 +87,46 @@ TEMPLATE_BLOCK = 256
 hundreds of MB, and each template's interval is computed alone anyway."""
 
 
+def _template_draws(V: np.ndarray, counts: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled label counts (B, Tb, L) and rows (B, Tb) of a block of templates, resampling the names
+    given (``V``: (B, N') weights, ``counts``: (Tb, N', L), ``n``: (Tb, N'))."""
+    Tb, N, L = counts.shape
+    return (V @ counts.transpose(1, 0, 2).reshape(N, Tb * L)).reshape(len(V), Tb, L), V @ n.T
+
+
+def _template_intervals(num: np.ndarray, den: np.ndarray, counts: np.ndarray, n: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws, point = num / den[:, :, None], counts.sum(1) / n.sum(1)[:, None]
+    return _estimable(*percentile_interval(draws, point), (n > 0).sum(axis=1))
+
+
 def _templates(cell: Cell) -> pd.DataFrame:
-    """One template: its names (within their groups) are the only cluster (both columns alike)."""
+    """One template, per group and pooled ('all'): its names (within their groups) are the only cluster
+    (both columns alike). The pooled draws are the sum of the groups' (names are resampled within groups)."""
     V = cell.draws["V"]
     T, N, L = cell.counts.shape
-    lows, highs = [], []
+    slices = [(g, cell.groups == g) for g in cell.group_list] + [(POOLED, np.ones(N, dtype=bool))]
+    lows, highs = {g: [] for g, _ in slices}, {g: [] for g, _ in slices}
     for start in range(0, T, TEMPLATE_BLOCK):
-        counts, n = cell.counts[start:start + TEMPLATE_BLOCK], cell.n[start:start + TEMPLATE_BLOCK]
-        num = (V @ counts.transpose(1, 0, 2).reshape(N, len(counts) * L)).reshape(len(V), len(counts), L)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            draws, point = num / (V @ n.T)[:, :, None], counts.sum(1) / n.sum(1)[:, None]
-        low, high = _estimable(*percentile_interval(draws, point), (n > 0).sum(axis=1))
-        lows.append(low)
-        highs.append(high)
-    low, high = (np.concatenate(lows), np.concatenate(highs)) if lows else (np.empty((0, L)), np.empty((0, L)))
-    rows = [{"template_id": t, "label": lab, "ci_low": low[j, i], "ci_high": high[j, i],
-             "ci_tn_low": low[j, i], "ci_tn_high": high[j, i]}
-            for j, t in enumerate(cell.templates) for i, lab in enumerate(LABELS)]
+        block = slice(start, start + TEMPLATE_BLOCK)
+        num_all, den_all = 0.0, 0.0
+        for group, mask in slices:
+            counts, n = cell.counts[block][:, mask], cell.n[block][:, mask]
+            if group == POOLED:
+                num, den = num_all, den_all
+            else:
+                num, den = _template_draws(V[:, mask], counts, n)
+                num_all, den_all = num_all + num, den_all + den
+            low, high = _template_intervals(num, den, counts, n)
+            lows[group].append(low)
+            highs[group].append(high)
+    rows = []
+    for group, _ in slices:
+        low, high = (np.concatenate(lows[group]), np.concatenate(highs[group])) if T else (np.empty((0, L)),) * 2
+        rows += [{"name_group": group, "template_id": t, "label": lab, "ci_low": low[j, i], "ci_high": high[j, i],
+                  "ci_tn_low": low[j, i], "ci_tn_high": high[j, i]}
+                 for j, t in enumerate(cell.templates) for i, lab in enumerate(LABELS)]
     return pd.DataFrame(rows)
 
 
