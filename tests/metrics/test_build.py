@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from qos_pipeline.metrics import build as warehouse
+from qos_pipeline.metrics import publish
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.prompts.step import build_prompts
@@ -125,7 +126,7 @@ def test_missing_reference_group_only_warns(tmp_path):
 
 def test_readonly_connect_names_missing_db(tmp_path):
     with pytest.raises(WarehouseError, match="qos run"):
-        warehouse.connect_readonly(tmp_path / "none.duckdb")
+        publish.connect_readonly(tmp_path / "none.duckdb")
 
 
 def test_staged_file_of_an_older_version_is_named(tmp_path):
