@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
+from qos_pipeline import journal
 from qos_pipeline.provenance import check_key
 
 log = logging.getLogger("qos_pipeline.staging")
@@ -122,8 +123,21 @@ def staged_files(staging: Path, table: str) -> list[tuple[Path, dict[str, str]]]
 
     Only the files the layout names are partitions: anything else under ``staging/<table>/`` (a copy such as
     ``data-copy.parquet``, a backup, a stray folder) raises WarehouseError naming it, because loading it
-    would count its rows twice. Temporary files of writes in flight are skipped."""
-    layout, root = LAYOUTS[table], staging / table
+    would count its rows twice. Temporary files of writes in flight are skipped. A model key with an
+    uncommitted ingest (``journal``) contributes its previous files instead of those being written."""
+    found = _listed(staging, table, staging / table)
+    instead = journal.loaded_instead(staging, table) if "model" in LAYOUTS[table].folders else {}
+    if not instead:
+        return found
+    found = [(path, keys) for path, keys in found if keys["model"] not in instead]
+    for model, root in instead.items():
+        if root is not None:
+            found += [(path, keys) for path, keys in _listed(staging, table, root) if keys["model"] == model]
+    return sorted(found)
+
+
+def _listed(staging: Path, table: str, root: Path) -> list[tuple[Path, dict[str, str]]]:
+    layout = LAYOUTS[table]
     if not root.is_dir():
         return []
     found = []

@@ -7,7 +7,8 @@ import logging
 import sys
 
 from qos_pipeline.cli.audit import cmd_run
-from qos_pipeline.cli.common import DAGSTER_LOG, write_error_log
+from qos_pipeline.cli.doctor import add_doctor_parser
+from qos_pipeline.cli.common import DAGSTER_LOG, Expected, write_error_log
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.ui import cmd_ui
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     add_judge_parser(sub)
+    add_doctor_parser(sub)
     return p
 
 
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     DAGSTER_LOG.clear()
     try:
         args.func(args)
+    except Expected as exc:  # no bug: the message alone, no traceback log
+        sys.exit(f"qos {args.command}: {' '.join(str(exc).split())}")
     except SystemExit as exc:
         if not isinstance(exc.code, str):  # a plain exit status: not an error message
             raise

@@ -3,6 +3,7 @@ Dagster instance, running a job through it, and the report."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -12,10 +13,18 @@ import traceback
 from pathlib import Path
 
 import dagster as dg
+import yaml
+from dagster._core.instance.ref import InstanceRef  # the public DagsterInstance.get() takes no overrides
 
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
+from qos_pipeline.defs.runs import process_tags, reap
+from qos_pipeline.journal import pending
 from qos_pipeline.metrics.report import build_report, format_report
-from qos_pipeline.settings import PROJECT_ROOT
+from qos_pipeline.processes import remove_dead_scratch
+from qos_pipeline.settings import PROJECT_ROOT, Paths
+
+SCRATCH = ".ingest-check-"
+"""Prefix of the scratch folders in which ``qos ingest`` checks a file (``processes.scratch_dir``)."""
 
 
 def dagster_home() -> Path:
@@ -36,9 +45,47 @@ def dagster_home() -> Path:
 
 def instance() -> dg.DagsterInstance:
     """The project's Dagster instance (``.dagster/`` unless DAGSTER_HOME is set), so runs show in the UI.
-    Use it as a context manager: Dagster then disposes of it, and of its state storage, when done."""
-    dagster_home()
-    return dg.DagsterInstance.get()
+    Use it as a context manager: Dagster then disposes of it, and of its state storage, when done.
+
+    Its op pools (``gpu``, ``duckdb_writer`` in dagster.yaml) are not claimed by the command's in-process
+    runs (pool granularity ``run``, which only the daemon's run queue enforces): a slot lives in the
+    instance's database and outlives a killed process, which would freeze every later step of its pool,
+    while the writer lock that serializes the command's writes is a ``flock`` the kernel releases."""
+    home = dagster_home()
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides={"concurrency": _concurrency(home)}))
+
+
+def _concurrency(home: Path) -> dict:
+    """The instance's ``concurrency`` settings with pool granularity ``run`` (see ``instance``)."""
+    try:
+        config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        config = {}
+    concurrency = copy.deepcopy(config.get("concurrency") or {})
+    concurrency["pools"] = {**(concurrency.get("pools") or {}), "granularity": "run"}
+    concurrency["pools"].pop("op_granularity_run_buffer", None)
+    return concurrency
+
+
+class Expected(Exception):
+    """A condition that is no bug and that the user can fix (a missing file, an empty warehouse): the command
+    ends with its one-line message and writes no traceback log."""
+
+
+def say(line: str) -> None:
+    print(f"qos: {line}", file=sys.stderr, flush=True)
+
+
+def repair(paths: Paths) -> None:
+    """What killed commands and run workers left, repaired before a command's first run or write, each said
+    in one line: runs whose process is gone are marked failed and their pool slots freed (``runs.reap``),
+    scratch folders of dead ingests removed; an interrupted ingest is named with how to resume or drop it."""
+    with instance() as inst:
+        reap(inst, say)
+    for folder in remove_dead_scratch(paths.warehouse, SCRATCH):
+        say(f"removed {folder}, left by an ingest that was killed")
+    for item in pending(paths.staging).values():
+        say(item.describe())
 
 
 def storage() -> Storage:
@@ -96,8 +143,8 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     own message (its stack trace is kept for the error log, not printed)."""
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
     job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
-    result = job_def.execute_in_process(
-        instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
+    result = job_def.execute_in_process(instance=instance, partition_key=partition_key, run_config=run_config,
+                                        raise_on_error=False, tags=process_tags())
     release_memory()
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]

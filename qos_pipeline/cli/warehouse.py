@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
+from qos_pipeline.cli.common import Expected, execute, instance, print_report, repair, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.metrics.build import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
@@ -15,6 +15,8 @@ from qos_pipeline.metrics.plots import write_plots
 
 def cmd_report(args: argparse.Namespace) -> None:
     db = storage().paths().db
+    if not db.is_file():  # an empty warehouse is no bug: the message alone, no traceback log
+        raise Expected(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
     if args.html is None and not args.plots:
         print_report(db, args.model, args.judge)
         return
@@ -30,5 +32,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
+    repair(storage().paths())
     with instance() as inst:
         execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)

@@ -14,6 +14,7 @@ from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats import (
     cells, compare, corrected, draws, models, multiplicity, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
+from qos_pipeline.processes import pause_point
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import writer_lock
 
@@ -38,7 +39,9 @@ def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
         counts = build.build_database(staging, built, reference_group, stats)
         outcomes = validate_database(built)
         raise_if_blocked(f"warehouse {db}", outcomes)
+        pause_point("build:built")
         build.publish(built, db)
+        pause_point("build:published")
     finally:
         built.unlink(missing_ok=True)
         Path(str(built) + ".wal").unlink(missing_ok=True)

@@ -104,6 +104,21 @@ def register_recorded(key: str, file: Path, prompt_format: str, labels: bool, pa
     return source
 
 
+def entry(key: str, paths: Paths) -> dict | None:
+    """What ``models.added.yaml`` holds for ``key`` now (None: nothing), to put back with ``restore``."""
+    return _entries(paths).get(key)
+
+
+def restore(key: str, saved: dict | None, paths: Paths) -> None:
+    """Put back what ``entry`` returned for ``key`` (None: remove the key)."""
+    entries = _entries(paths)
+    if saved is None:
+        entries.pop(key, None)
+    else:
+        entries[key] = saved
+    _save(paths, entries)
+
+
 def recorded(key: str, paths: Paths) -> RecordedSource | None:
     """The recorded outputs partition key ``key`` holds (``qos ingest``), or None when it names a model."""
     entry = _entries(paths).get(key, {})
