@@ -38,7 +38,7 @@ class RecordedSource:
         if not self.file.is_file():
             raise ModelError(f"model {self.key!r} holds outputs recorded from {self.file}, which is gone; restore it "
                              f"or ingest the file again (qos ingest PATH --model {self.key})")
-        return "recorded-" + cached_digest(self.file, "full")[:12]
+        return "recorded-" + cached_digest(self.file)[:12]
 
 
 def _added_file(paths: Paths) -> Path:
