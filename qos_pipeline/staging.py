@@ -10,6 +10,7 @@ the database hold one cross-process lock (``writer_lock``); readers never take i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -182,6 +183,19 @@ LOCK_NAME = ".writer.lock"
 _HELD: dict[str, tuple[int, int, int]] = {}  # lock file -> (pid, fd, depth): this process holds it
 
 
+DISK_FULL = ("the disk is full (No space left on device); free space there and run the command again: the staged "
+             "partitions are intact and the published warehouse is unchanged")
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or what caused it is a full disk (ENOSPC), whichever library raised it."""
+    while exc is not None:
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class WarehouseBusy(WarehouseError):
     """Another process holds the writer lock and this caller would rather not wait (a sensor tick)."""
 
@@ -223,7 +237,7 @@ def writer_lock(staging: Path, what: str, wait: bool = True, notify: Callable[[s
             _HELD[key] = (held[0], held[1], _HELD[key][2] - 1)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o660)  # never for other users: an open fd can hold the lock
     try:
         _acquire(fd, staging, what, wait, notify or _say, every_s)
         os.ftruncate(fd, 0)

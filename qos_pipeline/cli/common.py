@@ -67,6 +67,23 @@ def _concurrency(home: Path) -> dict:
     return concurrency
 
 
+UMASK_ENV = "QOS_UMASK"
+
+
+def file_mask() -> int:
+    """The umask of a ``qos`` command (and of the UI and daemon it starts): ``QOS_UMASK`` (octal, e.g. ``022``
+    to let other local users read the warehouse), default ``077``: the warehouse holds every prompt and
+    response, and anyone who can open its writer lock file can hold it and stall every writer."""
+    value = os.environ.get(UMASK_ENV, "077").strip()
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise SystemExit(f"qos: {UMASK_ENV}={value!r} is not an octal umask such as 077 or 022")
+    return mask
+
+
 class Expected(Exception):
     """A condition that is no bug and that the user can fix (a missing file, an empty warehouse): the command
     ends with its one-line message and writes no traceback log."""
@@ -110,8 +127,20 @@ class _Compact(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         DAGSTER_LOG.append(f"{time.strftime('%H:%M:%S')} {record.levelname} {text}")
+        if _interruption(record):  # Ctrl-C: the command's own last line says it, once
+            return
         first = text.split("\n", 1)[0]
         print(f"{time.strftime('%H:%M:%S')} dagster {record.levelname} {first}", file=sys.stderr, flush=True)
+
+
+def _interruption(record: logging.LogRecord) -> bool:
+    """A step or run failure that is only Dagster's report of a SIGINT / SIGTERM."""
+    event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+    if event is None or not event.is_failure:
+        return False
+    if event.is_step_failure:
+        return _interrupted(event.step_failure_data.error)
+    return "was interrupted" in (event.message or "")
 
 
 @dg.logger(config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO"),
@@ -150,11 +179,22 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
         steps = [e for e in result.all_events if e.is_step_failure]
         for event in steps:
             DAGSTER_LOG.append(f"step {event.step_key} failed:\n{event.step_failure_data.error.to_string()}")
+        if any(_interrupted(e.step_failure_data.error) for e in steps):  # Ctrl-C: Dagster wraps it in a failure
+            raise KeyboardInterrupt
         where = f"{job} [{partition_key}]" if partition_key is not None else job
         if not steps:
             failures = [e.message for e in result.all_events if e.is_failure]
             raise StepFailed(f"{where} failed (run {result.run_id}): {failures[-1] if failures else 'no step ran'}")
         raise StepFailed(f"{where}, step {steps[-1].step_key} failed (run {result.run_id}): {_cause(steps[-1])}")
+
+
+def _interrupted(error) -> bool:
+    """Whether a step's error (or its cause) is Dagster's wrapper of a SIGINT / SIGTERM."""
+    while error is not None:
+        if error.cls_name == "DagsterExecutionInterruptedError":
+            return True
+        error = error.cause
+    return False
 
 
 def release_memory() -> None:

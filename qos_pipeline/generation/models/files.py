@@ -69,11 +69,24 @@ def _json_object(file: Path, name: str, what: str) -> dict:
 
 
 def _check_config(file: Path, name: str) -> None:
-    """config.json, checked before any loading: JSON, and naming its architecture (``model_type``)."""
-    if "model_type" not in _json_object(file, name, "the model config"):
+    """config.json, checked before any loading: JSON, naming its architecture (``model_type``), and no custom
+    code (``_refuse_custom_code``)."""
+    config = _json_object(file, name, "the model config")
+    _refuse_custom_code(config, file, name)
+    if "model_type" not in config:
         raise ModelError(f"model {name!r}: {file} has no 'model_type', so transformers cannot tell which model it "
                          "configures; copy config.json again from where the checkpoint came from, or re-save it "
                          "with save_pretrained")
+
+
+def _refuse_custom_code(config: dict, file: Path, name: str) -> None:
+    """A config whose ``auto_map`` names Python classes asks transformers to import code from the folder or a
+    hub repository; qos never runs it (trust_remote_code stays off), so such a folder is refused here, before it
+    is registered or becomes a partition, rather than failing at load time."""
+    if config.get("auto_map"):
+        raise ModelError(f"model {name!r}: {file} names custom model code (auto_map: "
+                         f"{', '.join(map(str, config['auto_map']))}), which qos never runs; use a checkpoint of an "
+                         "architecture built into transformers (or convert it to one)")
 
 
 def _check_tokenizer(folder: Path, name: str) -> None:
@@ -81,7 +94,7 @@ def _check_tokenizer(folder: Path, name: str) -> None:
     readable when present. Found here, before the model is loaded or registered."""
     config = folder / "tokenizer_config.json"
     if config.is_file():
-        _json_object(config, name, "the tokenizer config")
+        _refuse_custom_code(_json_object(config, name, "the tokenizer config"), config, name)
     if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise ModelError(f"model {name!r}: {folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
                          "the tokenizer of the model it was trained from into that folder "
