@@ -62,9 +62,11 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     reb = sub.add_parser("rebuild", help="rebuild warehouse/qos.duckdb from the staged partitions")
     reb.set_defaults(func=cmd_rebuild)
-    ui = sub.add_parser("ui", help="serve the Dagster UI and daemon for this project (dagster dev)")
+    ui = sub.add_parser("ui", help="serve the Dagster UI (behind a request guard) and the daemon for this project")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--allow-host", action="append", metavar="NAME[:PORT]",
+                    help="also accept requests addressed to this name (besides 127.0.0.1, localhost, [::1])")
     ui.set_defaults(func=cmd_ui)
     add_judge_parser(sub)
     add_doctor_parser(sub)
