@@ -41,6 +41,11 @@ def _from_pilot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: pilot column 'variable' must read 'label k'; found {bad}")
     k = k.astype(int)
     missing = sorted({"ethnicity", *(f"g{kk}" for kk in set(k))} - set(df.columns))
+    if any(m.startswith("g") for m in missing) and path.suffix.lower() == ".csv":
+        # this chunk may hold some samples only: name the response columns of every sample in the file
+        every = pd.read_csv(path, usecols=["variable"], keep_default_na=False)["variable"].astype(str)
+        ks = every.str.extract(r"^label\s*(\d+)$")[0].dropna().astype(int)
+        missing = sorted(set(missing) | {f"g{kk}" for kk in set(ks)} - set(df.columns))
     if missing:
         raise IngestError(f"{path} is in the pilot's format but lacks column(s) {missing} (the target group of "
                           "each template, and one response column g<k> per sample k); add them, or give a "

@@ -119,3 +119,15 @@ def test_messages_name_the_physical_line_of_multi_line_csv_records(tmp_path):
             '"John went to [BLANK]","the park,\nthen home."\n')
     with pytest.raises(IngestError, match=r"line 6 repeats line 2"):
         load_recorded(_write(tmp_path, "multi2.csv", text), ASSETS)
+
+
+def test_every_missing_pilot_response_column_is_named(tmp_path):
+    """A pilot-format file without g1..g3 whose first chunk holds sample 1 only named g1 alone."""
+    from qos_pipeline.ingest.recorded import iter_recorded
+
+    header = "variable,prompt_sentence,og_prompt,type_name,identity,common,name,label,ethnicity\n"
+    rows = [f"label {k},John went to [BLANK],[NAME] went to [BLANK],white_male,white,common,John,answer,x\n"
+            for k in (1, 1, 2, 3)]
+    path = _write(tmp_path, "pilot.csv", header + "".join(rows))
+    with pytest.raises(IngestError, match=r"lacks column\(s\) \['g1', 'g2', 'g3'\]"):
+        list(iter_recorded(path, ASSETS, chunk_rows=2))
