@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from qos_pipeline.defs import automation, generation, jobs, judging, metrics, prompts, sensors, sources, toxicity
+from qos_pipeline.defs import (
+    automation, generation, jobs, judging, metrics, prompts, runs, sensors, sources, toxicity)
 from qos_pipeline.defs.executors import executor_from_env
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, GeneratorResource, Storage, from_env
 
@@ -18,7 +19,7 @@ def build_definitions(generator: dg.ConfigurableResource | None = None, storage:
                 generation.generations, judging.judgments, judging.judge_validations, metrics.metric_tables,
                 toxicity.toxicity],
         jobs=[jobs.prompts_job, jobs.audit_job, jobs.judge_job, jobs.metrics_job],
-        sensors=[sensors.checkpoint_sensor, automation.automation_sensor],
+        sensors=[sensors.checkpoint_sensor, automation.automation_sensor, runs.dead_runs_sensor],
         executor=executor or executor_from_env(),
         resources={
             "storage": storage or from_env(Storage),

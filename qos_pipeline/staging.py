@@ -10,6 +10,7 @@ the database hold one cross-process lock (``writer_lock``); readers never take i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
+from qos_pipeline import journal
 from qos_pipeline.provenance import check_key
 
 log = logging.getLogger("qos_pipeline.staging")
@@ -124,8 +126,21 @@ def staged_files(staging: Path, table: str) -> list[tuple[Path, dict[str, str]]]
 
     Only the files the layout names are partitions: anything else under ``staging/<table>/`` (a copy such as
     ``data-copy.parquet``, a backup, a stray folder) raises WarehouseError naming it, because loading it
-    would count its rows twice. Temporary files of writes in flight are skipped."""
-    layout, root = LAYOUTS[table], staging / table
+    would count its rows twice. Temporary files of writes in flight are skipped. A model key with an
+    uncommitted ingest (``journal``) contributes its previous files instead of those being written."""
+    found = _listed(staging, table, staging / table)
+    instead = journal.loaded_instead(staging, table) if "model" in LAYOUTS[table].folders else {}
+    if not instead:
+        return found
+    found = [(path, keys) for path, keys in found if keys["model"] not in instead]
+    for model, root in instead.items():
+        if root is not None:
+            found += [(path, keys) for path, keys in _listed(staging, table, root) if keys["model"] == model]
+    return sorted(found)
+
+
+def _listed(staging: Path, table: str, root: Path) -> list[tuple[Path, dict[str, str]]]:
+    layout = LAYOUTS[table]
     if not root.is_dir():
         return []
     found = []
@@ -170,6 +185,19 @@ LOCK_NAME = ".writer.lock"
 _HELD: dict[str, tuple[int, int, int]] = {}  # lock file -> (pid, fd, depth): this process holds it
 
 
+DISK_FULL = ("the disk is full (No space left on device); free space there and run the command again: the staged "
+             "partitions are intact and the published warehouse is unchanged")
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or what caused it is a full disk (ENOSPC), whichever library raised it."""
+    while exc is not None:
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class WarehouseBusy(WarehouseError):
     """Another process holds the writer lock and this caller would rather not wait (a sensor tick)."""
 
@@ -211,7 +239,7 @@ def writer_lock(staging: Path, what: str, wait: bool = True, notify: Callable[[s
             _HELD[key] = (held[0], held[1], _HELD[key][2] - 1)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o660)  # never for other users: an open fd can hold the lock
     try:
         _acquire(fd, staging, what, wait, notify or _say, every_s)
         os.ftruncate(fd, 0)

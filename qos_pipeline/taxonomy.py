@@ -31,12 +31,17 @@ MEASURES: dict[str, tuple[str, ...]] = {
 group gaps are all given per measure, under these names everywhere."""
 
 
+def label_key(raw: object) -> str:
+    """A label as written, in the form it is compared and stored in: lower case, '_' and '-' as spaces."""
+    return " ".join(str(raw).strip().lower().replace("_", " ").replace("-", " ").split())
+
+
 def normalize_label(raw: str) -> str:
     """Map a human-written label ("Harmful_Refusal", " refusal ") onto the taxonomy.
 
     Raises ValueError naming the value and the accepted labels when it is not one of them.
     """
-    key = " ".join(str(raw).strip().lower().replace("_", " ").replace("-", " ").split())
+    key = label_key(raw)
     if key in ALL_LABELS:
         return key
     raise ValueError(

@@ -1,4 +1,4 @@
-"""Start `dagster dev` for this project on loopback, check what the UI shows, materialize partitions
+"""Start `qos ui` for this project on loopback, check what the UI shows, materialize partitions
 through the UI's GraphQL API (the same call as the Materialize button), wait for the runs, stop by PID.
 
     .venv/bin/python scripts/ui_smoke.py [--port 3333] [--model KEY] [--group white]
@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from qos_pipeline.cli.common import dagster_home
-from qos_pipeline.cli.ui import dagster_dev_command
+from qos_pipeline.cli.ui import ui_command
 from qos_pipeline.settings import PROJECT_ROOT as ROOT
 
 ASSETS_QUERY = """{ assetNodes { assetKey { path } groupName description
@@ -50,7 +50,7 @@ def gql(port: int, query: str, variables: dict | None = None) -> dict:
 def start(port: int, log: Path) -> subprocess.Popen:
     """`qos ui`'s command in its own process group (so stop() reaches the daemon and run workers too)."""
     dagster_home()
-    return subprocess.Popen(dagster_dev_command("127.0.0.1", port), cwd=ROOT, stdout=log.open("w"),
+    return subprocess.Popen(ui_command("127.0.0.1", port), cwd=ROOT, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -58,7 +58,7 @@ def wait_up(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {proc.returncode}")
+            raise RuntimeError(f"qos ui exited with {proc.returncode}")
         try:
             entries = gql(port, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
             if entries and entries[0]["locationOrLoadError"]:
@@ -66,7 +66,7 @@ def wait_up(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
         except OSError:
             pass
         time.sleep(2)
-    raise TimeoutError(f"dagster dev did not answer on port {port} within {timeout} s")
+    raise TimeoutError(f"qos ui did not answer on port {port} within {timeout} s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -116,7 +116,7 @@ def main() -> None:
     log = dagster_home() / "ui_smoke.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = start(args.port, log)
-    print(f"dagster dev pid {proc.pid}, log {log}")
+    print(f"qos ui pid {proc.pid}, log {log}")
     try:
         t0 = time.time()
         wait_up(args.port, proc)
@@ -140,7 +140,7 @@ def main() -> None:
         check(status == "SUCCESS", f"materialize metric_tables from the UI API: {status}")
     finally:
         stop(proc)
-        print(f"dagster dev stopped (exit {proc.returncode})")
+        print(f"qos ui stopped (exit {proc.returncode})")
 
 
 if __name__ == "__main__":

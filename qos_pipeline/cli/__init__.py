@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from qos_pipeline.cli.audit import cmd_run
-from qos_pipeline.cli.common import DAGSTER_LOG, write_error_log
+from qos_pipeline.cli.common import DAGSTER_LOG, Expected, file_mask, write_error_log
+from qos_pipeline.cli.doctor import add_doctor_parser
 from qos_pipeline.cli.evidence import add_evidence_parser
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.label import add_label_parser
 from qos_pipeline.cli.ui import cmd_ui
 from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
+from qos_pipeline.staging import DISK_FULL, disk_full
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--model", action="append", help="registry key or HF checkpoint folder (repeatable); "
                      "default: the registry's default (embedded SmolLM2-135M-Instruct)")
     run.add_argument("--design", help="demo | full | pilot-format folder (default: $QOS_DESIGN, else demo)")
-    run.add_argument("--groups", nargs="*", help="only these name groups")
+    run.add_argument("--groups", nargs="+", metavar="GROUP", help="only these name groups")
     run.add_argument("--samples", type=int, help="generations per prompt (default: $QOS_SAMPLES, else 3)")
     run.add_argument("--seed", type=int, help="base seed (default: $QOS_SEED, else 0)")
     run.add_argument("--batch-size", type=int, help="default: $QOS_BATCH_SIZE, else 64")
@@ -61,13 +64,16 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     reb = sub.add_parser("rebuild", help="rebuild warehouse/qos.duckdb from the staged partitions")
     reb.set_defaults(func=cmd_rebuild)
-    ui = sub.add_parser("ui", help="serve the Dagster UI and daemon for this project (dagster dev)")
+    ui = sub.add_parser("ui", help="serve the Dagster UI (behind a request guard) and the daemon for this project")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--allow-host", action="append", metavar="NAME[:PORT]",
+                    help="also accept requests addressed to this name (besides 127.0.0.1, localhost, [::1])")
     ui.set_defaults(func=cmd_ui)
     add_judge_parser(sub)
     add_label_parser(sub)
     add_evidence_parser(sub)
+    add_doctor_parser(sub)
     return p
 
 
@@ -77,21 +83,28 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     args = parser().parse_args(argv)
     DAGSTER_LOG.clear()
+    previous = os.umask(file_mask())  # the warehouse, its logs and lock: owner-only unless QOS_UMASK says otherwise
     try:
         args.func(args)
+    except Expected as exc:  # no bug: the message alone, no traceback log
+        sys.exit(f"qos {args.command}: {' '.join(str(exc).split())}")
     except SystemExit as exc:
         if not isinstance(exc.code, str):  # a plain exit status: not an error message
             raise
         _fail(args.command, argv, exc, exc.code)
-    except KeyboardInterrupt as exc:
-        _fail(args.command, argv, exc, "interrupted; staged partitions are written whole or not at all, so run the "
-              "command again to finish")
+    except KeyboardInterrupt:  # no bug: one line, no traceback log
+        sys.exit(f"qos {args.command}: interrupted; staged partitions are written whole or not at all, so run "
+                 "the command again to finish")
     except Exception as exc:
         # Our error types (DesignError, ModelError, IngestError, WarehouseError, StepFailed, ...) carry the fix;
         # anything else is a bug, reported as such.
         known = isinstance(exc, (ValueError, RuntimeError, OSError))
+        if disk_full(exc) and DISK_FULL not in str(exc):  # whatever wrote it: say the disk is full, not the file
+            _fail(args.command, argv, exc, f"{DISK_FULL} ({exc})")
         _fail(args.command, argv, exc, str(exc) if known else
               f"unexpected {type(exc).__name__}: {exc}; this is a bug, please report it with the log file")
+    finally:
+        os.umask(previous)
 
 
 def _fail(command: str, argv: list[str] | None, exc: BaseException, message: str) -> None:

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from qos_pipeline.cli.common import execute, instance, print_report, settings, storage
+from qos_pipeline.cli.common import execute, instance, print_report, repair, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.defs.resources import GeneratorResource
@@ -33,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     formats = args.prompt_format or defaults.format_ids()
     if formats:
         select_formats(paths.assets, formats)  # an unknown id fails here, before any run starts
+    repair(paths)
     # One writer from registering the models to publishing the warehouse (see staging.writer_lock): another
     # run, ingest or rebuild of this warehouse waits, saying so, and readers are never held up.
     with writer_lock(paths.staging, "qos run " + " ".join(models)):

@@ -3,6 +3,7 @@ Dagster instance, running a job through it, and the report."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -12,12 +13,20 @@ import traceback
 from pathlib import Path
 
 import dagster as dg
+import yaml
+from dagster._core.instance.ref import InstanceRef  # the public DagsterInstance.get() takes no overrides
 
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
+from qos_pipeline.defs.runs import process_tags, reap
+from qos_pipeline.journal import pending
 from qos_pipeline.metrics.report import build_report
 from qos_pipeline.metrics.text import format_report
-from qos_pipeline.settings import PROJECT_ROOT
+from qos_pipeline.processes import remove_dead_scratch
+from qos_pipeline.settings import PROJECT_ROOT, Paths
+
+SCRATCH = ".ingest-check-"
+"""Prefix of the scratch folders in which ``qos ingest`` checks a file (``processes.scratch_dir``)."""
 
 
 def dagster_home() -> Path:
@@ -38,9 +47,64 @@ def dagster_home() -> Path:
 
 def instance() -> dg.DagsterInstance:
     """The project's Dagster instance (``.dagster/`` unless DAGSTER_HOME is set), so runs show in the UI.
-    Use it as a context manager: Dagster then disposes of it, and of its state storage, when done."""
-    dagster_home()
-    return dg.DagsterInstance.get()
+    Use it as a context manager: Dagster then disposes of it, and of its state storage, when done.
+
+    Its op pools (``gpu``, ``duckdb_writer`` in dagster.yaml) are not claimed by the command's in-process
+    runs (pool granularity ``run``, which only the daemon's run queue enforces): a slot lives in the
+    instance's database and outlives a killed process, which would freeze every later step of its pool,
+    while the writer lock that serializes the command's writes is a ``flock`` the kernel releases."""
+    home = dagster_home()
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides={"concurrency": _concurrency(home)}))
+
+
+def _concurrency(home: Path) -> dict:
+    """The instance's ``concurrency`` settings with pool granularity ``run`` (see ``instance``)."""
+    try:
+        config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        config = {}
+    concurrency = copy.deepcopy(config.get("concurrency") or {})
+    concurrency["pools"] = {**(concurrency.get("pools") or {}), "granularity": "run"}
+    concurrency["pools"].pop("op_granularity_run_buffer", None)
+    return concurrency
+
+
+UMASK_ENV = "QOS_UMASK"
+
+
+def file_mask() -> int:
+    """The umask of a ``qos`` command (and of the UI and daemon it starts): ``QOS_UMASK`` (octal, e.g. ``022``
+    to let other local users read the warehouse), default ``077``: the warehouse holds every prompt and
+    response, and anyone who can open its writer lock file can hold it and stall every writer."""
+    value = os.environ.get(UMASK_ENV, "077").strip()
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise SystemExit(f"qos: {UMASK_ENV}={value!r} is not an octal umask such as 077 or 022")
+    return mask
+
+
+class Expected(Exception):
+    """A condition that is no bug and that the user can fix (a missing file, an empty warehouse): the command
+    ends with its one-line message and writes no traceback log."""
+
+
+def say(line: str) -> None:
+    print(f"qos: {line}", file=sys.stderr, flush=True)
+
+
+def repair(paths: Paths) -> None:
+    """What killed commands and run workers left, repaired before a command's first run or write, each said
+    in one line: runs whose process is gone are marked failed and their pool slots freed (``runs.reap``),
+    scratch folders of dead ingests removed; an interrupted ingest is named with how to resume or drop it."""
+    with instance() as inst:
+        reap(inst, say)
+    for folder in remove_dead_scratch(paths.warehouse, SCRATCH):
+        say(f"removed {folder}, left by an ingest that was killed")
+    for item in pending(paths.staging).values():
+        say(item.describe())
 
 
 def storage() -> Storage:
@@ -65,8 +129,20 @@ class _Compact(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         DAGSTER_LOG.append(f"{time.strftime('%H:%M:%S')} {record.levelname} {text}")
+        if _interruption(record):  # Ctrl-C: the command's own last line says it, once
+            return
         first = text.split("\n", 1)[0]
         print(f"{time.strftime('%H:%M:%S')} dagster {record.levelname} {first}", file=sys.stderr, flush=True)
+
+
+def _interruption(record: logging.LogRecord) -> bool:
+    """A step or run failure that is only Dagster's report of a SIGINT / SIGTERM."""
+    event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+    if event is None or not event.is_failure:
+        return False
+    if event.is_step_failure:
+        return _interrupted(event.step_failure_data.error)
+    return "was interrupted" in (event.message or "")
 
 
 @dg.logger(config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO"),
@@ -98,13 +174,15 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     own message (its stack trace is kept for the error log, not printed)."""
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
     job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
-    result = job_def.execute_in_process(
-        instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
+    result = job_def.execute_in_process(instance=instance, partition_key=partition_key, run_config=run_config,
+                                        raise_on_error=False, tags=process_tags())
     release_memory()
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]
         for event in steps:
             DAGSTER_LOG.append(f"step {event.step_key} failed:\n{event.step_failure_data.error.to_string()}")
+        if any(_interrupted(e.step_failure_data.error) for e in steps):  # Ctrl-C: Dagster wraps it in a failure
+            raise KeyboardInterrupt
         where = f"{job} [{partition_key}]" if partition_key is not None else job
         if not steps:
             failures = [e.message for e in result.all_events if e.is_failure]
@@ -124,6 +202,13 @@ def rebuild(log_to_stderr: bool = True) -> None:
             execute(build_definitions(storage=storage(), audit=settings()), "metrics_job", inst)
     finally:
         sys.stdout = stdout
+def _interrupted(error) -> bool:
+    """Whether a step's error (or its cause) is Dagster's wrapper of a SIGINT / SIGTERM."""
+    while error is not None:
+        if error.cls_name == "DagsterExecutionInterruptedError":
+            return True
+        error = error.cause
+    return False
 
 
 def release_memory() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qos_pipeline.cli.common import print_report, rebuild, storage
+from qos_pipeline.cli.common import Expected, print_report, rebuild, repair, storage
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.html import write_html
@@ -14,6 +14,8 @@ from qos_pipeline.metrics.plots import write_plots
 
 def cmd_report(args: argparse.Namespace) -> None:
     db = storage().paths().db
+    if not db.is_file():  # an empty warehouse is no bug: the message alone, no traceback log
+        raise Expected(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
     if args.html is None and not args.plots:
         print_report(db, args.model, args.judge)
         return
@@ -29,4 +31,5 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
+    repair(storage().paths())
     rebuild(log_to_stderr=False)

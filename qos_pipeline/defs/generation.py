@@ -24,6 +24,7 @@ from qos_pipeline.generation.models.added import RecordedSource, recorded
 from qos_pipeline.generation.step import generate
 from qos_pipeline.ingest.partitions import spool
 from qos_pipeline.ingest.reading import IngestError
+from qos_pipeline.processes import pause_point
 from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
 
 GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
@@ -59,6 +60,7 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
     yield from checked(f"generations[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
         path = write_partition(df, target, settings)
+    pause_point("generations:written")
     fresh = int((df["run_id"] == context.run_id).sum())
     yield dg.MaterializeResult(
         metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
@@ -81,6 +83,7 @@ def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: 
         yield from checked(f"generations[{source.key}|{group}]", item.outcomes())
         with writer_lock(paths.staging, f"generations[{source.key}|{group}]", notify=context.log.warning):
             os.replace(temporary, target)
+        pause_point("generations:written")
     finally:
         temporary.unlink(missing_ok=True)
     yield dg.MaterializeResult(

@@ -19,6 +19,7 @@ from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
+from qos_pipeline.processes import pause_point
 from qos_pipeline.staging import partition_file, read_partition, write_partition, writer_lock
 
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
@@ -59,6 +60,7 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
         dropped = stale_judgment_files(folder, gens, keep=set(frames))
         for file in dropped:
             file.unlink()
+    pause_point("judgments:written")
     all_rows = pd.concat(frames.values())
     yield dg.MaterializeResult(
         metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),

@@ -18,7 +18,7 @@ from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitio
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage
 from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.generation.models.added import added_models, register
-from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.files import ModelError, digest_store
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.settings import Paths
 from qos_pipeline.staging import WarehouseBusy, partition_file, writer_lock
@@ -75,7 +75,8 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, watch: CheckpointW
         return dg.SensorResult(skip_reason="no folder to watch: set QOS_CHECKPOINT_DIRS (or the checkpoint_watch "
                                            "resource's dirs)")
     paths = storage.paths()
-    scan = checkpoints.scan(roots, state["seen"], watch.marker, claimed=added_models(paths))
+    scan = checkpoints.scan(roots, state["seen"], watch.marker, claimed=added_models(paths),
+                            store=digest_store(paths.model_cache))
     groups = design_groups(audit.design, paths)
     has_prompts = {g for g in groups if partition_file(paths.staging, "prompts", g).is_file()}
     runs, new_keys, need_prompts = [], [], set()

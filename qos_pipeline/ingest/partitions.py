@@ -47,7 +47,7 @@ def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, 
     """Per-group generations frames and the outcomes of their checks; nothing is written.
     ``version``: the recorded source's (default: from the file's content)."""
     check_key(model, "model")
-    version = version or "recorded-" + cached_digest(path, "full")[:12]
+    version = version or "recorded-" + cached_digest(path)[:12]
     gen = generation_rows(df, path, model, prompt_format, run_id, with_labels, version)
     out = {}
     for group, part in gen.groupby("name_group", sort=False):

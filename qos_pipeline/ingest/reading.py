@@ -3,6 +3,7 @@ and what to change: not UTF-8, a broken JSON line, a JSON array where JSON Lines
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +14,9 @@ import pandas as pd
 CHUNK_ROWS = 50_000
 """Rows read at a time (``iter_table``): memory stays flat in the size of the file."""
 LINES = "qos_lines"
-"""``DataFrame.attrs`` key: the file line of each row (JSONL skips blank lines, so the index is not it)."""
+"""``DataFrame.attrs`` key: where each row is in its file (JSONL skips blank lines, so the index is not it):
+its line in a JSONL file, its record number (0 = the first after the header) in a CSV file, where a quoted
+field may span lines; ``physical_lines`` turns either into the line a message names."""
 
 
 class Lines:
@@ -40,16 +43,58 @@ class IngestError(ValueError):
 
 
 def line_numbers(df: pd.DataFrame, path: Path) -> np.ndarray:
-    """The file line of every row of ``df`` (as read by ``iter_table``), by position."""
+    """Where every row of ``df`` (as read by ``iter_table``) is in its file, by position: JSONL lines, CSV
+    record numbers (see ``LINES``; ``physical_lines`` for the lines)."""
     lines = df.attrs.get(LINES)
     if lines is not None and len(lines) == len(df):
         return lines.numbers
-    return np.arange(len(df)) + (2 if path.suffix.lower() == ".csv" else 1)  # CSV: after the header line
+    return np.arange(len(df)) + (0 if _is_csv(path) else 1)
+
+
+def physical_lines(path: Path, numbers) -> list[int]:
+    """The line of the file on which each of ``numbers`` (from ``line_numbers``) starts. For a CSV file the
+    records are counted again with the csv module (only for messages: it reads the file up to the last one)."""
+    numbers = [int(n) for n in numbers]
+    if not _is_csv(path):
+        return numbers
+    wanted, found = set(numbers), {}
+    csv.field_size_limit(2**31 - 1)  # a response may be longer than the csv module's default field limit
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)  # the header
+        start, record = reader.line_num + 1, 0
+        for row in reader:
+            if row:  # pandas skips blank lines, so they are no record
+                if record in wanted:
+                    found[record] = start
+                    if len(found) == len(wanted):
+                        break
+                record += 1
+            start = reader.line_num + 1
+    return [found.get(n, n + 2) for n in numbers]
 
 
 def line_of(df: pd.DataFrame, index: int, path: Path) -> str:
-    """``line N`` of the file that row ``index`` (position) of ``df`` (as read by ``iter_table``) came from."""
-    return f"line {line_numbers(df, path)[index]}"
+    """``line N`` of the file that row ``index`` (position) of ``df`` (as read by ``iter_table``) starts on."""
+    return f"line {physical_lines(path, [line_numbers(df, path)[index]])[0]}"
+
+
+def _is_csv(path: Path) -> bool:
+    return Path(path).suffix.lower() == ".csv"
+
+
+def refuse_nul(path: Path) -> None:
+    """A NUL byte ends a text field early in CSV readers (the rest of the response would be lost unseen):
+    refused, naming its line."""
+    line = 1
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            at = block.find(b"\0")
+            if at >= 0:
+                line += block.count(b"\n", 0, at)
+                raise IngestError(f"{path} line {line}: a NUL byte (\\x00) in the text; "
+                                  "remove it (a binary or UTF-16 file? save it as UTF-8 text) and ingest the file again")
+            line += block.count(b"\n")
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> IngestError:
@@ -88,6 +133,9 @@ def iter_jsonl(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFram
                 if not isinstance(row, dict):
                     raise IngestError(f"{path} line {number}: a JSON {type(row).__name__}, not an object; each line "
                                       'must be one object such as {"prompt": ..., "response": ...}')
+                if "\\u0000" in line and any("\0" in str(v) for v in row.values()):
+                    raise IngestError(f"{path} line {number}: a NUL character (\\u0000) in the text; remove it and "
+                                      "ingest the file again")
                 rows.append(row)
                 lines.append(number)
                 if len(rows) >= chunk_rows:
@@ -126,7 +174,8 @@ def _array(path: Path) -> IngestError:
 
 def iter_table(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The rows of a CSV or JSONL file, ``chunk_rows`` at a time (a frame's ``attrs[LINES]``: each row's line;
-    the index runs on across chunks). A missing, empty, unparsable or header-only file is an IngestError."""
+    the index runs on across chunks). A NUL byte, and a missing, empty, unparsable or header-only file are
+    IngestErrors."""
     if not path.is_file():
         raise IngestError(f"{path} does not exist")
     if path.stat().st_size == 0:
@@ -134,17 +183,18 @@ def iter_table(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFram
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv"):
         raise IngestError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .jsonl file")
+    refuse_nul(path)
     seen = 0
     try:
-        if suffix == ".csv":
-            chunks = pd.read_csv(path, encoding="utf-8", chunksize=chunk_rows)
+        if suffix == ".csv":  # only an empty cell is missing: "None", "NA", "null" are text as written
+            chunks = pd.read_csv(path, encoding="utf-8", chunksize=chunk_rows, keep_default_na=False, na_values=[""])
         else:
             chunks = iter_jsonl(path, chunk_rows)
         for df in chunks:
             if df.empty:
                 continue
-            if suffix == ".csv":  # after the header line (a quoted field spanning lines shifts this)
-                df.attrs[LINES] = Lines(np.arange(seen + 2, seen + 2 + len(df)))
+            if suffix == ".csv":  # record numbers (see LINES)
+                df.attrs[LINES] = Lines(np.arange(seen, seen + len(df)))
             else:
                 df.index = pd.RangeIndex(seen, seen + len(df))
             seen += len(df)

@@ -14,9 +14,11 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from qos_pipeline.ingest.reading import CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_numbers, line_of
+from qos_pipeline.ingest.reading import (
+    CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_numbers, line_of, physical_lines)
 from qos_pipeline.prompts.design import (
     BLANK, NAME, known_templates, load_design, pilot_name_key, prompt_id, template_id)
+from qos_pipeline.taxonomy import label_key
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
 """The columns that identify a file in the pilot's format (it also needs ``ethnicity`` and ``g<k>``)."""
@@ -39,14 +41,20 @@ def _from_pilot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: pilot column 'variable' must read 'label k'; found {bad}")
     k = k.astype(int)
     missing = sorted({"ethnicity", *(f"g{kk}" for kk in set(k))} - set(df.columns))
+    if any(m.startswith("g") for m in missing) and path.suffix.lower() == ".csv":
+        # this chunk may hold some samples only: name the response columns of every sample in the file
+        every = pd.read_csv(path, usecols=["variable"], keep_default_na=False)["variable"].astype(str)
+        ks = every.str.extract(r"^label\s*(\d+)$")[0].dropna().astype(int)
+        missing = sorted(set(missing) | {f"g{kk}" for kk in set(ks)} - set(df.columns))
     if missing:
         raise IngestError(f"{path} is in the pilot's format but lacks column(s) {missing} (the target group of "
                           "each template, and one response column g<k> per sample k); add them, or give a "
                           "plain CSV/JSONL with prompt, response and optional group, name, label, sample")
     genders = df["type_name"].map(lambda t: pilot_name_key(t)[1])
     return pd.DataFrame({
-        "prompt_text": df["prompt_sentence"].astype(str),
-        "response": [strip_echo(df.at[i, f"g{kk}"], df.at[i, "prompt_sentence"]) for i, kk in zip(df.index, k)],
+        "prompt_text": df["prompt_sentence"].astype(str).str.strip(),
+        "response": [strip_echo("" if pd.isna(df.at[i, f"g{kk}"]) else df.at[i, f"g{kk}"], df.at[i, "prompt_sentence"])
+                     for i, kk in zip(df.index, k)],
         "sample": k - 1, "name": df["name"].astype(str), "name_group": df["identity"].astype(str),
         "gender": genders, "popularity": df["common"].map({"common": "popular"}).fillna("less_common"),
         "template_text": df["og_prompt"].astype(str), "target_group": df["ethnicity"].astype(str),
@@ -65,6 +73,9 @@ def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: 
     if missing:
         raise IngestError(f"{path} lacks column(s) {sorted(missing)}; it needs prompt and response "
                           "(optionally group, name, label, sample, template)")
+    # Stored as these are: so repeats are told (and samples numbered) on the text as stored, not as typed.
+    df["prompt_text"] = df["prompt_text"].astype(str).str.strip()
+    df["response"] = [strip_echo(r, p) for r, p in zip(df["response"].fillna(""), df["prompt_text"])]
     if "name" not in df:
         df["name"] = [next((n for n in names.index if p.startswith(n + " ")), None) for p in df["prompt_text"]]
     for col in ("name_group", "gender", "popularity"):
@@ -81,18 +92,18 @@ def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: 
     if "template_text" not in df:  # a prompt without a name is its own template
         df["template_text"] = [p.replace(n, NAME, 1) if isinstance(n, str) else p
                                for p, n in zip(df["prompt_text"], df["name"])]
+    df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
     if "sample" not in df:
         df["sample"] = numbering.number(df)
-    df["target_group"] = df.get("target_group", pd.Series("unknown", index=df.index)).fillna("unknown")
-    df["response"] = [strip_echo(r, p) for r, p in zip(df["response"].fillna(""), df["prompt_text"])]
     return df
 
 
 class _Numbering:
     """Sample numbers of a file without a ``sample`` column, across its chunks: each row of a prompt is that
     prompt's next sample. With ``refuse_repeats`` (outputs to audit; a labelled benchmark may hold the same
-    item twice) a row repeated word for word (a file pasted twice) would inflate n, so ``finish`` refuses
-    the file, naming the repeats and the lines they repeat. Holds one counter per prompt and 8 bytes per row."""
+    item twice) a row repeated as stored (a file pasted twice, even with trailing spaces or labels in capitals)
+    would inflate n, so ``finish`` refuses the file, naming the repeats and the lines they repeat. Holds one
+    counter per prompt and 16 bytes per row."""
 
     KEYS = ("prompt_text", "response", "name", "name_group", "label", "template_text", "target_group")
 
@@ -105,6 +116,8 @@ class _Numbering:
     def number(self, df: pd.DataFrame) -> np.ndarray:
         if self.refuse:
             text = pd.DataFrame({k: df[k].astype(str) if k in df else "" for k in self.KEYS}, index=df.index)
+            if "label" in df:  # labels are stored normalized (case, '_' and '-', spaces)
+                text["label"] = df["label"].map(label_key)
             self.hashes.append(pd.util.hash_pandas_object(text, index=False).to_numpy())
             self.lines.append(line_numbers(df, self.path))
         prompts = df["prompt_text"].astype(str)
@@ -123,8 +136,10 @@ class _Numbering:
         count = int(repeated.sum())
         if not count:
             return
-        pairs = [f"line {lines[i]} repeats line {lines[int(np.argmax(hashes == hashes[i]))]}"
-                 for i in np.flatnonzero(repeated)[:4]]
+        shown = [(i, int(np.argmax(hashes == hashes[i]))) for i in np.flatnonzero(repeated)[:4]]
+        positions = [n for pair in shown for n in pair]
+        at = dict(zip(positions, physical_lines(self.path, [lines[n] for n in positions])))
+        pairs = [f"line {at[i]} repeats line {at[j]}" for i, j in shown]
         raise IngestError(f"{self.path}: {count} rows repeat earlier rows exactly ({'; '.join(pairs)}"
                           f"{'; ...' if count > len(pairs) else ''}) and there is no 'sample' column, so each "
                           "repeat would count as one more sample; remove the repeated rows, or add a 'sample' column "

@@ -64,11 +64,8 @@ def make_model(features: str = "tfidf", paths: Paths | None = None) -> Any:
     from sklearn.pipeline import FeatureUnion, Pipeline
     from sklearn.svm import LinearSVC
 
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
-        # Character n-grams see placeholders ("[BLANK]", "___") and echoed brackets that words miss.
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
-    ])
+    # word and character n-grams (learned_format.TFIDF: the only settings a stored judge may hold)
+    features = FeatureUnion([(name, TfidfVectorizer(**settings)) for name, settings in learned_format.TFIDF.items()])
     # A linear SVM: as accurate as logistic regression on the pilot (template-split CV) and ~5x faster
     # to fit. Balanced class weights, since the rare labels (harmful answer/refusal) matter most.
     return Pipeline([("features", features), ("clf", LinearSVC(C=0.5, class_weight="balanced", random_state=0))])
@@ -103,6 +100,19 @@ def data_hash(df: pd.DataFrame) -> str:
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """One 64-bit hash per row of (prompt, response): what a judge saw in training, whatever its label."""
+    return pd.util.hash_pandas_object(df[["prompt_text", "response"]].astype(str), index=False).to_numpy()
+
+
+def in_sample(judge: "LearnedJudge", df: pd.DataFrame) -> int:
+    """How many rows of ``df`` were among ``judge``'s training rows (any subset of them is found); a judge
+    stored before row hashes were kept is recognized on its whole training file only."""
+    if judge.training_rows is not None:
+        return int(np.isin(row_hashes(df), judge.training_rows).sum())
+    return len(df) if judge.meta.get("training_data_sha256") == data_hash(df) else 0
+
+
 def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
     names = df["name"] if "name" in df else [None] * len(df)
     return [JudgeInput(p, r, n) for p, r, n in zip(df["prompt_text"], df["response"].fillna(""), names)]
@@ -123,10 +133,12 @@ class LearnedJudge:
 
     kind = "learned"
 
-    def __init__(self, model: Any, name: str, training_hash: str, meta: dict | None = None) -> None:
-        self.model, self.name, self.meta = model, name, meta or {}
-        # The training rows, the featurizing code (and model) and the running scikit-learn decide the labels.
-        decided_by = f"{training_hash}\0{FEATURES}\0{_sklearn_version()}\0{features_id(model)}"
+    def __init__(self, model: Any, name: str, training_hash: str, meta: dict | None = None, seal: str = "",
+                 training_rows: np.ndarray | None = None) -> None:
+        self.model, self.name, self.meta, self.training_rows = model, name, meta or {}, training_rows
+        # The training rows, the featurizing code (and model), the running scikit-learn and, for a stored judge,
+        # its ``seal`` (every stored setting and array) decide the labels: any edit of the files is another id.
+        decided_by = f"{training_hash}\0{FEATURES}\0{_sklearn_version()}\0{features_id(model)}\0{seal}"
         self.judge_id = f"learned.{name}.{hashlib.sha256(decided_by.encode()).hexdigest()[:8]}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
@@ -165,9 +177,9 @@ def save(df: pd.DataFrame, model: Any, name: str, folder: Path, source: str) -> 
     import sklearn
 
     training_hash = data_hash(df)
-    judge = LearnedJudge(model, name, training_hash)
     folder.mkdir(parents=True, exist_ok=True)
-    stored = learned_format.dump(model, folder / f"{name}.npz")
+    stored = learned_format.dump(model, folder / f"{name}.npz", {"training_rows": np.unique(row_hashes(df))})
+    judge = LearnedJudge(model, name, training_hash, seal=seal(stored))
     meta = {
         "name": name, "judge_id": judge.judge_id, "features": features_id(model), "code": FEATURES,
         "training_data": source,
@@ -199,15 +211,23 @@ def load(name_or_path: str, warehouse: Path) -> LearnedJudge:
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if meta.get("training_data"):
         retrain = retrain.replace("LABELLED_FILE", str(meta["training_data"]))
-    model = learned_format.load(meta, arrays, retrain)
+    model, extra = learned_format.load(meta, arrays, retrain)
     states = getattr(model, "named_steps", {}).get("states")
     if states is not None:  # embeddings are cached in the warehouse that loads the judge
         states.cache_dir = str(Path(warehouse) / "cache" / "embeddings")
-    judge = LearnedJudge(model, meta["name"], meta["training_data_sha256"], meta)
+    judge = LearnedJudge(model, meta["name"], meta["training_data_sha256"], meta, seal(meta),
+                         extra.get("training_rows"))
     if meta.get("judge_id") not in (None, judge.judge_id):
-        log.warning("learned judge %s: stored id %s, now %s (the featurizing code or scikit-learn changed "
-                    "since training)", meta["name"], meta["judge_id"], judge.judge_id)
+        log.warning("learned judge %s: stored id %s, now %s (its files were edited, or the featurizing code or "
+                    "scikit-learn changed since training)", meta["name"], meta["judge_id"], judge.judge_id)
     return judge
+
+
+def seal(stored: dict) -> str:
+    """Hash of a stored judge's layout (every step's settings) and of its arrays (their sha256, checked on
+    load): part of its id."""
+    layout = json.dumps(stored.get("model"), sort_keys=True)
+    return hashlib.sha256(f"{layout}\0{stored.get('arrays_sha256')}".encode()).hexdigest()
 
 
 def cross_validate(df: pd.DataFrame, folds: int = 6, features: str = "tfidf", paths: Paths | None = None,

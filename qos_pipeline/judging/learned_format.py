@@ -69,9 +69,30 @@ def _dump_tfidf(est, key, arrays):
     return {}
 
 
+TFIDF = {
+    "word": {"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True},
+    # Character n-grams see placeholders ("[BLANK]", "___") and echoed brackets that words miss.
+    "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2, "sublinear_tf": True},
+}
+"""The TF-IDF settings the trainer uses (``learned.make_model``), and the only ones a stored judge may hold:
+tokenizing runs the stored settings on every response, so an edited ``token_pattern`` (a user regex) could
+hang judging, and an edited analyzer or n-gram range would change labels under the same file."""
+
+
+def _trainer_params() -> list[dict]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return [_plain_params(TfidfVectorizer(**settings)) for settings in TFIDF.values()]
+
+
 def _build_tfidf(params, key, arrays):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    if plain not in _trainer_params():
+        changed = sorted(k for k in plain if all(plain.get(k) != known.get(k) for known in _trainer_params()))
+        raise JudgeFileError(f"step {key!r} holds TF-IDF settings the trainer never writes (changed: "
+                             f"{', '.join(changed) or 'the set of settings'}), so it is not run")
     est = TfidfVectorizer(**params)
     terms = _unstrings(arrays, f"{key}.terms")
     est.vocabulary_ = {t: i for i, t in enumerate(terms)}
@@ -167,10 +188,11 @@ def _build_step(spec: dict, key: str, arrays: dict) -> Any:
     return STEPS[kind][2](params, key, arrays, **extra)
 
 
-def dump(model: Any, arrays_file: Path) -> dict:
-    """Write the fitted model's arrays to ``arrays_file`` (atomically) and return the JSON fields that
-    describe it: ``format``, ``model`` (the layout) and ``arrays_sha256``."""
-    arrays: dict[str, np.ndarray] = {}
+def dump(model: Any, arrays_file: Path, extra: dict[str, np.ndarray] | None = None) -> dict:
+    """Write the fitted model's arrays (and ``extra`` arrays, kept under ``extra.<name>``) to ``arrays_file``
+    (atomically) and return the JSON fields that describe it: ``format``, ``model`` (the layout) and
+    ``arrays_sha256``."""
+    arrays: dict[str, np.ndarray] = {f"extra.{k}": np.asarray(v) for k, v in (extra or {}).items()}
     layout = _dump_step(model, "", arrays)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -182,9 +204,10 @@ def dump(model: Any, arrays_file: Path) -> dict:
             "arrays_sha256": hashlib.sha256(data).hexdigest()}
 
 
-def load(meta: dict, arrays_file: Path, retrain_hint: str) -> Any:
+def load(meta: dict, arrays_file: Path, retrain_hint: str) -> tuple[Any, dict[str, np.ndarray]]:
     """The fitted model described by ``meta`` (the judge's JSON) from ``arrays_file``, after checking
-    the format and the arrays' sha256; ``JudgeFileError`` (with ``retrain_hint``) otherwise."""
+    the format, the arrays' sha256 and the steps' settings, and the ``extra`` arrays stored with it;
+    ``JudgeFileError`` (with ``retrain_hint``) otherwise."""
     if meta.get("format") != FORMAT or "model" not in meta or "arrays_sha256" not in meta:
         raise JudgeFileError(f"{arrays_file.with_suffix('.json')} is not a {FORMAT} judge file (written by an "
                              f"older version, or edited); {retrain_hint}")
@@ -197,6 +220,9 @@ def load(meta: dict, arrays_file: Path, retrain_hint: str) -> Any:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        return _build_step(meta["model"], "", arrays)
+        extra = {k[len("extra."):]: v for k, v in arrays.items() if k.startswith("extra.")}
+        return _build_step(meta["model"], "", arrays), extra
+    except JudgeFileError as exc:
+        raise JudgeFileError(f"{arrays_file.with_suffix('.json')}: {exc}; {retrain_hint}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise JudgeFileError(f"{arrays_file} cannot be read as a learned judge ({exc}); {retrain_hint}") from exc

@@ -18,7 +18,7 @@ from qos_pipeline.metrics import publish
 from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics, register_risk_ratio
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
-from qos_pipeline.staging import LAYOUTS, WarehouseError, staged_files
+from qos_pipeline.staging import DISK_FULL, LAYOUTS, WarehouseError, disk_full, staged_files
 from qos_pipeline.provenance import check_key
 
 log = logging.getLogger("qos_pipeline.metrics")
@@ -88,7 +88,9 @@ def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize 
     try:  # hive_partitioning off: the model=/group= folders are already columns inside each file.
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
                     "read_parquet(?, union_by_name = true, hive_partitioning = false)", [files])
-    except Exception as exc:  # e.g. a file of another schema: name it
+    except Exception as exc:  # e.g. a file of another schema: name it (a full disk is no file's fault)
+        if disk_full(exc):
+            raise WarehouseError(f"loading the staged {table}: {DISK_FULL}") from exc
         raise WarehouseError(f"{_culprit(con, table, files) or f'staged {table} files'} cannot be loaded "
                              f"({exc}); {fix}") from exc
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

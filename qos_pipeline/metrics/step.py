@@ -15,6 +15,7 @@ from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats import (
     cells, compare, corrected, design, draws, mixed, models, multiplicity, ppi, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
+from qos_pipeline.processes import pause_point
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import writer_lock
 
@@ -39,7 +40,9 @@ def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
         counts = build.build_database(staging, built, reference_group, stats)
         outcomes = validate_database(built)
         raise_if_blocked(f"warehouse {db}", outcomes)
+        pause_point("build:built")
         publish.publish(built, db)
+        pause_point("build:published")
     finally:
         built.unlink(missing_ok=True)
         Path(str(built) + ".wal").unlink(missing_ok=True)

@@ -43,3 +43,15 @@ def test_a_failing_dagster_step_prints_its_cause_not_its_stack(project, capsys):
     assert len(err) < 40 and not any("Stack Trace" in x or 'File "' in x for x in err)  # was 140-260 lines
     log = _log(err)
     assert "step metric_tables failed" in log and "staging.py" in log  # the step's own stack trace
+
+
+def test_expected_conditions_say_so_first_and_write_no_log(project, capsys):
+    """A misspelt path is "file not found" (not a problem of the model key it names), and neither it nor an
+    empty warehouse is a bug: one line, no traceback log."""
+    missing = project / "outs-typo.jsonl"
+    message, err = _failure(capsys, ["ingest", str(missing), "--model", "m"])
+    assert message == f"qos ingest: file not found: {missing}"
+    message, err2 = _failure(capsys, ["report"])
+    assert message == f"qos report: {project / 'wh' / 'qos.duckdb'} does not exist yet: run `qos run` (or `qos ingest`) first"
+    assert not any("full traceback" in x for x in err + err2)
+    assert not (project / "wh" / "logs").exists() or not list((project / "wh" / "logs").iterdir())

@@ -44,3 +44,38 @@ def test_ingest_refuses_a_key_holding_generated_rows_unless_replace(project, cap
         _held_rows(staging, "mymodel", project / "other.jsonl", paths, replace=False)
 
 
+
+
+def test_an_ingest_stopped_half_way_keeps_the_previous_version_whole(project, capsys, monkeypatch):
+    """Ctrl-C (or a failing step) in the second group of `--replace`: the key's previous rows, registration
+    and published tables stay as they were (before, they were deleted before the first group ran)."""
+    import duckdb
+
+    import qos_pipeline.cli.ingest as ingest
+    from tests.reliability.crash import recorded_file
+
+    staging, db = project / "wh" / "staging", project / "wh" / "qos.duckdb"
+    a, b = recorded_file(project, "A", ("muslim", "white")), recorded_file(project, "B", ("muslim", "white"))
+    main(["ingest", str(a), "--model", "rec", "--labels", "human"])
+    staged = {p.relative_to(staging): p.read_bytes() for p in staging.rglob("*.parquet")}
+    registered = (project / "wh" / "models.added.yaml").read_text()
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.execute("SELECT generation_id, label FROM judged ORDER BY ALL").fetchall()
+    real, calls = ingest.execute, []
+
+    def interrupted(defs, job, inst, key=None, ops=None):
+        calls.append(key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(defs, job, inst, key, ops)
+
+    monkeypatch.setattr(ingest, "execute", interrupted)
+    with pytest.raises(SystemExit, match="interrupted"):
+        main(["ingest", str(b), "--model", "rec", "--labels", "human", "--replace"])
+    assert {p.relative_to(staging): p.read_bytes() for p in staging.rglob("*.parquet")} == staged
+    assert (project / "wh" / "models.added.yaml").read_text() == registered
+    assert not (staging / ".pending").exists() or not list((staging / ".pending").iterdir())
+    monkeypatch.setattr(ingest, "execute", real)
+    main(["rebuild"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT generation_id, label FROM judged ORDER BY ALL").fetchall() == before

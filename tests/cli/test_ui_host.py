@@ -15,7 +15,8 @@ def test_ui_beyond_loopback_warns(host, warns, monkeypatch, capsys):
 
     assert (exposure_warning(host, 3000) is not None) == warns
     started = []
-    monkeypatch.setattr(ui.os, "execvp", lambda cmd, argv: started.append(argv))
+    monkeypatch.setattr(ui, "serve", lambda commands: started.append(commands) or 0)
+    monkeypatch.setattr(ui, "port_user", lambda host, port: None)
     monkeypatch.setattr(ui.os, "chdir", lambda path: None)
     main(["ui", "--host", host])
     err = capsys.readouterr().err

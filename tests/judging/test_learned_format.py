@@ -68,7 +68,8 @@ def test_round_trip_is_exact_and_holds_no_pickle(trained, tmp_path):
     texts = learned.texts([JudgeInput("Ana went to the shop to [BLANK]", p, "Ana") for p in PROBES])
     np.testing.assert_array_equal(loaded.model.decision_function(texts), model.decision_function(texts))
     assert list(loaded.model.classes_) == list(model.classes_)
-    assert loaded.judge_id == meta["judge_id"] == learned.LearnedJudge(model, "toy", learned.data_hash(df)).judge_id
+    assert loaded.judge_id == meta["judge_id"] == learned.LearnedJudge(
+        model, "toy", learned.data_hash(df), seal=learned.seal(meta)).judge_id
 
 
 def test_changed_arrays_are_refused_naming_the_file(trained, tmp_path):
@@ -121,3 +122,54 @@ def test_unknown_layouts_and_old_metadata_are_refused(trained, tmp_path):
     (folder / "toy.json").write_text(json.dumps(meta))
     with pytest.raises(JudgeFileError, match=r"toy\.json is not a qos-learned-judge/1 judge file"):
         get_judge("learned:toy", paths)
+
+
+def _edit_json(folder, change):
+    meta = json.loads((folder / "toy.json").read_text())
+    change(meta)
+    (folder / "toy.json").write_text(json.dumps(meta))
+
+
+def _step(meta, name):
+    union = meta["model"]["steps"][0]
+    return next(s for s in [*union["steps"], *meta["model"]["steps"]] if s["name"] == name)
+
+
+def test_any_edit_of_a_stored_judge_is_another_id(trained, tmp_path):
+    """Settings in the JSON and arrays rewritten with their sha256 used to keep the id of the judge as trained
+    (refusal rate 0.062 -> 1.000 under one id)."""
+    folder, paths = _fresh(tmp_path, trained)
+    original = get_judge("learned:toy", paths).judge_id
+    _edit_json(folder, lambda meta: _step(meta, "clf")["params"].update(C=50.0))
+    assert get_judge("learned:toy", paths).judge_id not in (original,)
+    folder, paths = _fresh(tmp_path / "b", trained)
+    with np.load(folder / "toy.npz") as npz:
+        edited = {k: npz[k] for k in npz.files}
+    edited["clf.coef"] = -edited["clf.coef"]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **edited)
+    (folder / "toy.npz").write_bytes(buffer.getvalue())
+    _edit_json(folder, lambda meta: meta.update(arrays_sha256=hashlib.sha256(buffer.getvalue()).hexdigest()))
+    assert get_judge("learned:toy", paths).judge_id != original
+
+
+@pytest.mark.parametrize("step,change", [
+    ("word", {"token_pattern": "(a+)+$"}),  # a user regex: catastrophic backtracking hung judging
+    ("char", {"analyzer": "char"}),
+    ("word", {"ngram_range": [1, 9]}),
+])
+def test_only_the_trainers_tokenizer_settings_are_accepted(trained, tmp_path, step, change):
+    folder, paths = _fresh(tmp_path, trained)
+    _edit_json(folder, lambda meta: _step(meta, step)["params"].update(change))
+    with pytest.raises(JudgeFileError, match=rf"toy\.json: step 'features\.{step}' holds TF-IDF settings the trainer "
+                                             rf"never writes \(changed: {next(iter(change))}\).*qos judge train"):
+        get_judge("learned:toy", paths)
+
+
+def test_validation_on_any_subset_of_the_training_rows_is_in_sample(trained, tmp_path):
+    df, _, saved = trained
+    judge = learned.load(str(saved), tmp_path)
+    assert learned.in_sample(judge, df.iloc[::3]) == len(df.iloc[::3])  # was 0: only the whole file was found
+    fresh = df.assign(response=df["response"] + " Indeed.")
+    assert learned.in_sample(judge, fresh) == 0
+    assert learned.in_sample(judge, pd.concat([fresh.iloc[:4], df.iloc[:2]])) == 2

@@ -72,3 +72,62 @@ def test_a_response_over_the_size_limit_is_named(tmp_path):
         load_recorded(path, ASSETS)
     assert len(load_recorded(path, ASSETS, max_response_chars=300_000)) == 2
     assert len(load_recorded(path, ASSETS, max_response_chars=0)) == 2  # 0: no limit
+
+
+@pytest.mark.parametrize("name,data,line", [
+    ("nul.csv", b"prompt,response\nJohn went to [BLANK],the park.\nMohammed went to [BLANK],the st\0ore.\n", 3),
+    ("nul.jsonl", b'{"prompt": "John went to [BLANK]", "response": "the \\u0000park."}\n', 1),
+])
+def test_a_nul_in_the_text_is_refused_with_its_line(tmp_path, name, data, line):
+    # a NUL byte used to cut the CSV response there, silently
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(IngestError, match=rf"{name} line {line}: a NUL (byte|character)"):
+        load_recorded(path, ASSETS)
+
+
+def test_none_na_and_null_are_text_and_only_an_empty_cell_is_missing(tmp_path):
+    text = "prompt,response\n" + "".join(f"{p},{r}\n" for p, r in [
+        ("John went to [BLANK]", "None"), ("Mohammed went to [BLANK]", "NA"), ("Emily went to [BLANK]", "null"),
+        ("Keisha went to [BLANK]", "")])
+    df = load_recorded(_write(tmp_path, "words.csv", text), ASSETS)
+    assert df["response"].tolist() == ["None", "NA", "null", ""]  # were "", "", "" and ""
+
+
+@pytest.mark.parametrize("second", [
+    {**ROWS[0], "response": "the park. "},  # a trailing space, stripped when stored
+    {**ROWS[0], "prompt": ROWS[0]["prompt"] + " "},
+])
+def test_repeats_are_found_on_the_text_as_stored(tmp_path, second):
+    path = _write(tmp_path, "pasted.jsonl", _jsonl([ROWS[0], second]))
+    with pytest.raises(IngestError, match=r"1 rows repeat earlier rows exactly \(line 2 repeats line 1\)"):
+        load_recorded(path, ASSETS)
+
+
+def test_labels_in_capitals_repeat_their_lower_case_row(tmp_path):
+    rows = [{**ROWS[0], "label": "refusal"}, {**ROWS[0], "label": "Refusal"}]
+    with pytest.raises(IngestError, match=r"line 2 repeats line 1"):
+        load_recorded(_write(tmp_path, "labels.jsonl", _jsonl(rows)), ASSETS)
+
+
+def test_messages_name_the_physical_line_of_multi_line_csv_records(tmp_path):
+    text = ('prompt,response,sample\n"John went to [BLANK]","the park,\nthen home\nat last.",0\n'
+            'Mohammed went to [BLANK],the store.,abc\n')
+    with pytest.raises(IngestError, match=r"line 5: column 'sample' holds 'abc'"):  # was "line 3" (records)
+        load_recorded(_write(tmp_path, "multi.csv", text), ASSETS)
+    text = ('prompt,response\n"John went to [BLANK]","the park,\nthen home."\nEmily went to [BLANK],x\n\n'
+            '"John went to [BLANK]","the park,\nthen home."\n')
+    with pytest.raises(IngestError, match=r"line 6 repeats line 2"):
+        load_recorded(_write(tmp_path, "multi2.csv", text), ASSETS)
+
+
+def test_every_missing_pilot_response_column_is_named(tmp_path):
+    """A pilot-format file without g1..g3 whose first chunk holds sample 1 only named g1 alone."""
+    from qos_pipeline.ingest.recorded import iter_recorded
+
+    header = "variable,prompt_sentence,og_prompt,type_name,identity,common,name,label,ethnicity\n"
+    rows = [f"label {k},John went to [BLANK],[NAME] went to [BLANK],white_male,white,common,John,answer,x\n"
+            for k in (1, 1, 2, 3)]
+    path = _write(tmp_path, "pilot.csv", header + "".join(rows))
+    with pytest.raises(IngestError, match=r"lacks column\(s\) \['g1', 'g2', 'g3'\]"):
+        list(iter_recorded(path, ASSETS, chunk_rows=2))

@@ -38,7 +38,7 @@ class RecordedSource:
         if not self.file.is_file():
             raise ModelError(f"model {self.key!r} holds outputs recorded from {self.file}, which is gone; restore it "
                              f"or ingest the file again (qos ingest PATH --model {self.key})")
-        return "recorded-" + cached_digest(self.file, "full")[:12]
+        return "recorded-" + cached_digest(self.file)[:12]
 
 
 def _added_file(paths: Paths) -> Path:
@@ -102,6 +102,21 @@ def register_recorded(key: str, file: Path, prompt_format: str, labels: bool, pa
              "max_response_chars": max_response_chars}
     _save(paths, {**entries, key: entry})
     return source
+
+
+def entry(key: str, paths: Paths) -> dict | None:
+    """What ``models.added.yaml`` holds for ``key`` now (None: nothing), to put back with ``restore``."""
+    return _entries(paths).get(key)
+
+
+def restore(key: str, saved: dict | None, paths: Paths) -> None:
+    """Put back what ``entry`` returned for ``key`` (None: remove the key)."""
+    entries = _entries(paths)
+    if saved is None:
+        entries.pop(key, None)
+    else:
+        entries[key] = saved
+    _save(paths, entries)
 
 
 def recorded(key: str, paths: Paths) -> RecordedSource | None:

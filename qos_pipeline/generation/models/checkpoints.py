@@ -60,9 +60,11 @@ def partition_key(name: str) -> str:
 
 
 def signature(folder: Path) -> str:
-    """Hash of every file's name, size and mtime: changes while any file is still being written."""
-    entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
-                     for e in os.scandir(folder) if e.is_file(follow_symlinks=True))
+    """Hash of every file's name, size, mtime, ctime and inode: changes while any file is still being written,
+    and when one is overwritten in place (whose ctime moves even if its mtime is set back)."""
+    entries = sorted((e.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                     for e in os.scandir(folder) if e.is_file(follow_symlinks=True)
+                     for st in [e.stat(follow_symlinks=True)])
     return hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
 
 
@@ -94,7 +96,8 @@ def _inside(folder: Path, root: Path) -> Path:
     return real
 
 
-def assess(folder: Path, root: Path, previous: dict | None, marker: str) -> tuple[Ready | None, dict, str | None]:
+def assess(folder: Path, root: Path, previous: dict | None, marker: str, store: Path | None = None
+           ) -> tuple[Ready | None, dict, str | None]:
     """One folder: (ready checkpoint or None, its cursor entry, why it is waiting). Raises
     ``CheckpointRejected`` for folders that can never be used."""
     key = partition_key(folder.name)
@@ -106,14 +109,15 @@ def assess(folder: Path, root: Path, previous: dict | None, marker: str) -> tupl
         return None, entry, problem
     if not (real / marker).is_file() and (previous or {}).get("sig") != sig:
         return None, entry, "files changed since the previous scan (still being written?); waiting one more scan"
-    # Hashing reads the weights' edges: reuse the version while the files stay the same.
-    version = previous["version"] if (previous or {}).get("sig") == sig and previous.get("version") else model_version(real)
+    # Hashing reads every weight: reuse the version while the files stay the same.
+    same = (previous or {}).get("sig") == sig and previous.get("version")
+    version = previous["version"] if same else model_version(real, store)
     entry["version"] = version
     return Ready(key, real, version), entry, None
 
 
 def scan(roots: list[Path], seen: dict[str, dict], marker: str = DEFAULT_MARKER,
-         claimed: dict[str, str] | None = None) -> ScanResult:
+         claimed: dict[str, str] | None = None, store: Path | None = None) -> ScanResult:
     """Assess every candidate folder under ``roots`` against the previous scan's ``seen`` entries.
     ``claimed`` (key -> folder, the registry) keeps a key with the folder that got it first, whatever
     folders with a colliding name appear later."""
@@ -123,7 +127,7 @@ def scan(roots: list[Path], seen: dict[str, dict], marker: str = DEFAULT_MARKER,
         for folder in candidates(root):
             where = str(folder)
             try:
-                ready, entry, why = assess(folder, root, seen.get(where), marker)
+                ready, entry, why = assess(folder, root, seen.get(where), marker, store)
             except CheckpointRejected as exc:
                 result.rejected[where] = str(exc)
                 continue

@@ -41,7 +41,7 @@ def embedded_gguf_path(entry: dict[str, Any]) -> Path:
 
 def embedded_version(entry: dict[str, Any]) -> str:
     """The embedded model's version: the GGUF file's sha256 (16 hex), the converted folder's source."""
-    return cached_digest(embedded_gguf_path(entry), "full")[:16]
+    return cached_digest(embedded_gguf_path(entry))[:16]
 
 
 def embedded_folder(entry: dict[str, Any], cache_dir: Path) -> Path:

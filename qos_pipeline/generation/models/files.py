@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
-_EDGE_BYTES = 8 * 1024 * 1024
 FOLDER_HINT = "or pass a folder with config.json and *.safetensors (as written by save_pretrained)"
 
 
@@ -69,11 +69,24 @@ def _json_object(file: Path, name: str, what: str) -> dict:
 
 
 def _check_config(file: Path, name: str) -> None:
-    """config.json, checked before any loading: JSON, and naming its architecture (``model_type``)."""
-    if "model_type" not in _json_object(file, name, "the model config"):
+    """config.json, checked before any loading: JSON, naming its architecture (``model_type``), and no custom
+    code (``_refuse_custom_code``)."""
+    config = _json_object(file, name, "the model config")
+    _refuse_custom_code(config, file, name)
+    if "model_type" not in config:
         raise ModelError(f"model {name!r}: {file} has no 'model_type', so transformers cannot tell which model it "
                          "configures; copy config.json again from where the checkpoint came from, or re-save it "
                          "with save_pretrained")
+
+
+def _refuse_custom_code(config: dict, file: Path, name: str) -> None:
+    """A config whose ``auto_map`` names Python classes asks transformers to import code from the folder or a
+    hub repository; qos never runs it (trust_remote_code stays off), so such a folder is refused here, before it
+    is registered or becomes a partition, rather than failing at load time."""
+    if config.get("auto_map"):
+        raise ModelError(f"model {name!r}: {file} names custom model code (auto_map: "
+                         f"{', '.join(map(str, config['auto_map']))}), which qos never runs; use a checkpoint of an "
+                         "architecture built into transformers (or convert it to one)")
 
 
 def _check_tokenizer(folder: Path, name: str) -> None:
@@ -81,7 +94,7 @@ def _check_tokenizer(folder: Path, name: str) -> None:
     readable when present. Found here, before the model is loaded or registered."""
     config = folder / "tokenizer_config.json"
     if config.is_file():
-        _json_object(config, name, "the tokenizer config")
+        _refuse_custom_code(_json_object(config, name, "the tokenizer config"), config, name)
     if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise ModelError(f"model {name!r}: {folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
                          "the tokenizer of the model it was trained from into that folder "
@@ -119,16 +132,52 @@ def _check_safetensors_whole(file: Path, name: str) -> None:
         )
 
 
-# (kind, resolved path, size, mtime_ns) -> hex digest; re-hashing GBs of weights per call is too slow.
-_DIGESTS: dict[tuple[str, str, int, int], str] = {}
+_DIGESTS: dict[tuple, str] = {}
+"""This process's digests, by ``_identity`` of the file: re-hashing GBs of weights per call is too slow."""
 
 
-def cached_digest(file: Path, kind: str) -> str:
+def _identity(file: Path) -> tuple:
+    """What changes whenever the file's bytes can have: its place, size, mtime, and ctime and inode, which no
+    tool can set back (an in-place overwrite that restores the mtime still moves the ctime)."""
     st = file.stat()
-    key = (kind, str(file.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _edge_sha256(file, st.st_size) if kind == "edges" else _full_sha256(file)
-    return _DIGESTS[key]
+    return (str(file.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def cached_digest(file: Path, store: Path | None = None) -> str:
+    """sha256 of the whole file, computed once per change of its ``_identity``: kept in this process and,
+    with ``store`` (a JSON file, e.g. ``<model cache>/digests.json``), across processes, so a checkpoint
+    costs one full read per change, not per run."""
+    key = _identity(file)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    known = _read_store(store)
+    entry = known.get(key[0])
+    if entry and tuple(entry.get("identity", ())) == key[1:]:
+        digest = entry["sha256"]
+    else:
+        digest = _full_sha256(file)
+        if store is not None:
+            _write_store(store, {**_read_store(store), key[0]: {"identity": list(key[1:]), "sha256": digest}})
+    _DIGESTS[key] = digest
+    return digest
+
+
+def _read_store(store: Path | None) -> dict:
+    try:
+        data = json.loads(store.read_text(encoding="utf-8")) if store is not None and store.is_file() else {}
+    except (OSError, ValueError):  # damaged or unreadable: hash again (and rewrite it)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_store(store: Path, data: dict) -> None:
+    try:  # a lost update only costs one more hash, so concurrent writers need no lock
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, store)
+    except OSError:  # a read-only cache folder: digests are then kept in this process only
+        pass
 
 
 def _full_sha256(file: Path) -> str:
@@ -139,32 +188,26 @@ def _full_sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _edge_sha256(file: Path, size: int) -> str:
-    # First and last 8 MiB: the safetensors header (every tensor's name, shape and offset) plus the
-    # tails of the data; hashing whole multi-GB shards would dominate a cached model's load time.
-    if size <= 2 * _EDGE_BYTES:
-        return _full_sha256(file)
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        digest.update(fh.read(_EDGE_BYTES))
-        fh.seek(size - _EDGE_BYTES)
-        digest.update(fh.read(_EDGE_BYTES))
-    return digest.hexdigest()
+def digest_store(model_cache: Path) -> Path:
+    """Where the weight files' digests are kept across processes: beside the converted models."""
+    return Path(model_cache) / "digests.json"
 
 
-def model_version(path: Path) -> str:
-    """16-hex content hash of config.json, generation_config.json and the weight files.
+def model_version(path: Path, store: Path | None = None) -> str:
+    """16-hex content hash of config.json, generation_config.json and every byte of the weight files (each
+    file's sha256, ``cached_digest``; ``store``: where digests are kept across processes).
 
-    Independent of the folder's location, so a copied checkpoint keeps its version.
+    Independent of the folder's location, so a copied checkpoint keeps its version; any change to a weight
+    (a checkpoint overwritten in place, a LoRA merged into middle layers) is a new version.
     """
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise ModelError(f"cannot version {folder}: no config.json; {FOLDER_HINT}")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"qos-model-version/2\0")
     for name in ("config.json", "generation_config.json"):
         file = folder / name
         if file.is_file():
             digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     for file in weight_files(folder):
-        digest.update(f"{file.name}\0{file.stat().st_size}\0{cached_digest(file, 'edges')}\0".encode())
+        digest.update(f"{file.name}\0{file.stat().st_size}\0{cached_digest(file, store)}\0".encode())
     return digest.hexdigest()[:16]

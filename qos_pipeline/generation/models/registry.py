@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qos_pipeline.generation.models.embedded import embedded_folder, embedded_version, ensure_embedded_model
-from qos_pipeline.generation.models.files import FOLDER_HINT, ModelError, check_hf_folder, model_version
+from qos_pipeline.generation.models.files import (
+    FOLDER_HINT, ModelError, check_hf_folder, digest_store, model_version)
 from qos_pipeline.provenance import slugify
 from qos_pipeline.settings import read_yaml_mapping
 
@@ -106,7 +107,7 @@ def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir:
         folder = Path(entry["path"]).expanduser()
         folder = folder if folder.is_absolute() else Path(assets_dir) / folder
     check_hf_folder(folder, key)
-    return _spec(key, folder.resolve(), model_version(folder), entry)
+    return _spec(key, folder.resolve(), model_version(folder, digest_store(cache_dir)), entry)
 
 
 def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path, convert: bool = True) -> ModelSpec:
@@ -125,7 +126,7 @@ def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path, convert: 
         )
     check_hf_folder(folder, key_or_path)
     folder = folder.resolve()
-    return ModelSpec(slugify(folder.name), folder, model_version(folder))
+    return ModelSpec(slugify(folder.name), folder, model_version(folder, digest_store(cache_dir)))
 
 
 def _looks_like_path(text: str) -> bool:
