@@ -98,9 +98,12 @@ def test_validation_asset_fills_validation_and_corrected_tables(instance, tmp_pa
     assert val.loc["muslim", "flagged"] and not val.loc["white", "flagged"]
     assert val.loc["muslim", "accuracy"] == pytest.approx(0.8)
     # The fake refuses every muslim name and no white one. Validation (overall: 10 groups too small on
-    # their own): sensitivity 1, specificity 8/10 -> white (0 + 0.8 - 1) / 0.8 < 0 -> 0; muslim 1.
+    # their own): sensitivity 1, specificity 8/10 -> white's 0% is below the judge's 20% false-positive rate,
+    # and muslim's 100% above every resampled sensitivity (Beta posterior, < 1): neither can be corrected
+    # (no clipped 0 or 1 with a zero-width interval), so there is no corrected gap either.
     assert set(corr["validation_scope"]) == {"all"} and set(corr["judge_id"]) == {RULES}
     assert corr.loc["muslim", "raw_rate"] == 1.0 and corr.loc["white", "raw_rate"] == 0.0
-    assert corr.loc["white", "corrected_rate"] == 0.0 and corr.loc["muslim", "corrected_rate"] == pytest.approx(1.0)
-    assert corr.loc["muslim", "corrected_diff"] == pytest.approx(1.0)
+    assert pd.isna(corr.loc["white", "corrected_rate"]) and corr.loc["white", "note"].startswith("cannot correct")
+    assert pd.isna(corr.loc["muslim", "corrected_rate"]) and pd.isna(corr.loc["muslim", "corrected_diff"])
+    assert corr.loc["muslim", "note"].startswith("cannot correct: every resample of the correction falls outside")
     assert corr["validation_id"].str.startswith(f"{RULES}@labelled-").all()
