@@ -213,20 +213,29 @@ def _decode(engine: SlotEngine, encoded, seeds, queue: deque, sampling: Sampling
 
 def run_continuous(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int], sampling: SamplingConfig,
                    slots: int, pad_id: int, eos_ids: frozenset[int], options: DecodeOptions,
-                   hook: RowHook | None = None) -> Iterator[tuple[list[int], list[Output]]]:
+                   hook: RowHook | None = None, engines: dict | None = None,
+                   ) -> Iterator[tuple[list[int], list[Output]]]:
     """Yield ``(indices into encoded, outputs)`` as rows end, about ``slots`` rows at a time.
 
-    On CUDA out-of-memory the unfinished rows start again with half the slots (their draws are seeded, so
-    they come out the same); with one slot it raises BatchOOMError."""
+    ``engines``: a dict kept by the caller, so the next call with the same shapes and settings reuses the
+    slot cache and its captured CUDA graph (one entry is kept). On CUDA out-of-memory the unfinished rows
+    start again with half the slots (their draws are seeded, so they come out the same); with one slot it
+    raises BatchOOMError."""
+    _one_device(model)
+    engines = {} if engines is None else engines
     remaining = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
     while remaining:
         size = min(slots, len(remaining))
         capacity = max(len(encoded[i]) for i in remaining) + sampling.max_new_tokens + options.sync_every
+        capacity = -(-capacity // 16) * 16  # rounded, so calls with similar prompts share one engine
+        key = (size, capacity, sampling, options, id(hook))
         started, done, tokens = time.perf_counter(), set(), 0
         try:
-            engine = SlotEngine(model, size, capacity, sampling, options, hook)
-            for indices, outputs in _decode(engine, encoded, seeds, deque(remaining), sampling, pad_id, eos_ids,
-                                            options.ignore_eos, flush=size):
+            if key not in engines:
+                engines.clear()  # one slot cache in memory at a time
+                engines[key] = SlotEngine(model, size, capacity, sampling, options, hook)
+            for indices, outputs in _decode(engines[key], encoded, seeds, deque(remaining), sampling, pad_id,
+                                            eos_ids, options.ignore_eos, flush=size):
                 done.update(indices)
                 tokens += sum(len(ids) for ids, _ in outputs)
                 log.info("continuous (%d slots): %d/%d rows, %.0f new tokens/s", size, len(done), len(remaining),
@@ -236,8 +245,15 @@ def run_continuous(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int]
         except torch.cuda.OutOfMemoryError as exc:
             if size == 1:
                 raise BatchOOMError(str(exc).splitlines()[0] if str(exc) else "out of memory") from None
-        engine = None
+        engines.clear()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         log.warning("CUDA out of memory with %d slots; going on with %d", size, size // 2)
         remaining, slots = [i for i in remaining if i not in done], size // 2
+
+
+def _one_device(model) -> None:
+    devices = set((getattr(model, "hf_device_map", None) or {}).values())
+    if len(devices) > 1:
+        raise ValueError(f"the continuous decoder needs the model on one device; this one is spread over "
+                         f"{sorted(map(str, devices))}: use decoder 'batched' for it")

@@ -40,6 +40,7 @@ class HFGenerator:
         self._model: Any = None
         self._eos_ids: frozenset[int] = frozenset()
         self._context: int | None = None
+        self._engines: dict = {}  # the continuous decoder's slot cache and CUDA graph, reused across calls
 
     def resolve_sampling(self, sampling: SamplingConfig) -> SamplingConfig:
         """Run config, else the registry's ``sampling:``, else the checkpoint's generation_config.json."""
@@ -83,8 +84,9 @@ class HFGenerator:
         decode = {"naive": naive_batches, "batched": run_batches, "continuous": run_continuous}[self.options.decoder]
         sampling = self.resolve_sampling(sampling)
         encoded = [self._encode(r, sampling.max_new_tokens) for r in requests]  # all checked before any work
+        extra = {"engines": self._engines} if self.options.decoder == "continuous" else {}
         batches = decode(self._model, encoded, [r.seed for r in requests], sampling, batch_size,
-                         self._tokenizer.pad_token_id, self._eos_ids, self.options)
+                         self._tokenizer.pad_token_id, self._eos_ids, self.options, **extra)
         try:
             for indices, outputs in batches:
                 yield indices, [self._result(ids, reason) for ids, reason in outputs]

@@ -62,7 +62,7 @@ def _text_config(model):
 
 class SlotKV:
     """Keys and values of ``slots`` rows x ``capacity`` positions for every layer, plus each slot's live
-    range; ``capacity`` is rounded up to whole blocks of ``block`` positions."""
+    range; with flex, ``capacity`` is rounded up to whole blocks of ``block`` positions."""
 
     def __init__(self, model, slots: int, capacity: int, attention: str = "dense", block: int = 64) -> None:
         if attention not in ATTENTIONS:
@@ -73,7 +73,8 @@ class SlotKV:
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         device, dtype = model.device, model.dtype
         self.slots, self.block, self.attention = slots, block, attention
-        self.capacity = -(-capacity // block) * block
+        # flex works on whole blocks (and reads only the live ones); dense reads every position
+        self.capacity = -(-capacity // block) * block if attention == "flex" else capacity
         self.gqa = kv_heads != heads
         shape = (slots, kv_heads, self.capacity, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
