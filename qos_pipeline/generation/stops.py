@@ -36,11 +36,14 @@ class ForcedStops:
         at = torch.searchsorted(keys, seeds).clamp(max=keys.numel() - 1)
         return torch.where(keys[at] == seeds, lengths[at], torch.full_like(seeds, NO_STOP))
 
+    def lengths_in(self, seeds: Sequence[int]) -> list[int]:
+        return self.length_of(torch.tensor(list(seeds), dtype=torch.long)).tolist()
+
     def __call__(self, scores: torch.Tensor, seeds: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         length = self.length_of(seeds)
         eos = torch.zeros_like(scores[0], dtype=torch.bool)
         eos[self.eos_id] = True
         stop = (steps >= length)[:, None]
         must = torch.where(eos, 0.0, float("-inf")).to(scores.dtype).expand_as(scores)
-        banned = scores.masked_fill(eos, float("-inf"))
+        banned = torch.where((length < NO_STOP)[:, None], scores.masked_fill(eos, float("-inf")), scores)
         return torch.where(stop, must, banned)
