@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_check.sh --small    # tiny models on CPU: same code paths, same JSON keys (seconds)
 #
 # Environment: OUT (default benchmarks/out, git-ignored), PYTHON (default python3), and each step's time
-# limit: JUDGE_S (default 120), GENERATION_S (250), LLAMA70B_S (150): 520 s in all, plus start-ups. Each
+# limit: JUDGE_S (default 150), GENERATION_S (230), LLAMA70B_S (140): 520 s in all, plus start-ups. Each
 # benchmark is told its limit minus a margin (--budget-s) and skips the runs that would start too late,
 # so a slow step ends with the figures it has; `timeout` kills what overruns all the same.
 # Writes under $OUT: judge.json, generation.json, llama70b.json (rewritten after each run, so a step cut
@@ -24,9 +24,9 @@ case "${1:-}" in
 esac
 OUT="${OUT:-benchmarks/out}"
 PYTHON="${PYTHON:-python3}"
-JUDGE_S="${JUDGE_S:-120}"
-GENERATION_S="${GENERATION_S:-250}"
-LLAMA70B_S="${LLAMA70B_S:-150}"
+JUDGE_S="${JUDGE_S:-150}"
+GENERATION_S="${GENERATION_S:-230}"
+LLAMA70B_S="${LLAMA70B_S:-140}"
 BUDGET_S=$((JUDGE_S + GENERATION_S + LLAMA70B_S))
 # random-weight models are built from configs: nothing may reach for the network
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -85,15 +85,35 @@ class SlotKV:
         self._columns = torch.arange(self.capacity, device=device)
         self.mode = "decode"
         self.prefill_slots: torch.Tensor | None = None
+        blocks = self.capacity // block
+        self._num_blocks = torch.zeros((slots, 1, 1), dtype=torch.int32, device=device)
+        self._indices = torch.zeros((slots, 1, 1, blocks), dtype=torch.int32, device=device)
+        self._block_range = torch.arange(blocks, dtype=torch.int32, device=device)
         self._flex = self._block_mask() if attention == "flex" else None
+
+    def head(self, slots: int) -> "SlotKV":
+        """The first ``slots`` slots as a cache of their own, sharing this one's storage (views)."""
+        part = object.__new__(SlotKV)
+        part.__dict__.update(self.__dict__)
+        part.slots = slots
+        part.keys = [k[:slots] for k in self.keys]
+        part.values = [v[:slots] for v in self.values]
+        for name in ("start", "pos", "mask", "_num_blocks", "_indices"):
+            setattr(part, name, getattr(self, name)[:slots])
+        part._flex = part._block_mask() if self.attention == "flex" else None
+        return part
+
+    def move(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """Copy slots ``src`` (their cached keys/values and live ranges) into slots ``dst``."""
+        for tensors in (self.keys, self.values):
+            for t in tensors:
+                t[dst] = t[src]
+        for t in (self.start, self.pos):
+            t[dst] = t[src]
 
     def _block_mask(self):
         from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
-        blocks = self.capacity // self.block
-        self._num_blocks = torch.zeros((self.slots, 1, 1), dtype=torch.int32, device=self.pos.device)
-        self._indices = torch.zeros((self.slots, 1, 1, blocks), dtype=torch.int32, device=self.pos.device)
-        self._block_range = torch.arange(blocks, dtype=torch.int32, device=self.pos.device)
         start, pos = self.start, self.pos
 
         def live(b, h, q_idx, kv_idx):
@@ -130,7 +150,12 @@ class SlotKV:
         if self._flex is not None:
             block_mask, flex = self._flex
             out = flex(query, keys, values, block_mask=block_mask, scale=scaling, enable_gqa=self.gqa)
-        else:
-            out = torch.nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=self.mask,
-                                                                   scale=scaling, enable_gqa=self.gqa)
-        return out.transpose(1, 2).contiguous()
+            return out.transpose(1, 2).contiguous()
+        slots, heads, _, dim = query.shape
+        kv_heads = keys.shape[1]
+        # one query per row: the query heads sharing a key/value head become that head's query rows, so
+        # grouped-query models read each cached head once, with sdpa's masked (memory-efficient) kernel
+        grouped = query.reshape(slots, kv_heads, heads // kv_heads, dim)
+        out = torch.nn.functional.scaled_dot_product_attention(grouped, keys, values, attn_mask=self.mask,
+                                                               scale=scaling)
+        return out.reshape(slots, 1, heads, dim)

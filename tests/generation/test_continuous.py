@@ -136,7 +136,8 @@ def test_engine_is_reused_across_calls(model, rows, monkeypatch) -> None:
     real = continuous.SlotEngine.__init__
 
     def counting(self, *args, **kwargs):
-        built.append(args[1])
+        if len(args) < 7 and kwargs.get("parent") is None:  # the engine itself, not its smaller ones
+            built.append(args[1])
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(continuous.SlotEngine, "__init__", counting)
@@ -147,6 +148,24 @@ def test_engine_is_reused_across_calls(model, rows, monkeypatch) -> None:
     again = _collect(run_continuous(model, prompts, seeds, sampling, 4, PAD, frozenset({EOS}), opts, hook,
                                     engines), N)
     assert first == again and built == [4]
+
+
+def test_the_tail_moves_to_smaller_engines(model, rows, monkeypatch) -> None:
+    prompts, seeds, _ = rows
+    sampling = SAMPLINGS["top-p"].resolve()
+    sizes = []
+    real = continuous.SlotEngine.run_window
+
+    def recording(self):
+        sizes.append(self.kv.slots)
+        return real(self)
+
+    monkeypatch.setattr(continuous.SlotEngine, "run_window", recording)
+    one_long = ForcedStops(seeds, [2] * (N - 1) + [30], EOS)  # the last row outlives all the others
+    expected = _collect(run_batches(model, prompts, seeds, sampling, N, PAD, frozenset({EOS}), DecodeOptions(),
+                                    one_long), N)
+    assert _continuous(model, prompts, seeds, sampling, 8, one_long) == expected
+    assert sizes[0] == 8 and sizes[-1] == 2 and sizes == sorted(sizes, reverse=True)
 
 
 def test_model_spread_over_devices_is_refused(rows) -> None:
