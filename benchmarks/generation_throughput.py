@@ -17,9 +17,10 @@ dynamic cache), ``batched:256:compile`` (the batched decoder: length-sorted stat
 seeded draws, static cache + compiled forward; two batches), ``continuous:flex:512[:compile][:sync8]
 [:nographs]`` (the continuous decoder with that many slots, ``dense`` or ``flex`` attention; ``--rows-per-slot``
 rows). Each run's first pass (compile, CUDA-graph capture) is timed apart as ``warmup_s``, on ``BATCH``
-rows. The run ``audit`` reruns the best continuous run so far on ``--audit-rows`` rows, as many as a paper-sized
-audit (21,504 outputs), where the tail (the last rows, ending while no prompt is left) weighs as in a real
-audit; it is skipped when its expected time does not fit the budget.
+rows. The run ``partition`` reruns the best continuous run so far on ``--partition-rows`` rows: as many as
+one generator call of a paper-sized audit (generation is partitioned by model x group: 1,792 prompts x 3
+samples / 7 groups = 768 rows), where the tail (the last rows, ending while no prompt is left) weighs as
+in a real audit; it is skipped when its expected time does not fit the budget.
 ``--budget-s`` skips what no longer fits. ``--json`` is rewritten after every run.
 """
 
@@ -51,8 +52,8 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_
             intermediate_size=128, vocab_size=32000, max_position_embeddings=4096)
 PAD, BOS, EOS = 0, 1, 2
 GPU_RUNS = ["naive:256", "continuous:dense:256", "continuous:flex:256", "continuous:flex:512",
-            "continuous:dense:512", "audit", "batched:256:compile", "continuous:flex:512:compile", "naive:512"]
-SMALL_RUNS = ["naive:4", "batched:4", "continuous:dense:4", "continuous:flex:4", "continuous:dense:4:sync1", "audit"]
+            "continuous:dense:512", "partition", "batched:256:compile", "continuous:flex:512:compile", "naive:512"]
+SMALL_RUNS = ["naive:4", "batched:4", "continuous:dense:4", "continuous:flex:4", "continuous:dense:4:sync1", "partition"]
 DECODERS = {"naive": naive_batches, "batched": run_batches, "continuous": run_continuous}
 
 
@@ -67,26 +68,26 @@ def build_model(config: dict, device: str):
     return model.eval()
 
 
-def audit_run(model, figures: dict, work: Workload, args: argparse.Namespace, sampling: SamplingConfig,
+def partition_run(model, figures: dict, work: Workload, args: argparse.Namespace, sampling: SamplingConfig,
               started: float) -> dict[str, Any] | None:
-    """The best continuous run so far, on ``--audit-rows`` rows (None when there is none or no rows)."""
+    """The best continuous run so far, on ``--partition-rows`` rows (None when there is none or no rows)."""
     best = max((r for r in figures["runs"] if r["path"] == "continuous" and r["useful_tokens_per_s"]),
                key=lambda r: r["useful_tokens_per_s"], default=None)
-    if not best or not args.audit_rows:
+    if not best or not args.partition_rows:
         return None
     run = parse_run(best["name"])
     # expected: the best run's rate on this many rows, plus its warm-up, with a margin
-    expected = 1.3 * args.audit_rows * figures["settings"]["mean_length"] / best["useful_tokens_per_s"]
+    expected = 1.3 * args.partition_rows * figures["settings"]["mean_length"] / best["useful_tokens_per_s"]
     if time.perf_counter() - started + expected + (best["warmup_s"] or 0) > args.budget_s:
-        return skipped(run, args.audit_rows)
-    return bench(model, run, work, args.audit_rows, sampling)
+        return skipped(run, args.partition_rows)
+    return bench(model, run, work, args.partition_rows, sampling)
 
 
 def parse_run(spec: str) -> dict[str, Any]:
     """``PATH:BATCH[:dense|flex][:compile][:syncN][:nographs]`` (the attention may come before the batch),
-    or ``audit``."""
-    if spec == "audit":
-        return {"path": "audit", "name": "audit"}
+    or ``partition``."""
+    if spec == "partition":
+        return {"path": "partition", "name": "partition"}
     parts = spec.split(":")
     if parts[0] not in DECODERS:
         raise SystemExit(f"run {spec!r}: the path must be one of {sorted(DECODERS)}")
@@ -176,17 +177,17 @@ def skipped(run: dict, rows: int) -> dict[str, Any]:
 
 def summarize(figures: dict[str, Any]) -> dict[str, Any]:
     """Best project run, best naive run, their ratio (useful tokens/s)."""
-    ok = [r for r in figures["runs"] + figures["audit_runs"] if r["useful_tokens_per_s"]]
+    ok = [r for r in figures["runs"] + figures["partition_runs"] if r["useful_tokens_per_s"]]
     naive = max((r for r in ok if r["path"] == "naive"), key=lambda r: r["useful_tokens_per_s"], default=None)
     best = max((r for r in ok if r["path"] != "naive"), key=lambda r: r["useful_tokens_per_s"], default=None)
-    audit = next((r for r in figures["audit_runs"] if r["useful_tokens_per_s"]), None)
+    part = next((r for r in figures["partition_runs"] if r["useful_tokens_per_s"]), None)
     pick = lambda r, k: r[k] if r else None  # noqa: E731
     return {"best_run": pick(best, "name"), "best_rows": pick(best, "rows"),
             "best_useful_tokens_per_s": pick(best, "useful_tokens_per_s"),
             "naive_run": pick(naive, "name"), "naive_useful_tokens_per_s": pick(naive, "useful_tokens_per_s"),
             "ratio": best["useful_tokens_per_s"] / naive["useful_tokens_per_s"] if best and naive else None,
-            "audit_run": pick(audit, "name"), "audit_rows": pick(audit, "rows"),
-            "audit_useful_tokens_per_s": pick(audit, "useful_tokens_per_s")}
+            "partition_run": pick(part, "name"), "partition_rows": pick(part, "rows"),
+            "partition_useful_tokens_per_s": pick(part, "useful_tokens_per_s")}
 
 
 def header(args: argparse.Namespace, device: str, model, build_s: float) -> dict[str, Any]:
@@ -201,11 +202,11 @@ def header(args: argparse.Namespace, device: str, model, build_s: float) -> dict
             "model": "tiny llama (2 layers, d=64)" if args.small else "llama-2-7b architecture",
             "dtype": str(model.dtype), "model_build_s": build_s,
             "settings": {"runs": args.runs, "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
-                         "rows_per_slot": args.rows_per_slot, "audit_rows": args.audit_rows,
+                         "rows_per_slot": args.rows_per_slot, "partition_rows": args.partition_rows,
                          "length_scale": args.length_scale, "fixed_length": args.fixed_length,
                          "sampling": {"temperature": 0.6, "top_p": 0.9}, "budget_s": args.budget_s,
                          "mean_length": sum(work_lengths) / len(work_lengths)},
-            "runs": [], "audit_runs": [], "summary": {}, "complete": False}
+            "runs": [], "partition_runs": [], "summary": {}, "complete": False}
 
 
 def describe(r: dict[str, Any]) -> str:
@@ -230,8 +231,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prompt-len", type=int, help="default: 64 (--small: 16)")
     p.add_argument("--new-tokens", type=int, help="token budget per row; default: 256 (--small: 64)")
     p.add_argument("--rows-per-slot", type=int, help="continuous runs: rows = slots x this (default 8; --small 4)")
-    p.add_argument("--audit-rows", type=int, help="then the best continuous run on this many rows "
-                   "(default 21504, the paper's outputs; --small 48; 0: none)")
+    p.add_argument("--partition-rows", type=int, help="then the best continuous run on this many rows "
+                   "(default 768: one model x group partition of the paper's design; --small 48; 0: none)")
     p.add_argument("--length-scale", type=float, help="recorded lengths times this (default 1; --small 0.25)")
     p.add_argument("--fixed-length", type=int, help="every row exactly this long instead (the old benchmark)")
     p.add_argument("--budget-s", type=float, default=float("inf"), help="skip runs that start later than this")
@@ -242,7 +243,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.prompt_len = args.prompt_len or (16 if small else 64)
     args.new_tokens = args.new_tokens or (64 if small else 256)
     args.rows_per_slot = args.rows_per_slot or (4 if small else 8)
-    args.audit_rows = (48 if small else 21504) if args.audit_rows is None else args.audit_rows
+    args.partition_rows = (48 if small else 768) if args.partition_rows is None else args.partition_rows
     args.length_scale = args.length_scale or (0.25 if small else 1.0)
     return args
 
@@ -258,23 +259,23 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(TINY if args.small else LLAMA2_7B, device)
     figures = header(args, device, model, time.perf_counter() - started)
     sampling = SamplingConfig(do_sample=True, temperature=0.6, top_p=0.9, max_new_tokens=args.new_tokens).resolve()
-    work = Workload(max([rows_of(r, args) for r in runs if r["path"] != "audit"] + [args.audit_rows]), args,
+    work = Workload(max([rows_of(r, args) for r in runs if r["path"] != "partition"] + [args.partition_rows]), args,
                     model.config.vocab_size)
     print(f"device: {figures['device']} | model: {figures['model']} ({model.dtype}, random weights) | prompts "
           f"{args.prompt_len} tokens, recorded lengths (mean {figures['settings']['mean_length']:.0f} after the "
           f"{args.new_tokens}-token cap), sampled", flush=True)
     write(args.json, figures)
     for run in runs:
-        if run["path"] == "audit":
-            record = audit_run(model, figures, work, args, sampling, started)
+        if run["path"] == "partition":
+            record = partition_run(model, figures, work, args, sampling, started)
             if record:
-                figures["audit_runs"].append(record)
-                print("audit-sized: " + describe(record), flush=True)
+                figures["partition_runs"].append(record)
+                print("one partition: " + describe(record), flush=True)
         elif time.perf_counter() - started > args.budget_s:
             figures["runs"].append(skipped(run, rows_of(run, args)))
         else:
             figures["runs"].append(bench(model, run, work, rows_of(run, args), sampling))
-        if run["path"] != "audit":
+        if run["path"] != "partition":
             print(describe(figures["runs"][-1]), flush=True)
         figures["summary"] = summarize(figures)
         write(args.json, figures)

@@ -75,7 +75,7 @@ def summary(gen: dict | None, judge: dict | None, big: dict | None) -> dict:
     g, j, b = (gen or {}).get("summary") or {}, judge or {}, big or {}
     s = {"best_run": g.get("best_run"), "best_useful_tokens_per_s": g.get("best_useful_tokens_per_s"),
          "naive_run": g.get("naive_run"), "naive_useful_tokens_per_s": g.get("naive_useful_tokens_per_s"),
-         "ratio": g.get("ratio"), "audit_useful_tokens_per_s": g.get("audit_useful_tokens_per_s"),
+         "ratio": g.get("ratio"), "partition_useful_tokens_per_s": g.get("partition_useful_tokens_per_s"),
          "judge_items_per_s": j.get("label_scoring_items_per_s"),
          "judge_speedup_vs_generate_128": j.get("speedup_vs_generate_128"),
          "judge_percent_of_matmul_rate": j.get("percent_of_matmul_rate"),
@@ -102,7 +102,7 @@ fmt = lambda v, spec=",.0f": "n/a" if v is None else format(v, spec)  # noqa: E7
 where = "--small, CPU: not the GPU figures" if small else (judge or gen or {}).get("device", "no figures")
 print(f"== summary ({where}; {wall} s; {out / 'gpu_check.json'})")
 for name, doc in (("generation", gen), ("llama70b", big)):
-    for run in (doc or {}).get("runs", []) + (doc or {}).get("audit_runs", []):
+    for run in (doc or {}).get("runs", []) + (doc or {}).get("partition_runs", []):
         figure = (f"{fmt(run['useful_tokens_per_s'])} useful tokens/s, peak {fmt(run['peak_memory_gib'], '.1f')} GiB"
                   if run["useful_tokens_per_s"] else run["error"])
         print(f"{name} {run['name']} ({run['rows']} rows): {figure}")

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cpu" if args.small else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("the 70B benchmark needs a CUDA GPU; run with --small on CPU")
-    bench_args = gt.parse(["--small"] * args.small + ["--rows-per-slot", str(args.rows_per_slot), "--audit-rows", "0"])
+    bench_args = gt.parse(["--small"] * args.small + ["--rows-per-slot", str(args.rows_per_slot), "--partition-rows", "0"])
     bench_args.runs = args.runs or (SMALL_RUNS if args.small else GPU_RUNS)
     runs = [gt.parse_run(spec) for spec in bench_args.runs]
     started = time.perf_counter()

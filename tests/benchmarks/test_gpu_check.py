@@ -35,13 +35,13 @@ SITECUSTOMIZE = textwrap.dedent(f"""
 """)
 
 GENERATION_KEYS = {"benchmark", "small", "device", "threads", "torch", "transformers", "python", "model", "dtype",
-                   "model_build_s", "settings", "runs", "audit_runs", "summary", "complete"}
-SETTINGS_KEYS = {"runs", "prompt_len", "new_tokens", "rows_per_slot", "audit_rows", "length_scale", "fixed_length",
+                   "model_build_s", "settings", "runs", "partition_runs", "summary", "complete"}
+SETTINGS_KEYS = {"runs", "prompt_len", "new_tokens", "rows_per_slot", "partition_rows", "length_scale", "fixed_length",
                  "sampling", "budget_s", "mean_length"}
 RUN_KEYS = {"name", "path", "batch", "attention", "compile", "sync_every", "graphs", "rows", "useful_tokens",
             "seconds", "useful_tokens_per_s", "warmup_s", "peak_memory_gib", "error"}
 GEN_SUMMARY_KEYS = {"best_run", "best_rows", "best_useful_tokens_per_s", "naive_run", "naive_useful_tokens_per_s",
-                    "ratio", "audit_run", "audit_rows", "audit_useful_tokens_per_s"}
+                    "ratio", "partition_run", "partition_rows", "partition_useful_tokens_per_s"}
 JUDGE_KEYS = {"benchmark", "small", "device", "dtype", "model", "batch", "input_tokens", "repeats", "torch",
               "transformers", "python", "model_build_s", "label_scoring_eager_items_per_s",
               "label_scoring_eager_tflops", "label_scoring_first_call_s", "label_scoring_compiled",
@@ -51,7 +51,7 @@ JUDGE_KEYS = {"benchmark", "small", "device", "dtype", "model", "batch", "input_
 LLAMA70B_KEYS = GENERATION_KEYS | {"memory", "recommended"}
 COMBINED_KEYS = {"small", "wall_s", "budget_s", "steps", "summary", "generation", "judge", "llama70b"}
 SUMMARY_KEYS = {"best_run", "best_useful_tokens_per_s", "naive_run", "naive_useful_tokens_per_s", "ratio",
-                "audit_useful_tokens_per_s", "judge_items_per_s", "judge_speedup_vs_generate_128",
+                "partition_useful_tokens_per_s", "judge_items_per_s", "judge_speedup_vs_generate_128",
                 "judge_percent_of_matmul_rate", "judge_eager_percent_of_matmul_rate", "matmul_tflops",
                 "llama70b_recommended", "llama70b_weights_gib", "targets_met"}
 TARGET_KEYS = {"useful_tokens_per_s_ge_20000", "ratio_ge_8", "judge_percent_of_matmul_ge_65",
@@ -100,7 +100,7 @@ def test_runs_without_the_pipeline_dependencies(check) -> None:
 
 
 def _check_runs(doc: dict[str, Any], lengths_cap: int) -> None:
-    for run in doc["runs"] + doc["audit_runs"]:
+    for run in doc["runs"] + doc["partition_runs"]:
         assert set(run) == RUN_KEYS and run["error"] is None, run
         assert all(_positive(run[k]) for k in ("useful_tokens", "seconds", "useful_tokens_per_s"))
         assert run["useful_tokens_per_s"] == pytest.approx(run["useful_tokens"] / run["seconds"])
@@ -113,22 +113,22 @@ def test_generation_figures(check) -> None:
     gen = _load(check[0], "generation")
     assert set(gen) == GENERATION_KEYS and set(gen["settings"]) == SETTINGS_KEYS
     assert gen["complete"] and gen["small"] and gen["device"] == "cpu"
-    assert [r["name"] for r in gen["runs"]] == [s for s in gen["settings"]["runs"] if s != "audit"]
+    assert [r["name"] for r in gen["runs"]] == [s for s in gen["settings"]["runs"] if s != "partition"]
     assert {r["path"] for r in gen["runs"]} == {"naive", "batched", "continuous"}
     assert {r["attention"] for r in gen["runs"] if r["path"] == "continuous"} == {"dense", "flex"}
     _check_runs(gen, gen["settings"]["new_tokens"])
     # every run decodes a prefix of the same rows: the same rows give the same useful tokens, whatever the path
     by_rows: dict[int, set[int]] = {}
-    for run in gen["runs"] + gen["audit_runs"]:
+    for run in gen["runs"] + gen["partition_runs"]:
         by_rows.setdefault(run["rows"], set()).add(run["useful_tokens"])
     assert all(len(tokens) == 1 for tokens in by_rows.values()), by_rows
     summary = gen["summary"]
     assert set(summary) == GEN_SUMMARY_KEYS
-    best = max(gen["runs"] + gen["audit_runs"], key=lambda r: r["useful_tokens_per_s"] if r["path"] != "naive" else 0)
+    best = max(gen["runs"] + gen["partition_runs"], key=lambda r: r["useful_tokens_per_s"] if r["path"] != "naive" else 0)
     assert summary["best_useful_tokens_per_s"] == best["useful_tokens_per_s"]
     assert summary["ratio"] == pytest.approx(summary["best_useful_tokens_per_s"] / summary["naive_useful_tokens_per_s"])
-    audit = gen["audit_runs"][0]
-    assert audit["rows"] == gen["settings"]["audit_rows"] and audit["path"] == "continuous"
+    part = gen["partition_runs"][0]
+    assert part["rows"] == gen["settings"]["partition_rows"] and part["path"] == "continuous"
 
 
 @pytest.mark.slow
