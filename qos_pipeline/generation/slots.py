@@ -53,6 +53,9 @@ def use_slot_attention(model) -> None:
     AttentionMaskInterface.register(NAME, sdpa_mask)  # padding/causal masks built as for sdpa
     if model.config._attn_implementation != NAME:
         model.set_attn_implementation(NAME)
+    if model.config._attn_implementation != NAME:  # a model that cannot switch dynamically says so in a warning
+        raise ValueError(f"{type(model).__name__} cannot use the {NAME!r} attention (transformers' attention "
+                         "interface); use decoder 'batched' for it")
 
 
 def _text_config(model):

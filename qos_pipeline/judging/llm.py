@@ -264,11 +264,24 @@ class LLMJudge:
                [(b, whole, None) for b in self._batches(whole)]
         rows: dict[int, list[float]] = {}
         for number, (batch, ids, kv) in enumerate(plan, start=1):
-            logprobs = score_options(self._model, [ids[i] for i in batch], self.option_ids, self.pad_id, kv,
-                                     self._forward)
+            logprobs = self._score_batch([ids[i] for i in batch], kv)
             rows.update(zip(batch, logprobs.tolist()))
             log.info("llm judge %s: batch %d/%d (%d items)", self.judge_id, number, len(plan), len(batch))
         return rows
+
+    def _score_batch(self, batch: list[list[int]], kv: Any) -> Any:
+        """``score_options`` through the compiled forward; if compiling fails, eager from then on (same
+        results, slower), saying so once."""
+        if self._forward is not self._model:
+            try:
+                return score_options(self._model, batch, self.option_ids, self.pad_id, kv, self._forward)
+            except Exception as exc:  # torch.compile raises many kinds; the eager model is the fallback
+                if "out of memory" in str(exc).lower():
+                    raise
+                log.warning("llm judge %s: compiled forward failed (%s); scoring eagerly", self.judge_id,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                self._forward = self._model
+        return score_options(self._model, batch, self.option_ids, self.pad_id, kv)
 
     def _judgment(self, logprobs: list[float], ids: list[int]) -> Judgment:
         raw = calibration.softmax(logprobs)
