@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_check.sh --small    # tiny models on CPU: same code paths, same JSON keys (seconds)
 #
 # Environment: OUT (default benchmarks/out, git-ignored), PYTHON (default python3), and each step's time
-# limit: JUDGE_S (default 150), GENERATION_S (230), LLAMA70B_S (140): 520 s in all, plus start-ups. Each
+# limit: JUDGE_S (default 150), GENERATION_S (230), LLAMA70B_S (130): 510 s in all, plus start-ups. Each
 # benchmark is told its limit minus a margin (--budget-s) and skips the runs that would start too late,
 # so a slow step ends with the figures it has; `timeout` kills what overruns all the same.
 # Writes under $OUT: judge.json, generation.json, llama70b.json (rewritten after each run, so a step cut
@@ -26,7 +26,7 @@ OUT="${OUT:-benchmarks/out}"
 PYTHON="${PYTHON:-python3}"
 JUDGE_S="${JUDGE_S:-150}"
 GENERATION_S="${GENERATION_S:-230}"
-LLAMA70B_S="${LLAMA70B_S:-140}"
+LLAMA70B_S="${LLAMA70B_S:-130}"
 BUDGET_S=$((JUDGE_S + GENERATION_S + LLAMA70B_S))
 # random-weight models are built from configs: nothing may reach for the network
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
@@ -49,7 +49,7 @@ run_step() {
 
 run_step judge judge_throughput.py "$JUDGE_S" 0
 run_step generation generation_throughput.py "$GENERATION_S" 70
-run_step llama70b llama70b.py "$LLAMA70B_S" 60
+run_step llama70b llama70b.py "$LLAMA70B_S" 50
 
 # Combine: both files as written, each step's exit status, and the figures the targets are about.
 "$PYTHON" - "$OUT" "${#SMALL[@]}" $((SECONDS - STARTED)) "$BUDGET_S" \

@@ -20,6 +20,8 @@ FP8_MAX = 448.0  # largest finite e4m3 value
 class Fp8Linear(nn.Module):
     """``y = x W^T (+ b)`` with ``W = weight * scale`` (weight FP8 [out, in], scale float32 [1, out])."""
 
+    fast_accum = True  # FP8 accumulation shortcut of the GEMM; switched off for good if the build refuses it
+
     def __init__(self, in_features: int, out_features: int, bias: bool = False, device=None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
@@ -58,8 +60,15 @@ class Fp8Linear(nn.Module):
             flat = nn.functional.pad(flat, (0, 0, 0, 16 - rows % 16))
         x_scale = (flat.abs().amax(dim=1, keepdim=True).float() / FP8_MAX).clamp(min=1e-12)
         quantized = (flat.float() / x_scale).to(FP8)
-        out = torch._scaled_mm(quantized, self.weight.t(), scale_a=x_scale, scale_b=self.scale,
-                               out_dtype=x.dtype, use_fast_accum=True)[:rows]
+        try:
+            out = torch._scaled_mm(quantized, self.weight.t(), scale_a=x_scale, scale_b=self.scale,
+                                   out_dtype=x.dtype, use_fast_accum=Fp8Linear.fast_accum)
+        except RuntimeError:
+            if not Fp8Linear.fast_accum:
+                raise
+            Fp8Linear.fast_accum = False  # not offered with row-wise scales by every build: exact accumulation
+            return self.forward(x)
+        out = out[:rows]
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
         return out.reshape(*shape[:-1], self.out_features)

@@ -22,14 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 NAME = "qos_slots"
 ATTENTIONS = ("dense", "flex")
 
 
 def _sdpa(*args: Any, **kwargs: Any):
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
     return ALL_ATTENTION_FUNCTIONS["sdpa"](*args, **kwargs)
 
 
