@@ -5,7 +5,8 @@ Usage (from the repo root):
   python benchmarks/judge_throughput.py --small    # CPU smoke run: a 4-layer model, short inputs, small batches
 
 Prints judged responses per second for (a) label scoring: one prefill-only forward pass per response,
-last-position logits only (``qos_pipeline.judging.llm.score_options``, the llm judge's own code path),
+last-position logits only (``qos_pipeline.judging.llm.score_options`` through ``judge_forward``, the llm
+judge's own code path: compiled on CUDA; the eager forward is measured too, as ``*_eager_*``),
 and (b) generate-then-parse judges that write 16 and 128 tokens (greedy, exactly that many: a random model
 would otherwise stop at random; parsing is not timed, it is negligible), all in the same run and on the
 same inputs; the achieved TFLOP/s of label scoring and its share of the dense matmul rate measured in the
@@ -27,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from qos_pipeline.judging.llm import score_options
+from qos_pipeline.judging.llm import judge_forward, score_options
 
 FULL = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
             num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)  # Llama-2-7B
@@ -89,7 +90,8 @@ def header(args: argparse.Namespace, device: str, dtype, build_s: float) -> dict
             "python": platform.python_version(), "model_build_s": build_s}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, save=lambda out: None) -> dict[str, Any]:
+    """The figures; ``save(figures so far)`` is called once before the (long) compiled pass."""
     import torch
 
     if not args.small and not torch.cuda.is_available():  # a 7B model on CPU would run for hours
@@ -110,19 +112,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with torch.inference_mode():
             return model.generate(**inputs, max_new_tokens=k, min_new_tokens=k, do_sample=False, pad_token_id=0)
 
-    scoring = timed(lambda: score_options(model, batch, OPTIONS, 0), sync, args.repeats)
-    out["label_scoring_items_per_s"] = args.batch / scoring
-    out["label_scoring_tflops"] = forward_flops(cfg, args.tokens) * args.batch / scoring / 1e12
+    flops = forward_flops(cfg, args.tokens) * args.batch
+    out.update(dict.fromkeys(KEYS))  # every key from the start: a run cut short writes the same keys
+    eager = timed(lambda: score_options(model, batch, OPTIONS, 0), sync, args.repeats)
+    out["label_scoring_eager_items_per_s"] = args.batch / eager
+    out["label_scoring_eager_tflops"] = flops / eager / 1e12
+    out["matmul_tflops"] = matmul_rate(device, dtype, sync)
     for k in (16, 128):
         out[f"generate_{k}_items_per_s"] = args.batch / timed(lambda: generate(k), sync, max(1, args.repeats // 2))
-    out["speedup_vs_generate_16"] = out["label_scoring_items_per_s"] / out["generate_16_items_per_s"]
-    out["speedup_vs_generate_128"] = out["label_scoring_items_per_s"] / out["generate_128_items_per_s"]
-    out["matmul_tflops"] = matmul_rate(device, dtype, sync)
-    out["share_of_matmul_rate"] = out["label_scoring_tflops"] / out["matmul_tflops"]
-    out["percent_of_matmul_rate"] = 100 * out["share_of_matmul_rate"]
+    save(derive(out))
+    # last, as it is the longest (a one-off compile, timed apart): the judge's own path (judge_forward)
+    forward = judge_forward(model)
+    out["label_scoring_compiled"] = forward is not model
+    started = time.perf_counter()
+    score_options(model, batch, OPTIONS, 0, forward=forward)
+    sync()
+    out["label_scoring_first_call_s"] = time.perf_counter() - started
+    scoring = timed(lambda: score_options(model, batch, OPTIONS, 0, forward=forward), sync, args.repeats)
+    out["label_scoring_items_per_s"] = args.batch / scoring
+    out["label_scoring_tflops"] = flops / scoring / 1e12
     # None on CPU rather than a missing key: --small and the GPU run write the same keys
     out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+    return derive(out)
+
+
+KEYS = ("label_scoring_eager_items_per_s", "label_scoring_eager_tflops", "label_scoring_first_call_s",
+        "label_scoring_compiled", "label_scoring_items_per_s", "label_scoring_tflops", "generate_16_items_per_s",
+        "generate_128_items_per_s", "speedup_vs_generate_16", "speedup_vs_generate_128", "matmul_tflops",
+        "share_of_matmul_rate", "percent_of_matmul_rate", "eager_percent_of_matmul_rate", "peak_memory_gib")
+
+
+def derive(out: dict[str, Any]) -> dict[str, Any]:
+    """The ratios, from whichever measurements are there (None for the others)."""
+    ratio = lambda a, b: out[a] / out[b] if out[a] is not None and out[b] else None  # noqa: E731
+    out["speedup_vs_generate_16"] = ratio("label_scoring_items_per_s", "generate_16_items_per_s")
+    out["speedup_vs_generate_128"] = ratio("label_scoring_items_per_s", "generate_128_items_per_s")
+    out["share_of_matmul_rate"] = ratio("label_scoring_tflops", "matmul_tflops")
+    out["percent_of_matmul_rate"] = None if out["share_of_matmul_rate"] is None else 100 * out["share_of_matmul_rate"]
+    eager = ratio("label_scoring_eager_tflops", "matmul_tflops")
+    out["eager_percent_of_matmul_rate"] = None if eager is None else 100 * eager
     return out
+
+
+def write(path: Path | None, out: dict[str, Any]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,15 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     args.batch = args.batch or (4 if args.small else 64)
     args.tokens = args.tokens or (32 if args.small else 400)
     args.repeats = args.repeats or (2 if args.small else 3)
-    out = run(args)
+    out = run(args, lambda partial: write(args.json, partial))
     for key, value in out.items():
         print(f"{key:>28}: {value:.4g}" if isinstance(value, float) else f"{key:>28}: {value}")
     print(f"targets: label scoring >= 5x the 128-token judge ({out['speedup_vs_generate_128']:.1f}x), "
-          f">= 60% of the bf16 matmul rate ({100 * out['share_of_matmul_rate']:.0f}%)"
+          f">= 65% of the bf16 matmul rate ({100 * out['share_of_matmul_rate']:.0f}%)"
           + ("; CPU smoke run: these targets are for the GPU run" if out["device"] == "cpu" else ""))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    write(args.json, out)
     return 0
 
 

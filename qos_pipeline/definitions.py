@@ -25,7 +25,7 @@ def build_definitions(generator: dg.ConfigurableResource | None = None, storage:
             "storage": storage or from_env(Storage),
             "audit": audit or from_env(AuditSettings),
             "checkpoint_watch": from_env(CheckpointWatch),
-            "generator": generator or GeneratorResource(),
+            "generator": generator or from_env(GeneratorResource),
         },
     )
 

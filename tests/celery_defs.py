@@ -21,7 +21,7 @@ class SlowFakeGeneratorResource(FakeGeneratorResource):
 
     delay_s: float = 0.0
 
-    def build(self, model_key: str, paths, compile: bool = False):
+    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None):
         time.sleep(self.delay_s)
         return super().build(model_key, paths, compile)
 

@@ -54,7 +54,7 @@ class FakeGeneratorResource(dg.ConfigurableResource):
     empty: bool = False
     broken: bool = False  # reports an impossible finish_reason: the schema check must block it
 
-    def build(self, model_key: str, paths, compile: bool = False) -> FakeGenerator:
+    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
         return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty, self.broken)
 
 

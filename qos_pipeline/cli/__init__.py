@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--top-k", type=int, help="top-k filter, 0 = none (default: the model's own)")
     run.add_argument("--compile", action="store_true",
                      help="CUDA: static KV cache + torch.compile (one-off compile, then faster)")
+    run.add_argument("--decoder", choices=["batched", "continuous", "naive"],
+                     help="batched (default: $QOS_DECODER, else batched), continuous (slots refilled as rows "
+                     "end: long audits on a GPU, same rows) or naive (plain generate; a baseline, not cached)")
     run.add_argument("--judge", action="append", default=None,
                      help="judge spec (repeatable; default: $QOS_JUDGES (comma-separated), else rules)")
     run.add_argument("--reference-group", help="default: $QOS_REFERENCE_GROUP, else groups.yaml's")

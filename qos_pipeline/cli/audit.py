@@ -11,7 +11,7 @@ from pathlib import Path
 from qos_pipeline.cli.common import execute, instance, print_report, repair, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
-from qos_pipeline.defs.resources import GeneratorResource
+from qos_pipeline.defs.resources import GeneratorResource, from_env
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.registry import load_registry
@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], keys: list[str], formats, defaults) -> None:
     paths = storage().paths()
-    defs = build_definitions(generator=GeneratorResource(), storage=storage(), audit=defaults)
+    defs = build_definitions(generator=from_env(GeneratorResource, deferred=False), storage=storage(), audit=defaults)
     with instance() as inst:
         inst.add_dynamic_partitions("model", [k for k in keys if not inst.has_dynamic_partition("model", k)])
         start = time.perf_counter()
@@ -66,6 +66,6 @@ def audit_config(args: argparse.Namespace, formats: list[str] | None, defaults) 
                    "max_new_tokens": args.max_new_tokens, "prompt_formats": formats,
                    "do_sample": False if args.greedy else None,
                    "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
-                   "compile": args.compile, "keep_partition_settings": False}
+                   "compile": args.compile, "decoder": args.decoder, "keep_partition_settings": False}
     return {"generations": {"config": {k: v for k, v in generations.items() if v is not None}},
             "judgments": {"config": {"judges": args.judge or defaults.judge_specs()}}}

@@ -37,6 +37,8 @@ class GenerationsConfig(dg.Config):
     assets/prompt_formats.yaml) and sampling (empty: the model's own: registry, then generation_config.json,
     then transformers'). Sampling is taken as a whole: set any of its fields and the others not set are the
     model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
+    ``decoder``: ``batched``, ``continuous`` or ``naive`` (empty: the generator resource's; see
+    ``GeneratorResource``); rows are the same under ``batched`` and ``continuous``.
     ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when
     False, the defaults (what ``qos run`` does: its flags decide)."""
 
@@ -50,6 +52,7 @@ class GenerationsConfig(dg.Config):
     top_p: Optional[float] = None
     top_k: Optional[int] = None
     compile: bool = False
+    decoder: Optional[str] = None
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> dict:

@@ -98,7 +98,7 @@ def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, sett
               generator: GeneratorResource, model: str, group: str, audit: AuditSettings
               ) -> tuple[pd.DataFrame, list[CheckOutcome], list[str]]:
     prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
-    gen = generator.build(model, paths, compile=config.compile)
+    gen = generator.build(model, paths, compile=config.compile, decoder=config.decoder)
     if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
         raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
                         "qos_pipeline.generation.interface.Generator in full")

@@ -79,14 +79,20 @@ class AuditSettings(dg.ConfigurableResource):
 class GeneratorResource(dg.ConfigurableResource):
     """Builds the Hugging Face transformers generator of a model partition (GPU when present).
     ``device``: empty = CUDA if available, else CPU. ``static_cache``: a static KV cache without compiling
-    (tests); a run's ``compile`` config adds the compiled forward on CUDA."""
+    (tests); a run's ``compile`` config adds the compiled forward on CUDA. ``decoder``: ``batched``,
+    ``continuous`` (slots refilled as rows end: long audits on a GPU) or ``naive`` (a baseline, not cached);
+    a run's ``decoder`` config overrides it. ``attention``: the continuous decoder's, ``dense`` or ``flex``
+    (see ``qos_pipeline/generation/continuous.py``)."""
 
     device: str = ""
     static_cache: bool = False
+    decoder: str = "batched"
+    attention: str = "dense"
 
-    def build(self, model_key: str, paths: Paths, compile: bool = False) -> Generator:
+    def build(self, model_key: str, paths: Paths, compile: bool = False, decoder: str | None = None) -> Generator:
         spec = resolve(model_key, paths)
-        options = DecodeOptions(static_cache=self.static_cache, compile=compile)
+        options = DecodeOptions(static_cache=self.static_cache, compile=compile, decoder=decoder or self.decoder,
+                                attention=self.attention)
         cache_key = (spec.key, str(spec.path), spec.version, self.device, options)
         if cache_key not in _LOADED:
             _LOADED.clear()  # keep one model in memory at a time
@@ -113,6 +119,7 @@ ENV = {
                     "reference_group": "QOS_REFERENCE_GROUP", "validation_files": "QOS_VALIDATION_FILES",
                     "primary_measure": "QOS_PRIMARY_MEASURE"},
     CheckpointWatch: {"dirs": "QOS_CHECKPOINT_DIRS", "marker": "QOS_CHECKPOINT_MARKER"},
+    GeneratorResource: {"decoder": "QOS_DECODER", "attention": "QOS_ATTENTION"},
 }
 """Which ``QOS_*`` variable sets which field of which resource."""
 

@@ -4,9 +4,9 @@ Speed: batches of similar prompt length, left padded; transformers' ``generate``
 a compiled forward when asked (CUDA: one fixed prompt width and batch size, so one compiled graph serves
 every batch); the batch size halves on CUDA out-of-memory instead of failing.
 
-Reproducibility: sampling happens here, by inverse CDF over the warped distribution (transformers' own
-temperature / top-k / top-p warpers) with one uniform per row and step that is a pure function of (row
-seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other rows
+Reproducibility: sampling happens here (``draws``), by inverse CDF over the warped distribution
+(transformers' own temperature / top-k / top-p warpers) with one uniform per row and step that is a pure
+function of (row seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other rows
 of its batch: it can be regenerated alone, in another batch, after a resume or a batch-size back-off (up
 to floating-point differences between batch shapes, which could move a draw only at a CDF boundary).
 """
@@ -19,18 +19,12 @@ import time
 from typing import Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
-from transformers.generation.logits_process import (
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import GenerationConfig
 
+from qos_pipeline.generation.draws import RowHook, processors
 from qos_pipeline.generation.sampling import DecodeOptions, SamplingConfig
 
 log = logging.getLogger("qos_pipeline.generation")
-_M32 = 0xFFFFFFFF
 Output = tuple[list[int], str]  # new token ids (eos kept), finish reason
 
 
@@ -51,60 +45,6 @@ class BatchOOMError(RuntimeError):
     """CUDA ran out of memory with a single prompt in the batch: backing off further is impossible."""
 
 
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    # (x * c) mod 2**32 via 16-bit halves: int64 products stay below 2**49, so nothing overflows on any device.
-    return ((x & 0xFFFF) * c + ((((x >> 16) * c) & 0xFFFF) << 16)) & _M32
-
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    # "lowbias32" integer hash (C. Wellons): each input bit flips about half the output bits.
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def row_uniforms(seeds: torch.Tensor, step: int) -> torch.Tensor:
-    """One float64 uniform in (0, 1) per row: a pure function of (row seed, step), like a counter-based RNG."""
-    bits = _mix32(_mix32(seeds & _M32) ^ _mix32(torch.full_like(seeds, step + 0x9E3779B9) & _M32))
-    return (bits.to(torch.float64) + 0.5) / 4294967296.0
-
-
-class SeededSampler(LogitsProcessor):
-    """Last processor of a sampled run: draws each row's token by inverse CDF with its own uniform, and
-    returns scores whose argmax (transformers' greedy step) is that token. One uniform per row and step,
-    so the cost is a softmax and a cumulative sum over the vocabulary, independent of the other rows."""
-
-    def __init__(self, seeds: torch.Tensor, prompt_width: int) -> None:
-        self.seeds, self.prompt_width = seeds, prompt_width
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        step = input_ids.shape[1] - self.prompt_width
-        cdf = torch.softmax(scores.float(), dim=-1).to(torch.float64).cumsum(dim=-1)
-        # scaled by the row's total, so rounding in the sum can never push u past the last token
-        u = row_uniforms(self.seeds[: scores.shape[0]], step).to(cdf.device) * cdf[:, -1]
-        token = torch.searchsorted(cdf, u[:, None]).clamp_(max=scores.shape[-1] - 1)
-        chosen = torch.full_like(scores, float("-inf"))
-        return chosen.scatter_(1, token, 0.0)
-
-
-def processors(sampling: SamplingConfig, seeds: torch.Tensor, prompt_width: int) -> LogitsProcessorList:
-    """transformers' own warpers, in generate()'s order, then the seeded sampler."""
-    procs: list[LogitsProcessor] = []
-    if sampling.repetition_penalty not in (None, 1.0):
-        procs.append(RepetitionPenaltyLogitsProcessor(penalty=sampling.repetition_penalty))
-    if sampling.do_sample:
-        if sampling.temperature not in (None, 1.0):
-            procs.append(TemperatureLogitsWarper(sampling.temperature))
-        if sampling.top_k:
-            procs.append(TopKLogitsWarper(top_k=sampling.top_k))
-        if sampling.top_p is not None and sampling.top_p < 1.0:
-            procs.append(TopPLogitsWarper(top_p=sampling.top_p))
-        procs.append(SeededSampler(seeds, prompt_width))
-    return LogitsProcessorList(procs)
-
-
 def generation_config(sampling: SamplingConfig, pad_id: int, eos_ids: frozenset[int], options: DecodeOptions,
                       width: int) -> GenerationConfig:
     """Greedy generate() (sampling is in the processors); every field set explicitly, so nothing is
@@ -121,11 +61,11 @@ def generation_config(sampling: SamplingConfig, pad_id: int, eos_ids: frozenset[
 
 def decode_batch(model, rows: Sequence[Sequence[int]], seeds: Sequence[int], sampling: SamplingConfig,
                  pad_id: int, eos_ids: frozenset[int], options: DecodeOptions,
-                 width: int | None = None, fill_to: int | None = None) -> list[Output]:
+                 width: int | None = None, fill_to: int | None = None, hook: RowHook | None = None) -> list[Output]:
     """Generate for one batch of token-id prompts (left padded to ``width``); one output per row.
 
     ``fill_to`` repeats the last row up to that many rows (their outputs are dropped), so a static-cache
-    run keeps one batch shape and never recompiles for a short last batch."""
+    run keeps one batch shape and never recompiles for a short last batch. ``hook``: see ``draws.RowHook``."""
     n = len(rows)
     rows, seeds = list(rows), list(seeds)
     if fill_to and fill_to > n:
@@ -142,11 +82,42 @@ def decode_batch(model, rows: Sequence[Sequence[int]], seeds: Sequence[int], sam
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                              generation_config=generation_config(sampling, pad_id, eos_ids, options, width),
-                             logits_processor=processors(sampling, seed_tensor, width))
+                             logits_processor=processors(sampling, seed_tensor, width,
+                                                         [width - len(ids) for ids in rows], hook))
     new_rows = out[:n, width:].tolist()
     if options.ignore_eos:
         return [(row, "length") for row in new_rows]
     return [split_new_tokens(row, eos_ids, sampling.max_new_tokens) for row in new_rows]
+
+
+def naive_batches(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int], sampling: SamplingConfig,
+                  batch_size: int, pad_id: int, eos_ids: frozenset[int], options: DecodeOptions,
+                  hook: RowHook | None = None) -> Iterator[tuple[list[int], list[Output]]]:
+    """The baseline: plain ``generate`` on batches in request order, dynamic cache, transformers' own
+    sampler (seeded per batch by its first row's seed, so a row depends on its batch: not reproducible
+    alone). For comparison only; ``hook`` as for ``run_batches``."""
+    for pos in range(0, len(encoded), batch_size):
+        batch = list(range(pos, min(pos + batch_size, len(encoded))))
+        rows = [encoded[i] for i in batch]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows], device=model.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
+        config = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=pad_id,
+                      eos_token_id=sorted(eos_ids) or None, do_sample=bool(sampling.do_sample),
+                      repetition_penalty=sampling.repetition_penalty or 1.0)
+        if sampling.do_sample:
+            config.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+        if options.ignore_eos:
+            config["min_new_tokens"] = sampling.max_new_tokens
+        seed_tensor = torch.tensor([seeds[i] for i in batch], dtype=torch.int64, device=model.device)
+        procs = processors(SamplingConfig(do_sample=False), seed_tensor, width, hook=hook) if hook else None
+        torch.manual_seed(seeds[batch[0]])
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids, attention_mask=mask, logits_processor=procs,
+                                 generation_config=GenerationConfig(**config))
+        new_rows = out[:, width:].tolist()
+        yield batch, ([(row, "length") for row in new_rows] if options.ignore_eos
+                      else [split_new_tokens(row, eos_ids, sampling.max_new_tokens) for row in new_rows])
 
 
 def static_width(encoded: Sequence[Sequence[int]], multiple: int) -> int:
@@ -161,7 +132,7 @@ def _free_cuda() -> None:
 
 def run_batches(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int], sampling: SamplingConfig,
                 batch_size: int, pad_id: int, eos_ids: frozenset[int], options: DecodeOptions,
-                ) -> Iterator[tuple[list[int], list[Output]]]:
+                hook: RowHook | None = None) -> Iterator[tuple[list[int], list[Output]]]:
     """Yield ``(indices into encoded, outputs)`` batch by batch, shortest prompts first.
 
     On CUDA out-of-memory the batch is retried at half the size (and later batches keep that size);
@@ -174,7 +145,8 @@ def run_batches(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int], s
         started = time.perf_counter()
         try:
             outputs = decode_batch(model, [encoded[i] for i in batch], [seeds[i] for i in batch], sampling,
-                                   pad_id, eos_ids, options, width, size if options.static_cache else None)
+                                   pad_id, eos_ids, options, width, size if options.static_cache else None,
+                                   hook)
         except torch.cuda.OutOfMemoryError as exc:
             if size == 1:
                 raise BatchOOMError(str(exc).splitlines()[0] if str(exc) else "out of memory") from None

@@ -1,12 +1,14 @@
 """Chat generation with a Hugging Face causal LM (``HFGenerator``, a ``Generator``).
 
 torch/transformers are imported only when a model is loaded, so the pipeline, the CLI and the GPU
-benchmark import this module cheaply. The decoding engine (batching, seeded sampling, static cache,
-out-of-memory back-off) is ``qos_pipeline.generation.decoding``.
+benchmark import this module cheaply. The decoders (``DecodeOptions.decoder``): ``batched`` and ``naive``
+in ``qos_pipeline.generation.decoding``, ``continuous`` in ``qos_pipeline.generation.continuous``; per-row
+seeded draws in ``draws``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable, Sequence
 
@@ -22,10 +24,9 @@ class HFGenerator:
     """A Hugging Face causal LM, loaded lazily on first use; prompts wrapped per request's format.
 
     Reproducibility: every row is sampled with its own seed, independently of the other rows in its batch
-    (see ``qos_pipeline.generation.decoding``), so any row can be regenerated alone, in any batch, on resume.
+    (see ``qos_pipeline.generation.draws``), so any row can be regenerated alone, in any batch, on resume,
+    by the batched or the continuous decoder alike; not by the ``naive`` baseline (``reproducible`` False).
     """
-
-    reproducible = True
 
     def __init__(self, spec: ModelSpec, device: str | None = None, options: DecodeOptions | None = None) -> None:
         self.spec = spec
@@ -33,11 +34,13 @@ class HFGenerator:
         self.model_version = spec.version
         self.default_prompt_format = spec.prompt_format
         self.options = options or DecodeOptions()
+        self.reproducible = self.options.decoder != "naive"
         self._device = device
         self._tokenizer: Any = None
         self._model: Any = None
         self._eos_ids: frozenset[int] = frozenset()
         self._context: int | None = None
+        self._engines: dict = {}  # the continuous decoder's slot cache and CUDA graph, reused across calls
 
     def resolve_sampling(self, sampling: SamplingConfig) -> SamplingConfig:
         """Run config, else the registry's ``sampling:``, else the checkpoint's generation_config.json."""
@@ -55,7 +58,7 @@ class HFGenerator:
         if self.options.compile and self._model.device.type != "cuda":
             # transformers compiles only on accelerators; a static cache alone would just cost memory here.
             log.info("%s: compile needs CUDA; decoding on %s without it", self.model_key, self._model.device)
-            self.options = DecodeOptions(ignore_eos=self.options.ignore_eos)
+            self.options = dataclasses.replace(self.options, compile=False, static_cache=False)
 
     def _encode(self, request: GenerationRequest, max_new_tokens: int) -> list[int]:
         fmt = request.prompt_format
@@ -75,12 +78,15 @@ class HFGenerator:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.load()
-        from qos_pipeline.generation.decoding import BatchOOMError, run_batches
+        from qos_pipeline.generation.continuous import run_continuous
+        from qos_pipeline.generation.decoding import BatchOOMError, naive_batches, run_batches
 
+        decode = {"naive": naive_batches, "batched": run_batches, "continuous": run_continuous}[self.options.decoder]
         sampling = self.resolve_sampling(sampling)
         encoded = [self._encode(r, sampling.max_new_tokens) for r in requests]  # all checked before any work
-        batches = run_batches(self._model, encoded, [r.seed for r in requests], sampling, batch_size,
-                              self._tokenizer.pad_token_id, self._eos_ids, self.options)
+        extra = {"engines": self._engines} if self.options.decoder == "continuous" else {}
+        batches = decode(self._model, encoded, [r.seed for r in requests], sampling, batch_size,
+                         self._tokenizer.pad_token_id, self._eos_ids, self.options, **extra)
         try:
             for indices, outputs in batches:
                 yield indices, [self._result(ids, reason) for ids, reason in outputs]

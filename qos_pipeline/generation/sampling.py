@@ -68,20 +68,41 @@ class SamplingConfig:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
+DECODERS = ("naive", "batched", "continuous")
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How to decode, not what: outputs do not depend on these, so they are not part of any cache key.
+    """How to decode, not what: outputs do not depend on these (the naive decoder aside: its draws are not
+    per-row seeded), so they are not part of any cache key.
 
-    ``compile`` (static KV cache + torch.compile'd forward) pays off on CUDA only and implies
-    ``static_cache``; ``ignore_eos`` forces the full ``max_new_tokens`` (benchmarks)."""
+    ``decoder``: ``batched`` (length-sorted static batches through transformers' ``generate``, per-row
+    seeded draws), ``continuous`` (a fixed number of slots, each refilled with the next prompt as soon as
+    its row ends, same per-row draws: ``continuous.py``) or ``naive`` (plain ``generate`` on batches in
+    request order, transformers' own sampler: a baseline, not reproducible per row). ``compile`` (CUDA):
+    batched: static KV cache + torch.compile'd forward (implies ``static_cache``); continuous: the decode
+    step's forward compiled. ``attention`` (continuous): ``dense`` (every slot's whole capacity under a
+    mask) or ``flex`` (FlexAttention over each slot's live blocks only). ``sync_every`` (continuous): decode
+    steps between two looks at which rows ended (one CUDA graph runs them all). ``graphs`` (continuous,
+    CUDA): capture those steps as a CUDA graph. ``ignore_eos`` forces the full ``max_new_tokens`` (benchmarks)."""
 
     static_cache: bool = False
     compile: bool = False
     ignore_eos: bool = False
     pad_multiple: int = 64  # static cache: prompt widths rounded up, so one compiled graph serves all batches
+    decoder: str = "batched"
+    attention: str = "dense"
+    sync_every: int = 4
+    graphs: bool = True
 
     def __post_init__(self) -> None:
-        if self.compile:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {self.decoder!r}")
+        if self.attention not in ("dense", "flex"):
+            raise ValueError(f"attention must be dense or flex; got {self.attention!r}")
+        if self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1; got {self.sync_every}")
+        if self.compile and self.decoder == "batched":
             object.__setattr__(self, "static_cache", True)
 
 

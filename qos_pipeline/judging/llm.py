@@ -79,15 +79,28 @@ def option_token_ids(tokenizer: Any, prefix: str, letters: Sequence[str]) -> lis
     return ids
 
 
+def judge_forward(model: Any) -> Any:
+    """What ``score_options`` calls: on CUDA the model compiled (``torch.compile``, dynamic shapes, so one
+    graph serves every batch size and width), which fuses the norms, rotary embeddings and activations
+    between the matmuls (run one by one they take about a sixth of a 400-token prefill); elsewhere the
+    model itself."""
+    import torch
+
+    if next(model.parameters()).device.type != "cuda":
+        return model
+    return torch.compile(model, dynamic=True)
+
+
 def score_options(model: Any, batch: Sequence[Sequence[int]], option_ids: Sequence[int], pad_id: int,
-                  prefix_cache: Any = None) -> Any:
+                  prefix_cache: Any = None, forward: Any = None) -> Any:
     """Log-probabilities (over the whole vocabulary) of each option token after each sequence: [B, K].
 
     Left padding puts every sequence's last token at the last position, so ``logits_to_keep=1`` computes
     the vocabulary projection for that position only (the largest matmul otherwise). Explicit
     position ids keep a padded row's positions identical to its unpadded run. With ``prefix_cache``
     (the KV cache of a shared prefix, batch 1) the sequences are continuations of that prefix: the
-    rubric and its worked examples are then computed once, not once per response.
+    rubric and its worked examples are then computed once, not once per response. ``forward``: what to
+    call instead of ``model`` (``judge_forward``); same results.
     """
     import copy
 
@@ -111,9 +124,9 @@ def score_options(model: Any, batch: Sequence[Sequence[int]], option_ids: Sequen
     inputs.update(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device))
     with torch.inference_mode():
         try:
-            logits = model(**inputs, logits_to_keep=1).logits[:, -1, :]
+            logits = (forward or model)(**inputs, logits_to_keep=1).logits[:, -1, :]
         except TypeError:  # an architecture without logits_to_keep: same result, more compute
-            logits = model(**inputs).logits[:, -1, :]
+            logits = (forward or model)(**inputs).logits[:, -1, :]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
     return logprobs[:, list(option_ids)].cpu()
 
@@ -149,6 +162,7 @@ class LLMJudge:
         self._device = device
         self._tokenizer: Any = None
         self._model: Any = None
+        self._forward: Any = None  # judge_forward(model): compiled on CUDA
         self.context: int | None = None
         self.option_ids: list[int] = []
         self.use_prefix_cache = use_prefix_cache
@@ -171,7 +185,7 @@ class LLMJudge:
         self.batch_size = self.batch_size or (64 if device.startswith("cuda") else 8)
         self.option_ids = option_token_ids(tokenizer, self.render("[BLANK]", ""), self.rubric.letters)
         self.context = getattr(model.config, "max_position_embeddings", None)
-        self._model = model
+        self._model, self._forward = model, judge_forward(model)
         if self.use_prefix_cache:
             probes = [tokenizer(self.render(s, r), add_special_tokens=False)["input_ids"]
                       for s, r in (("Xq went to [BLANK]", "yes"), ("1 2 3 [BLANK]", "zz top"))]
@@ -250,10 +264,24 @@ class LLMJudge:
                [(b, whole, None) for b in self._batches(whole)]
         rows: dict[int, list[float]] = {}
         for number, (batch, ids, kv) in enumerate(plan, start=1):
-            logprobs = score_options(self._model, [ids[i] for i in batch], self.option_ids, self.pad_id, kv)
+            logprobs = self._score_batch([ids[i] for i in batch], kv)
             rows.update(zip(batch, logprobs.tolist()))
             log.info("llm judge %s: batch %d/%d (%d items)", self.judge_id, number, len(plan), len(batch))
         return rows
+
+    def _score_batch(self, batch: list[list[int]], kv: Any) -> Any:
+        """``score_options`` through the compiled forward; if compiling fails, eager from then on (same
+        results, slower), saying so once."""
+        if self._forward is not self._model:
+            try:
+                return score_options(self._model, batch, self.option_ids, self.pad_id, kv, self._forward)
+            except Exception as exc:  # torch.compile raises many kinds; the eager model is the fallback
+                if "out of memory" in str(exc).lower():
+                    raise
+                log.warning("llm judge %s: compiled forward failed (%s); scoring eagerly", self.judge_id,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                self._forward = self._model
+        return score_options(self._model, batch, self.option_ids, self.pad_id, kv)
 
     def _judgment(self, logprobs: list[float], ids: list[int]) -> Judgment:
         raw = calibration.softmax(logprobs)

@@ -28,7 +28,7 @@ SOURCES = [sources.prompt_designs, sources.model_sources, sources.judge_definiti
 class VersionedFakeGeneratorResource(FakeGeneratorResource):
     """The fake generator, reporting the content version of the checkpoint its key names (as HF would)."""
 
-    def build(self, model_key: str, paths, compile: bool = False):
+    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None):
         generator = super().build(model_key, paths, compile)
         generator.model_version = resolve(model_key, paths).version
         return generator
