@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from qos_pipeline.definitions import build_definitions
+from qos_pipeline.defs.origin import with_location_origin
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
 from qos_pipeline.metrics.report import build_report, format_report
 from qos_pipeline.settings import PROJECT_ROOT
@@ -97,8 +98,9 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     own message (its stack trace is kept for the error log, not printed)."""
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
     job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
-    result = job_def.execute_in_process(
-        instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
+    with with_location_origin(instance, job):  # so the UI files the run under the code location (Timeline)
+        result = job_def.execute_in_process(
+            instance=instance, partition_key=partition_key, run_config=run_config, raise_on_error=False)
     release_memory()
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]
