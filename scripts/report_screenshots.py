@@ -10,8 +10,9 @@ draws a 60-per-group sample with `qos label sample`, fills it from the human lab
 `qos report --html` and screenshots the page: the top (findings and the evidence of the first), the judge's
 agreement, the outputs table filtered by typing a name, and the whole page; then starts `dagster dev` on
 loopback and screenshots the asset's page and its findings markdown (opened with a click, over the DevTools
-protocol); stops both by PID. Needs Debian's chromium (`apt-get install -y chromium`). The PNGs are for
-looking at, never for committing.
+protocol), a check's overview and execution history (partition and target materialization of each
+evaluation), the check evaluations of the latest audit run and Overview -> Timeline; stops both by PID.
+Needs Debian's chromium (`apt-get install -y chromium`). The PNGs are for looking at, never for committing.
 """
 
 from __future__ import annotations
@@ -120,6 +121,39 @@ class Browser:
 SHOW_MARKDOWN = "Array.from(document.querySelectorAll('a')).find(e => e.textContent.trim() === '[Show Markdown]')"
 
 
+CHECK_TAB = ("Array.from(document.querySelectorAll('[role=tab]'))"
+             ".find(e => e.textContent.trim() === 'Execution history')")
+LATEST_RUN = '{ runsOrError(filter: {pipelineName: "audit_job"}, limit: 1) { ... on Runs { results { runId } } } }'
+ONE_HOUR = "Array.from(document.querySelectorAll('button')).find(e => e.textContent.trim() === '1hr')"
+
+
+def check_view(browser: Browser, gql, port: int, out: Path, asset: str = "generations",
+               check: str = "generations_complete") -> list[Path]:
+    """A check's overview and execution history (each evaluation with the partition it checked and the
+    materialization it targets), the check evaluations of the latest audit run (each "for materialization
+    of" the asset in that run and partition), and Overview -> Timeline (the `qos` commands' runs, filed
+    under the code location). ``gql``: ``ui_smoke.gql``."""
+    browser.goto(f"http://127.0.0.1:{port}/assets/{asset}?view=checks&checkDetail={check}", 1600, 1000)
+    browser.wait_for(CHECK_TAB)
+    browser.wait_for("document.body.innerText.includes('Latest execution')")
+    time.sleep(2)  # its result, partition and target
+    shots = [browser.shot(out / "ui-check-overview.png")]
+    browser.js(f"{CHECK_TAB}.click()")
+    browser.wait_for("document.body.innerText.includes('Target materialization')")
+    time.sleep(3)  # the rows and their run links
+    shots.append(browser.shot(out / "ui-check-execution-history.png"))
+    run_id = gql(port, LATEST_RUN)["runsOrError"]["results"][0]["runId"]
+    browser.goto(f"http://127.0.0.1:{port}/runs/{run_id}?logs=type:ASSET_CHECK_EVALUATION", 1600, 1000)
+    browser.wait_for("document.body.innerText.includes('for materialization of')")
+    time.sleep(2)
+    shots.append(browser.shot(out / "ui-check-run.png"))
+    browser.goto(f"http://127.0.0.1:{port}/overview/timeline", 1600, 900, settle=3)
+    browser.wait_for(ONE_HOUR)
+    browser.js(f"{ONE_HOUR}.click()")
+    time.sleep(3)
+    return shots + [browser.shot(out / "ui-timeline.png")]
+
+
 def prepare(work: Path, csv: Path) -> None:
     """A Dagster home and a warehouse in ``work``, filled by `qos ingest` (skipped when already there)."""
     home, wh = work / "home", work / "wh"
@@ -191,6 +225,7 @@ def main() -> None:
                 print("warning: the findings markdown shows no picture", file=sys.stderr)
             time.sleep(1)
             done.append(browser.shot(out / "ui-metric-tables-findings.png"))
+            done += check_view(browser, ui_smoke.gql, args.port, out)
         finally:
             browser.close()
             if proc is not None:

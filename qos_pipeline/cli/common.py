@@ -17,6 +17,7 @@ import yaml
 from dagster._core.instance.ref import InstanceRef  # the public DagsterInstance.get() takes no overrides
 
 from qos_pipeline.definitions import build_definitions
+from qos_pipeline.defs.origin import with_location_origin
 from qos_pipeline.defs.resources import AuditSettings, Storage, from_env
 from qos_pipeline.defs.runs import process_tags, reap
 from qos_pipeline.journal import pending
@@ -174,8 +175,9 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     own message (its stack trace is kept for the error log, not printed)."""
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "ops": ops or {}}
     job_def = defs.resolve_job_def(job).with_logger_defs({"console": compact_console})
-    result = job_def.execute_in_process(instance=instance, partition_key=partition_key, run_config=run_config,
-                                        raise_on_error=False, tags=process_tags())
+    with with_location_origin(instance, job):  # so the UI files the run under the code location (Timeline)
+        result = job_def.execute_in_process(instance=instance, partition_key=partition_key, run_config=run_config,
+                                            raise_on_error=False, tags=process_tags())
     release_memory()
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]

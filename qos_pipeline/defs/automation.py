@@ -14,6 +14,8 @@ something an automation condition can do.
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 AC = dg.AutomationCondition
@@ -30,7 +32,15 @@ REBUILD = ((AC.any_deps_updated() | AC.code_version_changed()).since_last_handle
 """For the warehouse: one rebuild after judgments (or judge validations) changed, once none is in flight;
 its inputs are partitioned, so some partitions are always missing and that does not hold it back."""
 
+# The observable sources are in its target too: Dagster adds a `default_automation_condition_sensor` for any
+# asset with an automation condition that no sensor targets (AssetSelection.all() leaves sources out), and
+# the sources' observations would then run only when that undocumented third sensor is turned on.
+with warnings.catch_warnings():  # `include_sources` is a beta parameter, but the documented way to do this
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    EVERY_ASSET = dg.AssetSelection.all(include_sources=True)
+
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "audit_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.STOPPED,
+    "audit_automation", target=EVERY_ASSET, default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=30,
-    description="Refreshes stale partitions and rebuilds the warehouse after new results (see defs/automation.py).")
+    description="Observes the sources every 15 minutes, refreshes stale partitions and rebuilds the warehouse "
+                "after new results (see defs/automation.py).")

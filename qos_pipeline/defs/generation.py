@@ -11,7 +11,7 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.automation import REFRESH
-from qos_pipeline.defs.checks import checked, counts, failing_clearly, specs, tally
+from qos_pipeline.defs.checks import counts, failing_clearly, materialized, specs, stop_if_blocked, tally
 from qos_pipeline.defs.config import GenerationsConfig, sampling_of
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
@@ -38,7 +38,8 @@ with warnings.catch_warnings():  # beta API, but the documented way to map model
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"pytorch", "parquet"}, pool="gpu",
           deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP),
                 dg.AssetDep(model_sources, partition_mapping=BY_MODEL)],
-          op_tags=GPU_STEP_TAGS, automation_condition=REFRESH, check_specs=specs("generations", GENERATION_CHECKS))
+          op_tags=GPU_STEP_TAGS, automation_condition=REFRESH,
+          check_specs=specs("generations", GENERATION_CHECKS, model_group_partitions))
 @failing_clearly
 def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, storage: Storage,
                 audit: AuditSettings, generator: GeneratorResource) -> Iterator:
@@ -46,8 +47,14 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
     (chat template with the paper's system prompt by default), seeded per (prompt, sample). Batches are
     stored as they finish (a killed run resumes) and rows already generated under the same model version,
     prompt, format, sampling settings and seed are reused. A model key of recorded outputs (``qos ingest``)
-    reads its file again instead. Grain: one row per (prompt_format, prompt_id, sample); key
-    ``generation_id``, with model version, format and sampling provenance."""
+    reads its file again instead (its prompts come from the file, not from ``prompts``). Grain: one row per
+    (prompt_format, prompt_id, sample); key ``generation_id``, with model version, format and sampling
+    provenance.
+
+    Partitions are the whole model x group grid (Dagster cannot leave a combination out): a group that a
+    recorded key's file has no names of stays Missing, and nothing is expected there (materializing it
+    fails, saying the file has no rows of that group); a group no ``qos run`` of a generated model covered
+    stays Missing until one does."""
     model, group = split_key(context)
     paths = storage.paths()
     target = partition_file(paths.staging, "generations", group, model)
@@ -57,17 +64,17 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
         return
     settings = config.effective(stored(target), audit)
     df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
-    yield from checked(f"generations[{model}|{group}]", outcomes)
+    yield from stop_if_blocked(context, f"generations[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
         path = write_partition(df, target, settings)
     pause_point("generations:written")
     fresh = int((df["run_id"] == context.run_id).sum())
-    yield dg.MaterializeResult(
-        metadata={"rows": len(df), "generated": fresh, "reused": len(df) - fresh,
-                  "model_version": str(df["model_version"].iloc[0]) if len(df) else "",
-                  "prompt_formats": ", ".join(formats), "source": str(df["source"].iloc[0]) if len(df) else "",
-                  "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
-                  "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})
+    yield materialized(outcomes, {
+        "rows": len(df), "generated": fresh, "reused": len(df) - fresh,
+        "model_version": str(df["model_version"].iloc[0]) if len(df) else "",
+        "prompt_formats": ", ".join(formats), "source": str(df["source"].iloc[0]) if len(df) else "",
+        "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
+        "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})
 
 
 def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: str, paths, target: Path) -> Iterator:
@@ -80,18 +87,18 @@ def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: 
             raise IngestError(f"{source.file} has no rows of group {group!r}; nothing to materialize for "
                               f"generations[{source.key}|{group}]")
         item = found[group]
-        yield from checked(f"generations[{source.key}|{group}]", item.outcomes())
+        outcomes = item.outcomes()
+        yield from stop_if_blocked(context, f"generations[{source.key}|{group}]", outcomes)
         with writer_lock(paths.staging, f"generations[{source.key}|{group}]", notify=context.log.warning):
             os.replace(temporary, target)
         pause_point("generations:written")
     finally:
         temporary.unlink(missing_ok=True)
-    yield dg.MaterializeResult(
-        metadata={"rows": item.rows, "generated": item.rows, "reused": 0, "model_version": item.first["model_version"],
-                  "prompt_formats": source.prompt_format, "source": item.first["source"],
-                  "gen_config": item.first["gen_config"],
-                  "finish_reasons": tally("finish_reason", pd.Series(dict(item.finish_reasons.most_common()))),
-                  "path": str(target), "dagster/row_count": item.rows})
+    yield materialized(outcomes, {
+        "rows": item.rows, "generated": item.rows, "reused": 0, "model_version": item.first["model_version"],
+        "prompt_formats": source.prompt_format, "source": item.first["source"], "gen_config": item.first["gen_config"],
+        "finish_reasons": tally("finish_reason", pd.Series(dict(item.finish_reasons.most_common()))),
+        "path": str(target), "dagster/row_count": item.rows})
 
 
 def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: dict, paths,

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.defs.checks import checked, counts, failing_clearly, merge, specs
+from qos_pipeline.defs.checks import counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REFRESH
 from qos_pipeline.defs.config import JudgmentsConfig, ValidationConfig
 from qos_pipeline.defs.executors import JUDGE_STEP_TAGS
@@ -27,7 +27,8 @@ JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
           deps=["generations", judge_definitions], op_tags=JUDGE_STEP_TAGS, automation_condition=REFRESH,
-          code_version=code_digest(step, checks), check_specs=specs("judgments", JUDGMENT_CHECKS))
+          code_version=code_digest(step, checks),
+          check_specs=specs("judgments", JUDGMENT_CHECKS, model_group_partitions))
 @failing_clearly
 def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storage: Storage,
               audit: AuditSettings) -> Iterator:
@@ -36,7 +37,8 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
     ``llm:<model>``, ``learned:<name>``, ``ensemble:...``), with per-label scores where the judge has them.
     A judge whose id and input generation rows are unchanged is not re-run: its stored file is kept. Files
     of judges not run this time that labelled replaced responses are deleted (they judged other outputs).
-    Grain: one row per (generation_id, judge_id)."""
+    Grain: one row per (generation_id, judge_id). A partition whose ``generations`` is Missing (e.g. a group
+    a recorded file has no names of) stays Missing too."""
     model, group = split_key(context)
     paths = storage.paths()
     gens = read_partition(partition_file(paths.staging, "generations", group, model), f"generations[{model}|{group}]")
@@ -51,7 +53,8 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
         if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
             extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
                 {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
-    yield from checked(f"judgments[{model}|{group}]", merge(outcomes, list(frames)))
+    outcomes = merge(outcomes, list(frames))
+    yield from stop_if_blocked(context, f"judgments[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"judgments[{model}|{group}]", notify=context.log.warning):
         for judge_id, df in frames.items():  # one locked section: a build sees all of a partition's files or none
             if judge_id not in reused:
@@ -62,10 +65,10 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
             file.unlink()
     pause_point("judgments:written")
     all_rows = pd.concat(frames.values())
-    yield dg.MaterializeResult(
-        metadata={"rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
-                  "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows),
-                  "dropped (labelled replaced responses)": ", ".join(f.stem for f in dropped) or "none"})
+    yield materialized(outcomes, {
+        "rows": len(all_rows), "judges": ", ".join(frames), "labels": counts(all_rows, "label"),
+        "reused (unchanged)": ", ".join(reused) or "none", **extra, "dagster/row_count": len(all_rows),
+        "dropped (labelled replaced responses)": ", ".join(f.stem for f in dropped) or "none"})
 
 
 VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
@@ -87,8 +90,7 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
 
 
 @dg.asset(group_name="warehouse", kinds={"python", "parquet"},
-          check_specs=[dg.AssetCheckSpec(VALIDATION_CHECKS[0], asset="judge_validations"),
-                       dg.AssetCheckSpec(VALIDATION_CHECKS[1], asset="judge_validations", blocking=False)])
+          check_specs=specs("judge_validations", VALIDATION_CHECKS))
 @failing_clearly
 def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage,
                       audit: AuditSettings) -> Iterator:
@@ -107,12 +109,13 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     except FileNotFoundError as exc:
         raise dg.Failure(description=f"{type(exc).__name__}: {exc}") from exc
     reports = [ev.report for ev in evaluations]
-    yield from checked("judge_validations", [_in_range(reports), _gaps(reports)])
+    outcomes = [_in_range(reports), _gaps(reports)]
+    yield from stop_if_blocked(context, "judge_validations", outcomes)
     with writer_lock(paths.staging, "judge_validations", notify=context.log.warning):
         staged = [path for ev in evaluations for path in stage(ev.frames, paths.staging, ev.judge_id, ev.dataset)]
     table = "\n".join(f"| {r['judge_id']} | {r['dataset']} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} "
                       f"| {r['kappa']:.3f} | {r['refusal_f1']:.3f} |" for r in reports)
     summary = "| judge | data | n | accuracy | macro-F1 | kappa | refusal F1 |\n|---|---|---|---|---|---|---|\n" + table
-    yield dg.MaterializeResult(
-        metadata={"files": ", ".join(files) or "none configured (run config files, or QOS_VALIDATION_FILES)",
-                  "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)})
+    yield materialized(outcomes, {
+        "files": ", ".join(files) or "none configured (run config files, or QOS_VALIDATION_FILES)",
+        "validations": dg.MetadataValue.md(summary if reports else "none"), "staged": len(staged)})

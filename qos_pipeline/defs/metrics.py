@@ -5,7 +5,7 @@ from typing import Iterator
 import dagster as dg
 
 from qos_pipeline.checks import BlockedError
-from qos_pipeline.defs.checks import checked, failing_clearly, specs
+from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REBUILD
 from qos_pipeline.defs.config import MetricTablesConfig
 from qos_pipeline.defs.resources import AuditSettings, Storage
@@ -25,11 +25,25 @@ METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one
 @failing_clearly
 def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig, storage: Storage,
                   audit: AuditSettings) -> Iterator:
-    """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition and published only
-    when the Great Expectations suites pass: label_rates_{model,group,name,popularity,gender,template}
-    (share of each label per model x prompt format x judge x cell, with Wilson 95% CIs) and
-    disparities (refusal rates per group vs the reference group). Its metadata carries the findings, the
-    gaps vs the reference group and the pictures (also written as PNGs into the warehouse's ``plots/``)."""
+    """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition by the single
+    ``duckdb_writer`` step and published only when its blocking checks (Great Expectations suites) pass.
+    A cell is one model version x prompt format x sampling config x design x judge.
+
+    - Staged rows: ``prompts``, ``generations``, ``judgments``, ``human_labels`` (views ``judged``,
+      ``human_label_consensus``).
+    - ``label_rates_{model,group,name,popularity,gender,template}``: share of each label per cell and
+      dimension, with two cluster-bootstrap 95% intervals (templates; templates x names) and the naive
+      Wilson interval beside them for comparison.
+    - Group comparisons: ``disparities`` and ``group_comparisons`` (each group vs the reference group and the
+      others: gaps and ratios paired within template, bootstrap intervals, permutation p-values adjusted by
+      Holm or BH), ``significant_gaps``, ``name_sensitivity``, ``model_comparisons``, ``unjudged_by_group``.
+    - Prediction-powered tables from human labels: ``label_rates_ppi``, ``group_comparisons_ppi`` (rates
+      and gaps that stay valid when the judge errs), ``annotator_agreement``.
+    - Judge validations per measure: ``judge_validations``, ``judge_validation_labels``,
+      ``judge_validation_confusion``, ``judge_validation_measures``, ``refusal_rates_corrected``.
+
+    Its metadata carries the findings, the gaps vs the reference group and the pictures (also written as
+    PNGs into the warehouse's ``plots/``). Every column: warehouse/README.md."""
     paths = storage.paths()
     reference = config.reference_group or audit.reference(paths)
     try:
@@ -37,7 +51,7 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
                                              notify=context.log.warning)
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
-    yield from checked(f"warehouse {paths.db}", outcomes)
+    yield from stop_if_blocked(context, f"warehouse {paths.db}", outcomes)
     metadata = {}
     if counts.get("label_rates_model"):  # published and not empty: the findings and pictures of this build
         written = write_plots(paths.db)  # first in the UI's metadata table: what the build found
@@ -45,4 +59,4 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
             markdown_summary(paths.db, {name: path.read_bytes() for name, path in written.items()}))
         metadata["plots"] = dg.MetadataValue.path(str(paths.db.parent / "plots"))
     metadata.update({f"rows/{t}": n for t, n in counts.items()}, path=str(paths.db))
-    yield dg.MaterializeResult(metadata=metadata)
+    yield materialized(outcomes, metadata)

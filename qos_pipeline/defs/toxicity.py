@@ -45,8 +45,8 @@ def toxicity(context: dg.AssetExecutionContext, config: ToxicityConfig, storage:
     """Toxicity probability of every response of one model x group, by a configured local sequence
     classifier, and the group's toxic rate beside the judge's refusal and harmful-refusal rates (the
     paper's contrast: refusals carry the bias while a toxicity classifier scores them ~0% toxic).
-    Off unless run config ``classifier`` names one: then nothing is materialized. Grain: one row per
-    generation_id, staged under ``toxicity/model=<m>/group=<g>/``."""
+    Off unless run config ``classifier`` names one: then nothing is materialized, and every partition reads
+    Missing. Grain: one row per generation_id, staged under ``toxicity/model=<m>/group=<g>/``."""
     if not config.classifier:
         context.log.info("toxicity is off: no classifier configured (run config 'classifier': a model key or "
                          "a local sequence-classification folder)")

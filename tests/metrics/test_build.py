@@ -6,7 +6,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from qos_pipeline.metrics import build as warehouse
 from qos_pipeline.metrics import publish
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.checks import BlockedError
