@@ -35,8 +35,11 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
       dimension, with two cluster-bootstrap 95% intervals (templates; templates x names) and the naive
       Wilson interval beside them for comparison.
     - Group comparisons: ``disparities`` and ``group_comparisons`` (each group vs the reference group and the
-      others: gaps and ratios paired within template, bootstrap intervals, permutation p-values adjusted by
-      Holm or BH), ``significant_gaps``, ``name_sensitivity``, ``model_comparisons``, ``unjudged_by_group``.
+      others, on the templates both carry: gaps and ratios with the group-level (templates x names) and the
+      names-fixed bootstrap intervals, permutation p-values with their floor, adjusted within the primary
+      family and apart in the exploratory one), ``group_effects_mixed`` (a mixed-effects logistic
+      cross-check), ``significant_gaps``, ``name_sensitivity``, ``model_comparisons`` (cells with the same
+      prompts), ``unjudged_by_group``.
     - Prediction-powered tables from human labels: ``label_rates_ppi``, ``group_comparisons_ppi`` (rates
       and gaps that stay valid when the judge errs), ``annotator_agreement``.
     - Judge validations per measure: ``judge_validations``, ``judge_validation_labels``,

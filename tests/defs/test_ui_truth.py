@@ -34,7 +34,8 @@ def test_partitioned_assets_have_partitioned_checks():
 def test_the_sensors_are_the_documented_ones():
     repository = defs.get_repository_def()
     sensors = {s.name: s for s in repository.sensor_defs}
-    assert set(sensors) == {"checkpoint_sensor", "audit_automation"}
+    # the README's three: checkpoints, declarative automation, and the repair of runs whose process died
+    assert set(sensors) == {"checkpoint_sensor", "audit_automation", "dead_runs_sensor"}
     targeted = sensors["audit_automation"].asset_selection.resolve(repository.asset_graph)
     sources = {dg.AssetKey(k) for k in ("prompt_designs", "model_sources", "judge_definitions")}
     assert sources <= targeted  # observed by the documented sensor, not by a default one
