@@ -25,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the whole audit through Dagster")
     run.add_argument("--model", action="append", help="registry key or HF checkpoint folder (repeatable); "
                      "default: the registry's default (embedded SmolLM2-135M-Instruct)")
+    run.add_argument("--family", help="put the --model checkpoints in this checkpoint family (qos trend); default: "
+                     "the folder holding a checkpoint whose name or trainer_state.json states a step")
     run.add_argument("--design", help="demo | full | pilot-format folder (default: $QOS_DESIGN, else demo)")
     run.add_argument("--groups", nargs="+", metavar="GROUP", help="only these name groups")
     run.add_argument("--samples", type=int, help="generations per prompt (default: $QOS_SAMPLES, else 3)")
