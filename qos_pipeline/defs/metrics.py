@@ -9,6 +9,7 @@ from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_
 from qos_pipeline.defs.automation import REBUILD
 from qos_pipeline.defs.config import MetricTablesConfig
 from qos_pipeline.defs.resources import AuditSettings, Storage
+from qos_pipeline.generation.models import lineage
 from qos_pipeline.metrics.html import markdown_summary
 from qos_pipeline.metrics.plots import write_plots
 from qos_pipeline.metrics.step import code_version, rebuild_warehouse
@@ -40,6 +41,9 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
       family and apart in the exploratory one), ``group_effects_mixed`` (a mixed-effects logistic
       cross-check), ``significant_gaps``, ``name_sensitivity``, ``model_comparisons`` (cells with the same
       prompts), ``unjudged_by_group``.
+    - Checkpoints of a training run (``checkpoints``: family and order): ``checkpoint_trend`` (each group's
+      gap over the checkpoints) and ``checkpoint_changes`` (each checkpoint vs the previous one and the
+      first).
     - Prediction-powered tables from human labels: ``label_rates_ppi``, ``group_comparisons_ppi`` (rates
       and gaps that stay valid when the judge errs), ``annotator_agreement``.
     - Judge validations per measure: ``judge_validations``, ``judge_validation_labels``,
@@ -51,7 +55,7 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     reference = config.reference_group or audit.reference(paths)
     try:
         counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats(audit),
-                                             notify=context.log.warning)
+                                             notify=context.log.warning, lineage=lineage.frame(paths))
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from stop_if_blocked(context, f"warehouse {paths.db}", outcomes)
