@@ -14,6 +14,7 @@ from qos_pipeline.cli.evidence import add_evidence_parser
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.label import add_label_parser
+from qos_pipeline.cli.trend import add_trend_parser
 from qos_pipeline.cli.ui import cmd_ui
 from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
 from qos_pipeline.staging import DISK_FULL, disk_full
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     add_judge_parser(sub)
     add_label_parser(sub)
     add_evidence_parser(sub)
+    add_trend_parser(sub)
     add_doctor_parser(sub)
     return p
 
