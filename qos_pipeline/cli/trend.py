@@ -59,8 +59,9 @@ def cmd_trend(args: argparse.Namespace) -> None:
 
 def _print(frame: pd.DataFrame, verdict: gate.Verdict) -> None:
     if frame.empty:
-        print("no checkpoint family in the warehouse: checkpoints get one from the checkpoint sensor (their watched "
-              "folder) or from `qos run --model FOLDER --family NAME`")
+        print("no checkpoint family with gaps in the warehouse: checkpoints get a family from the checkpoint sensor "
+              "(their watched folder) or from `qos run --model FOLDER --family NAME`, and gaps from results for the "
+              "reference group and at least one other group")
         return
     measure = str(frame["measure"].iloc[0]).replace("_", " ")
     print(f"{measure} gap vs {frame['vs_group'].iloc[0]} per checkpoint (points, 95% CI resampling templates x "

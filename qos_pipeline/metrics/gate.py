@@ -72,7 +72,8 @@ class Verdict:
     def summary(self) -> str:
         """One line per family, each failure with its group, change, interval and p-value."""
         if not self.families:
-            return "no checkpoint family in the warehouse: nothing to gate"
+            return ("no checkpoint family with gaps to gate (a family's checkpoints need results for the reference "
+                    "group and at least one other group)")
         return "; ".join(family_line(f) for f in self.families)
 
     def to_json(self) -> dict:
@@ -98,7 +99,7 @@ def family_line(f: FamilyVerdict) -> str:
     """``FAMILY: checkpoint 3 (KEY, step 300) vs 2 (KEY) FAILED: muslim ... grew +50.0 pts [...]``."""
     where = f"{f.family}: checkpoint {f.checkpoint_order} ({f.model_key}"
     where += f", step {f.step})" if f.step is not None else ")"
-    against = f" vs {f.previous_order} ({f.previous_key})" if f.previous_key else " (no earlier checkpoint)"
+    against = f" vs {f.previous_order} ({f.previous_key})" if f.previous_key else " (no earlier comparable checkpoint)"
     if f.passed:
         return f"{where}{against} passed"
     return f"{where}{against} FAILED: " + ", ".join(x["text"] for x in f.failures)
