@@ -184,3 +184,16 @@ def test_dtype_and_device_map_choices():
     assert load_kwargs("auto", "float16", 1)["device_map"] == "auto"  # accelerate decides (GPUs, then CPU)
     cpu = load_kwargs("cpu", "float32", 0)
     assert "device_map" not in cpu and cpu["trust_remote_code"] is False
+
+
+@pytest.mark.gpu
+def test_on_cuda_bf16_by_default_and_an_evicted_model_frees_its_gpu_memory(tiny_llama_dir):
+    import torch
+
+    models, before = LoadedModels(limit=1), torch.cuda.memory_allocated()
+    entry = load(tiny_llama_dir, "tiny", device="cuda", models=models)
+    assert entry.key.dtype == "bfloat16" and entry.model.dtype == torch.bfloat16
+    assert next(entry.model.parameters()).is_cuda and torch.cuda.memory_allocated() > before
+    del entry
+    load(tiny_llama_dir, "tiny", kind="base", dtype="float32", device="cpu", models=models)  # evicts it
+    assert torch.cuda.memory_allocated() == before
