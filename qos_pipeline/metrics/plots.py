@@ -178,8 +178,7 @@ def templates(plt, data) -> bytes | None:
         grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
         image = _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
         ax.tick_params(axis="y", labelsize=9)
-    # one colour bar, beside the last panel: every panel shares the scale
-    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)
+    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)  # shared scale
     fig.tight_layout()
     return _png(fig)
 
