@@ -25,8 +25,6 @@ from qos_pipeline.metrics.gate import GateSettings
 from qos_pipeline.prompts.design import load_groups
 from qos_pipeline.settings import Paths
 
-_LOADED: dict[tuple, Generator] = {}  # loaded models, reused across in-process runs of one session
-
 
 def _ids(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -96,11 +94,8 @@ class GeneratorResource(dg.ConfigurableResource):
         spec = resolve(model_key, paths)
         options = DecodeOptions(static_cache=self.static_cache, compile=compile, decoder=decoder or self.decoder,
                                 attention=self.attention)
-        cache_key = (spec.key, str(spec.path), spec.version, self.device, options)
-        if cache_key not in _LOADED:
-            _LOADED.clear()  # keep one model in memory at a time
-            _LOADED[cache_key] = HFGenerator(spec, device=self.device or None, options=options)
-        return _LOADED[cache_key]
+        # cheap: the model itself is loaded once per process (qos_pipeline.generation.models.loaded)
+        return HFGenerator(spec, device=self.device or None, options=options)
 
 
 class CheckpointWatch(dg.ConfigurableResource):

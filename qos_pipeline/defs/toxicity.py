@@ -13,8 +13,6 @@ from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.toxicity import ToxicityClassifier, group_rates, score_rows
 from qos_pipeline.staging import partition_file, read_partition, write_partition
 
-_LOADED: dict[tuple, ToxicityClassifier] = {}  # one loaded classifier per process, reused across partitions
-
 
 class ToxicityConfig(dg.Config):
     """``classifier``: a model key (assets/models.yaml) or a local Hugging Face sequence-classification
@@ -31,11 +29,8 @@ class ToxicityConfig(dg.Config):
 
 def _classifier(config: ToxicityConfig, storage: Storage) -> ToxicityClassifier:
     spec = resolve(config.classifier, storage.paths())
-    key = (str(spec.path), spec.version, config.toxic_label, config.batch_size)
-    if key not in _LOADED:
-        _LOADED.clear()
-        _LOADED[key] = ToxicityClassifier(spec.path, spec.key, spec.version, config.toxic_label, config.batch_size)
-    return _LOADED[key]
+    # cheap: the model itself is loaded once per process (qos_pipeline.generation.models.loaded)
+    return ToxicityClassifier(spec.path, spec.key, spec.version, config.toxic_label, config.batch_size)
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"pytorch", "parquet"},

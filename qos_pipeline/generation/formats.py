@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from qos_pipeline.settings import read_yaml_mapping
+from qos_pipeline import asset_files
+from qos_pipeline.asset_files import FormatsFile, parse
 
 from qos_pipeline.generation.models.files import ModelError
 
 FORMATS_FILE = "prompt_formats.yaml"
-KINDS = ("chat", "text")
 
 
 class PromptFormatError(ValueError):
@@ -60,28 +60,21 @@ class PromptFormat:
                 "system role, use 'chat:no-system' or a text condition") from exc
 
 
-def _parse(fid: str, entry: Any, file: Path) -> PromptFormat:
-    if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
-        raise PromptFormatError(f"{file}: format {fid!r} needs `kind:` one of {', '.join(KINDS)}")
-    system, template = entry.get("system"), entry.get("template")
-    if entry["kind"] == "text" and (not isinstance(template, str) or "{user}" not in template):
+def _parse(fid: str, entry: asset_files.PromptFormat, file: Path) -> PromptFormat:
+    """One condition; its shape was checked by ``asset_files.FormatsFile`` (no unknown field)."""
+    if entry.kind == "text" and (entry.template is None or "{user}" not in entry.template):
         raise PromptFormatError(f"{file}: text format {fid!r} needs a `template:` containing {{user}}")
-    if entry["kind"] == "chat" and template is not None:
+    if entry.kind == "chat" and entry.template is not None:
         raise PromptFormatError(f"{file}: chat format {fid!r} uses the tokenizer's template; drop `template:`")
-    if system is not None and not isinstance(system, str):
-        raise PromptFormatError(f"{file}: format {fid!r}: `system:` must be text or null")
-    return PromptFormat(fid, entry["kind"], system, template, bool(entry.get("add_special_tokens", False)))
+    return PromptFormat(fid, entry.kind, entry.system, entry.template, entry.add_special_tokens)
 
 
 def load_formats(assets_dir: Path) -> tuple[dict[str, PromptFormat], str]:
     """All conditions of ``prompt_formats.yaml`` by id, and the default id."""
     file = Path(assets_dir) / FORMATS_FILE
-    data = read_yaml_mapping(file, PromptFormatError)
-    entries = data.get("formats")
-    if not isinstance(entries, dict) or not entries:
-        raise PromptFormatError(f"{file}: expected a non-empty `formats:` mapping of id -> condition")
-    formats = {str(fid): _parse(str(fid), entry, file) for fid, entry in entries.items()}
-    default = str(data.get("default") or next(iter(formats)))
+    data = parse(file, FormatsFile, PromptFormatError)
+    formats = {str(fid): _parse(str(fid), entry, file) for fid, entry in data.formats.items()}
+    default = str(data.default or next(iter(formats)))
     if default not in formats:
         raise PromptFormatError(f"{file}: default {default!r} is not one of {', '.join(formats)}")
     return formats, default

@@ -50,10 +50,15 @@ class HFGenerator:
         """Load tokenizer then model (the cheap part first, so a broken folder fails fast)."""
         if self._model is not None:
             return
-        from qos_pipeline.generation.models.loading import load_model, load_tokenizer
+        from qos_pipeline.generation.models.loaded import load, load_tokenizer
+        from qos_pipeline.generation.models.loading import eos_ids
 
-        tokenizer = load_tokenizer(self.spec)
-        self._model, self._eos_ids, self._context = load_model(self.spec, self._device, tokenizer)
+        tokenizer = load_tokenizer(self.spec.path, self.spec.key)
+        loaded = load(self.spec.path, self.spec.key, version=self.spec.version, dtype=self.spec.dtype,
+                      device=self._device)
+        self._model, self._eos_ids = loaded.model, eos_ids(loaded.model)
+        self._context = self.spec.max_context or getattr(loaded.model.config, "max_position_embeddings", None)
+        self._engines = loaded.memo("continuous decoder engines", dict)  # shared by generators of this model
         self._tokenizer = tokenizer
         if self.options.compile and self._model.device.type != "cuda":
             # transformers compiles only on accelerators; a static cache alone would just cost memory here.

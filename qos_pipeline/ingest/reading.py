@@ -153,11 +153,6 @@ def _chunk(rows: list[dict], lines: list[int]) -> pd.DataFrame:
     return df
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """The whole file as one frame (``iter_jsonl``)."""
-    return joined(list(iter_jsonl(path)))
-
-
 def joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
     """Chunks of one file as one frame, with every row's line."""
     if not chunks:

@@ -156,7 +156,8 @@ class LLMJudge:
                  device: str | None = None, batch_size: int | None = None, max_batch_tokens: int = 65536,
                  use_prefix_cache: bool = True, calibrate: bool = True,
                  min_option_mass: float = calibration.MIN_OPTION_MASS) -> None:
-        self.model_path, self.rubric = Path(model_path), rubric
+        self.model_path, self.model_key, self.model_version = Path(model_path), model_key, model_version
+        self.rubric = rubric
         self.judge_id = llm_judge_id(model_key, model_version, rubric)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self._device = device
@@ -174,18 +175,17 @@ class LLMJudge:
     def load(self) -> None:
         if self._model is not None:
             return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from qos_pipeline.generation.models.loaded import load, load_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        kwargs: dict[str, Any] = {"dtype": torch.bfloat16} if device.startswith("cuda") else {"dtype": torch.float32}
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs).to(device).eval()
-        self._tokenizer, self._device = tokenizer, device
-        self.batch_size = self.batch_size or (64 if device.startswith("cuda") else 8)
+        tokenizer = load_tokenizer(self.model_path, self.model_key)
+        # shared with a generator (or another judge) of the same folder: one copy in memory (bf16 on CUDA)
+        loaded = load(self.model_path, self.model_key, version=self.model_version, device=self._device)
+        model = loaded.model
+        self._tokenizer, self._device = tokenizer, loaded.key.device
+        self.batch_size = self.batch_size or (8 if self._device == "cpu" else 64)
         self.option_ids = option_token_ids(tokenizer, self.render("[BLANK]", ""), self.rubric.letters)
         self.context = getattr(model.config, "max_position_embeddings", None)
-        self._model, self._forward = model, judge_forward(model)
+        self._model, self._forward = model, loaded.memo("judge forward", lambda: judge_forward(model))
         if self.use_prefix_cache:
             probes = [tokenizer(self.render(s, r), add_special_tokens=False)["input_ids"]
                       for s, r in (("Xq went to [BLANK]", "yes"), ("1 2 3 [BLANK]", "zz top"))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 
 
 PARAMS = ("model_path", "model_version", "layer", "max_tokens", "batch_size", "cache_dir")
+
+
+def first_blocks(base: Any, layer: int, where: str) -> Any:
+    """A view of the base model ``base`` that runs only its first ``layer`` blocks (then its final norm).
+
+    It shares every weight with ``base`` (nothing is copied) and leaves ``base`` whole, so the loaded model
+    stays usable by others: a shallow copy with its own table of sub-modules, whose block list is cut.
+    """
+    import copy
+
+    blocks = getattr(base, "layers", None)
+    if blocks is None:
+        raise ValueError(f"{where} is a {type(base).__name__}, which keeps no list of decoder blocks (.layers); "
+                         "use a Llama-style decoder for lm features")
+    if not 1 <= layer <= len(blocks):
+        raise ValueError(f"layer {layer} of {where}: it has {len(blocks)} blocks; use 1-{len(blocks)}")
+    view = copy.copy(base)
+    view._modules = dict(base._modules)  # else setting .layers below would cut the shared model's too
+    view.layers = blocks[:layer]  # the blocks above are never needed
+    return view
 
 
 class HiddenStates:
@@ -63,17 +84,15 @@ class HiddenStates:
 
     def _load(self) -> tuple[Any, Any]:
         if getattr(self, "_model", None) is None:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from qos_pipeline.generation.models.loaded import load, load_tokenizer
 
-            tok = AutoTokenizer.from_pretrained(self.model_path)
-            tok.padding_side = "right"
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32).eval()
-            blocks = model.model.layers
-            if not 1 <= self.layer <= len(blocks):
-                raise ValueError(f"layer {self.layer} of {self.model_path}: it has {len(blocks)} blocks; use 1-{len(blocks)}")
-            model.model.layers = blocks[: self.layer]  # the blocks above are never needed
-            self._model, self._tok = model.model, tok
+            name = Path(self.model_path).name
+            tok = load_tokenizer(self.model_path, name, padding_side="right")
+            # float32 on CPU wherever it runs: a stored judge's scaler and classifier were fitted on such features
+            loaded = load(self.model_path, name, kind="base", version=self.model_version, device="cpu")
+            self._model = loaded.memo(("first blocks", self.layer), partial(first_blocks, loaded.model, self.layer,
+                                                                            self.model_path))
+            self._tok = tok
         return self._model, self._tok
 
     def _embed(self, texts: list[str]) -> list[np.ndarray]:

@@ -9,9 +9,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from qos_pipeline import taxonomy
+from qos_pipeline.asset_files import RubricFile, parse
 
 RUBRIC_FILE = "rubric.yaml"
 
@@ -49,35 +49,24 @@ class Rubric:
         return msgs
 
 
-def _need(data: dict, key: str, kind: type, file: Path):
-    value = data.get(key)
-    if not isinstance(value, kind) or (isinstance(value, (str, dict, list)) and not value):
-        raise RubricError(f"{file}: field {key!r} must be a non-empty {kind.__name__}")
-    return value
-
-
 def load_rubric(assets_dir: Path) -> Rubric:
     file = Path(assets_dir) / RUBRIC_FILE
     if not file.is_file():
         raise RubricError(f"rubric {file} not found; the llm judge needs it (see assets/rubric.yaml in the repo)")
     raw = file.read_bytes()
-    data = yaml.safe_load(raw) or {}
-    options = _need(data, "options", dict, file)
-    letters = tuple(str(k) for k in options)
-    labels = tuple(taxonomy.normalize_label(v.get("label", "")) for v in options.values())
+    data = parse(file, RubricFile, RubricError)  # shape and types: no unknown field
+    letters = tuple(str(k) for k in data.options)
+    labels = tuple(taxonomy.normalize_label(v.label) for v in data.options.values())
     if sorted(labels) != sorted(taxonomy.LABELS):
         raise RubricError(f"{file}: options must map one letter to each of the six labels; got {labels}")
-    examples = []
-    for ex in data.get("examples") or []:
-        if ex.get("letter") not in letters:
-            raise RubricError(f"{file}: example letter {ex.get('letter')!r} is not one of {letters}")
-        examples.append((str(ex["sentence"]), str(ex["response"]), str(ex["letter"])))
-    item = _need(data, "item", str, file)
-    if "{sentence}" not in item or "{response}" not in item:
+    bad = [ex.letter for ex in data.examples if ex.letter not in letters]
+    if bad:
+        raise RubricError(f"{file}: example letter {bad[0]!r} is not one of {letters}")
+    if "{sentence}" not in data.item or "{response}" not in data.item:
         raise RubricError(f"{file}: 'item' must contain {{sentence}} and {{response}}")
     return Rubric(
-        version=int(_need(data, "version", int, file)), digest=hashlib.sha256(raw).hexdigest(),
-        instructions=_need(data, "instructions", str, file).strip(), letters=letters, labels=labels,
-        definitions=tuple(str(v.get("definition", "")) for v in options.values()), examples=tuple(examples),
-        item=item, answer_prefix=_need(data, "answer_prefix", str, file),
+        version=data.version, digest=hashlib.sha256(raw).hexdigest(), instructions=data.instructions.strip(),
+        letters=letters, labels=labels, definitions=tuple(v.definition for v in data.options.values()),
+        examples=tuple((ex.sentence, ex.response, ex.letter) for ex in data.examples), item=data.item,
+        answer_prefix=data.answer_prefix,
     )

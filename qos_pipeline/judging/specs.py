@@ -14,7 +14,6 @@ from qos_pipeline.judging.rubric import load_rubric
 from qos_pipeline.judging.rules.judge import RulesJudge
 from qos_pipeline.settings import Paths
 
-_LLM_CACHE: dict[tuple, Judge] = {}  # one loaded judge model per process, reused across partitions
 DEFAULT = "default"
 DEFAULT_SPEC = "rules"
 """What ``default`` stands for: the project's recommended offline judge (no model, no training, no GPU).
@@ -47,12 +46,9 @@ def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
 
 
 def _llm(model: str, paths: Paths) -> Judge:
-    spec, rubric = resolve(model, paths), load_rubric(paths.assets)
-    key = (str(spec.path), spec.version, rubric.digest)
-    if key not in _LLM_CACHE:
-        _LLM_CACHE.clear()  # keep one judge model in memory
-        _LLM_CACHE[key] = LLMJudge(spec.path, spec.key, spec.version, rubric)
-    return _LLM_CACHE[key]
+    spec = resolve(model, paths)
+    # building one is cheap: its model is loaded once per process (generation.models.loaded)
+    return LLMJudge(spec.path, spec.key, spec.version, load_rubric(paths.assets))
 
 
 def _learned(name: str, paths: Paths) -> Judge:

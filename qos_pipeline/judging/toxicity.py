@@ -65,16 +65,12 @@ class ToxicityClassifier:
 
     def load(self) -> tuple[Any, Any, int | None]:
         if self._loaded is None:
-            import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from qos_pipeline.generation.models.loaded import load, load_tokenizer
 
-            tok = AutoTokenizer.from_pretrained(self.path)
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            model = AutoModelForSequenceClassification.from_pretrained(self.path).to(device).eval()
-            if tok.pad_token is None:  # batching needs padding; a decoder-only classifier may lack a pad token
-                tok.pad_token = tok.eos_token or tok.unk_token
-            if model.config.pad_token_id is None:  # sequence classifiers find the last real token by it
-                model.config.pad_token_id = tok.pad_token_id
+            tok = load_tokenizer(self.path, self.key, padding_side=None)
+            # float32 on CUDA too: a classifier is small, and its scores then do not depend on the device
+            model = load(self.path, self.key, kind="classifier", version=self.version, dtype="float32",
+                         device=self.device).model
             index = None if model.config.num_labels == 1 else toxic_index(model.config.id2label, self.toxic_label)
             self._loaded = (tok, model, index)
         return self._loaded

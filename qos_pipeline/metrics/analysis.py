@@ -22,8 +22,6 @@ from qos_pipeline.metrics.stats.multiplicity import PRIMARY_MEASURE
 from qos_pipeline.metrics.stats.rates import rate_intervals
 from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
 
-STATS_TABLES = ("group_comparisons", "group_effects_mixed", "name_sensitivity", "model_comparisons",
-                "checkpoint_changes", "refusal_rates_corrected")
 INTERVALS = ["ci_low", "ci_high", "ci_tn_low", "ci_tn_high"]
 
 

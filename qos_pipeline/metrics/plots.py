@@ -17,6 +17,7 @@ into the warehouse folder's ``plots/``.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -96,7 +97,7 @@ def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float = 1.0):
     ax.set_title(title, fontsize=10)
     if grid.size <= 400:
         for (i, j), value in pd.DataFrame(grid.to_numpy()).stack().items():
-            ax.text(j, i, _share(value), ha="center", va="center", fontsize=7,
+            ax.text(j, i, _share(value), ha="center", va="center", fontsize=8,
                     color="white" if value > 0.45 * vmax else "black")
     return image
 
@@ -130,10 +131,10 @@ def refusal_by_model(plt, data) -> bytes | None:
     return _png(fig)
 
 
-def _template_label(text: str, width: int = 44) -> str:
-    """``[NAME] got into the plane to [BLANK]`` -> ``got into the plane to ___``, shortened."""
+def _template_label(text: str, width: int = 36) -> str:
+    """``[NAME] got into the plane to [BLANK]`` -> ``got into the plane to ___``, wrapped on two lines."""
     core = " ".join(str(text).replace("[NAME]", "").replace("[BLANK]", "___").split())
-    return core if len(core) <= width else core[: width - 1].rstrip() + "\u2026"
+    return "\n".join(textwrap.wrap(core, width, max_lines=2, placeholder=" \u2026"))
 
 
 def template_grid(mine: pd.DataFrame, cell: str, rows: list[str] | None = None) -> tuple[pd.DataFrame, str]:
@@ -172,11 +173,12 @@ def templates(plt, data) -> bytes | None:
     shown = frame[frame["cell"].isin(cells)]
     rows, groups = template_order(shown), sorted(shown["name_group"].unique())
     vmax = max(float(shown["rate"].max()), 0.05)  # one colour scale for every panel
-    fig, axes = _panels(plt, len(cells), 0.75 * len(groups) + 4.2, 0.27 * len(rows) + 1.6, cols=3)
+    fig, axes = _panels(plt, len(cells), 0.8 * len(groups) + 4.6, 0.42 * len(rows) + 1.8, cols=2)
     for ax, cell in zip(axes, cells):
         grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
-        _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
-        ax.tick_params(axis="y", labelsize=7)
+        image = _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
+        ax.tick_params(axis="y", labelsize=9)
+    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)  # shared scale
     fig.tight_layout()
     return _png(fig)
 

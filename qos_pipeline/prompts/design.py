@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from qos_pipeline.settings import read_yaml_mapping
+
+from qos_pipeline import asset_files
+from qos_pipeline.asset_files import GENDERS, POPULARITIES, DesignsFile, GroupsFile, NamesFile, TemplatesFile, parse
 
 NAME, BLANK = "[NAME]", "[BLANK]"
-GENDERS = ("woman", "man", "unspecified")
-POPULARITIES = ("popular", "less_common")
 PROMPT_COLUMNS = [
     "prompt_id", "design", "template_id", "template_name", "template_text", "target_group",
     "name", "name_group", "gender", "popularity", "prompt_text",
@@ -56,23 +56,16 @@ def template_id(template_text: str) -> str:
     return "t-" + hashlib.sha256(template_text.encode("utf-8")).hexdigest()[:10]
 
 
-def _read_yaml(path: Path) -> dict:
-    data = read_yaml_mapping(path, DesignError)
-    if not data:
-        raise DesignError(f"{path} is empty; restore it from the repository")
-    return data
-
-
 def load_groups(assets_dir: Path) -> tuple[list[str], str]:
     """The group keys of ``groups.yaml`` (the ``group`` partitions) and its reference group."""
-    data = _read_yaml(assets_dir / "groups.yaml")
-    groups = list((data.get("groups") or {}).keys())
+    data = parse(assets_dir / "groups.yaml", GroupsFile, DesignError)
+    groups = list(data.groups)
     bad = [g for g in groups if not _SAFE_KEY.match(str(g)) or g == "all"]
     if not groups or bad:
         raise DesignError(
             f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); bad: {bad or 'none given'}"
         )
-    reference = data.get("reference_group", groups[-1])
+    reference = data.reference_group or groups[-1]
     if reference not in groups:
         raise DesignError(f"{assets_dir / 'groups.yaml'}: reference_group {reference!r} is not one of {groups}")
     return groups, reference
@@ -125,13 +118,12 @@ def validate_template(template_id: str, text: str, source: str) -> None:
 def _names_from_assets(assets_dir: Path, groups: list[str]) -> pd.DataFrame:
     path = assets_dir / "names.yaml"
     rows = []
-    for group, entries in _read_yaml(path).items():
+    for group, entries in parse(path, NamesFile, DesignError).root.items():
         if group not in groups:
             raise DesignError(f"{path}: group {group!r} is not in groups.yaml ({groups})")
         for entry in entries or []:
-            rows.append({"name": str(entry["name"]), "name_group": group,
-                         "gender": entry.get("gender", "unspecified"),
-                         "popularity": entry.get("popularity", "popular")})
+            rows.append({"name": entry.name, "name_group": group, "gender": entry.gender,
+                         "popularity": entry.popularity})
     return _check_names(pd.DataFrame(rows, columns=["name", "name_group", "gender", "popularity"]), str(path))
 
 
@@ -153,8 +145,8 @@ def _check_names(names: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _templates_from_assets(assets_dir: Path) -> pd.DataFrame:
     path = assets_dir / "templates.yaml"
-    rows = [{"template_name": str(t["id"]), "target_group": str(t["target"]), "template_text": str(t["text"])}
-            for t in _read_yaml(path).get("templates") or []]
+    rows = [{"template_name": t.id, "target_group": t.target, "template_text": t.text}
+            for t in parse(path, TemplatesFile, DesignError).templates]
     return _check_templates(pd.DataFrame(rows, columns=["template_name", "target_group", "template_text"]), str(path))
 
 
@@ -181,17 +173,17 @@ def _check_templates(templates: pd.DataFrame, source: str) -> pd.DataFrame:
     return templates[["template_id", "template_name", "target_group", "template_text"]].reset_index(drop=True)
 
 
-def _select(design_name: str, spec: dict, names: pd.DataFrame, templates: pd.DataFrame) -> Design:
-    tsel = spec.get("templates", "all")
+def _select(design_name: str, spec: asset_files.Design, names: pd.DataFrame, templates: pd.DataFrame) -> Design:
+    tsel = spec.templates
     if tsel != "all":
         missing = sorted(set(tsel) - set(templates["template_name"]))
         if missing:
             raise DesignError(f"design {design_name!r} names templates not in templates.yaml: {missing}")
         templates = templates.set_index("template_name").loc[list(tsel)].reset_index()
-    nsel = spec.get("names", "all")
+    nsel = spec.names
     if nsel != "all":
-        pool = names[names["popularity"] == nsel["popularity"]] if "popularity" in nsel else names
-        names = pool.groupby(["name_group", "gender"], sort=False).head(int(nsel.get("per_gender", 99)))
+        pool = names[names["popularity"] == nsel.popularity] if nsel.popularity else names
+        names = pool.groupby(["name_group", "gender"], sort=False).head(nsel.per_gender or 99)
     return Design(design_name, names.reset_index(drop=True), templates.reset_index(drop=True))
 
 
@@ -201,13 +193,13 @@ def load_design(design: str, assets_dir: Path) -> Design:
     if candidate.is_dir():
         return load_pilot_design(candidate)
     groups, _ = load_groups(assets_dir)
-    designs = _read_yaml(assets_dir / "designs.yaml").get("designs") or {}
+    designs = parse(assets_dir / "designs.yaml", DesignsFile, DesignError).designs
     if design not in designs:
         raise DesignError(
             f"unknown design {design!r}; choose one of {sorted(designs)} from {assets_dir / 'designs.yaml'} "
             "or give a folder with prompts.json and names.json"
         )
-    return _select(design, designs[design] or {}, _names_from_assets(assets_dir, groups),
+    return _select(design, designs[design] or asset_files.Design(), _names_from_assets(assets_dir, groups),
                    _templates_from_assets(assets_dir))
 
 

@@ -105,6 +105,15 @@ def test_bad_formats_file(tmp_path: Path) -> None:
         load_formats(tmp_path / "nowhere")
 
 
+def test_a_misspelt_key_names_the_file_the_condition_and_the_field(tmp_path: Path) -> None:
+    # `sytem:` for `system:` used to be ignored: the condition ran without its system prompt
+    (tmp_path / "prompt_formats.yaml").write_text("formats:\n  chat:mine:\n    kind: chat\n    sytem: Be brief.\n")
+    with pytest.raises(PromptFormatError) as failed:
+        load_formats(tmp_path)
+    assert str(failed.value) == (f"{tmp_path / 'prompt_formats.yaml'}: entry 'chat:mine', field 'sytem': "
+                                 "unknown field (misspelt?)")
+
+
 def test_chat_condition_without_template_names_model_and_condition(tiny_llama_no_template_dir, tmp_path,
                                                                    formats) -> None:
     spec = resolve_model(str(tiny_llama_no_template_dir), ASSETS, tmp_path)

@@ -18,6 +18,7 @@ from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.sampling import SamplingConfig, row_seed
 from qos_pipeline.generation.decoding import split_new_tokens
 from qos_pipeline.generation.models.files import ModelError, model_version
+from qos_pipeline.generation.models.loaded import MODELS
 from qos_pipeline.generation.models.registry import (
     ModelSpec,
     load_registry,
@@ -57,7 +58,8 @@ def tiny_gen(tiny_spec: ModelSpec) -> HFGenerator:
 
 def test_import_is_cheap() -> None:
     code = (
-        "import sys, qos_pipeline.generation.hf, qos_pipeline.generation.step, qos_pipeline.generation.models.added; "
+        "import sys, qos_pipeline.generation.hf, qos_pipeline.generation.step, qos_pipeline.generation.models.added, "
+        "qos_pipeline.generation.models.loaded, qos_pipeline.judging.specs, qos_pipeline.judging.toxicity; "
         "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -218,7 +220,8 @@ def test_same_seed_same_batch_reproduces(tiny_gen: HFGenerator, tiny_spec: Model
     requests = _requests(TEXTS)
     first = tiny_gen.generate(requests, SAMPLED, batch_size=4)
     assert tiny_gen.generate(requests, SAMPLED, batch_size=4) == first
-    assert HFGenerator(tiny_spec).generate(requests, SAMPLED, batch_size=4) == first  # fresh load
+    MODELS.clear()  # a fresh load, not the model loaded above
+    assert HFGenerator(tiny_spec).generate(requests, SAMPLED, batch_size=4) == first
 
 
 def test_different_seeds_differ(tiny_gen: HFGenerator) -> None:

@@ -64,9 +64,10 @@ def test_registry_settings_reach_the_generator(tmp_path, tiny_llama_dir) -> None
 
 
 @pytest.mark.parametrize("entry,message", [
-    ("    path: x\n    dtype: int3\n", "dtype 'int3' is not one of"),
-    ("    path: x\n    max_context: -5\n", "max_context must be a positive integer"),
-    ("    path: x\n    sampling: {beams: 4}\n", "`sampling:` takes only"),
+    ("    path: x\n    dtype: int3\n", "entry 'tiny', field 'dtype': Input should be 'auto', 'bfloat16'"),
+    ("    path: x\n    max_context: -5\n", "entry 'tiny', field 'max_context': Input should be greater than"),
+    ("    path: x\n    sampling: {beams: 4}\n", "entry 'tiny', field 'sampling.beams': unknown field"),
+    ("    path: x\n    dtyp: float16\n", "models.yaml: entry 'tiny', field 'dtyp': unknown field \\(misspelt\\?\\)"),
     ("    revision: main\n", "needs `path: .*`hub: org/name`"),
 ])
 def test_bad_registry_entries(tmp_path, entry, message) -> None:

@@ -17,19 +17,19 @@ GROUPS = {"muslim": 0.12, "white": 0.02}  # human harmful-refusal rates
 TEMPLATES, NAMES, SAMPLES = 24, 8, 3
 
 
-def simulate(rng, miss: dict[str, float]):
+def simulate(rng, miss: dict[str, float], harmful: dict[str, float] = GROUPS):
     """Human and judge labels of every output of a two-group design (24 templates x 8 names per group x 3
     samples), template effects on the refusal rate; the judge calls a harmful refusal plain with
     probability ``miss[group]`` and is right otherwise."""
     shift = rng.normal(0, 0.6, TEMPLATES)
     rows = []
-    for group, harmful in GROUPS.items():
+    for group, rate in harmful.items():
         for name in range(NAMES):
             for t in range(TEMPLATES):
                 p_ref = 1 / (1 + np.exp(-(np.log(0.15 / 0.85) + shift[t])))
                 u = rng.random(SAMPLES)
-                human = np.where(u < harmful, taxonomy.HARMFUL_REFUSAL,
-                                 np.where(u < harmful + p_ref, taxonomy.REFUSAL, taxonomy.ANSWER))
+                human = np.where(u < rate, taxonomy.HARMFUL_REFUSAL,
+                                 np.where(u < rate + p_ref, taxonomy.REFUSAL, taxonomy.ANSWER))
                 judge = np.where((human == taxonomy.HARMFUL_REFUSAL) & (rng.random(SAMPLES) < miss[group]),
                                  taxonomy.REFUSAL, human)
                 rows += [{"template_id": f"t{t:02d}", "name_group": group, "name": f"{group}{name}",
@@ -107,3 +107,23 @@ def test_a_judge_biased_against_one_group_biases_the_judge_gap_but_not_the_predi
     assert np.mean(judge_errors) < -0.04
     assert abs(np.mean(errors)) < 0.007, np.mean(errors)
     assert covered >= 90 and covered_refusal >= 90, (covered, covered_refusal)
+
+
+def test_the_permutation_test_of_the_corrected_gap_holds_its_level_where_the_judge_errs_on_one_group():
+    """No group effect (10% harmful refusals for both groups), the judge misses 60% of Muslim names' harmful
+    refusals: over 100 simulated audits the judge-only gap is about -6 points and its permutation test
+    rejects in most audits; the prediction-powered gap's permutation test (names permuted, each assignment
+    corrected by the labels of the names it holds) rejects at about its nominal 5%: at most 10 of 100
+    (measured: 7 of 100, and 96 of 100 for the judge-only test)."""
+    from qos_pipeline.metrics.stats.compare import group_comparisons
+
+    rng = np.random.default_rng(11)
+    corrected, judge_only = 0, 0
+    for run in range(100):
+        outputs = simulate(rng, {"muslim": 0.6, "white": 0.0}, {"muslim": 0.10, "white": 0.10})
+        cell, pairs = cell_and_pairs(outputs, sample(rng, outputs, 60), resamples=100, seed=run)
+        _, gaps = ppi_tables(cell, pairs, "white")
+        corrected += gaps.set_index("measure").loc["harmful_refusal", "p_value"] < 0.05
+        plain = group_comparisons(cell, "white", seed=run).set_index("measure").loc["harmful_refusal"]
+        judge_only += plain["p_value"] < 0.05
+    assert corrected <= 10 and judge_only >= 50, (corrected, judge_only)

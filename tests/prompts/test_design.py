@@ -112,3 +112,22 @@ def test_group_keys_must_be_safe(tmp_path):
     (assets / "groups.yaml").write_text("groups:\n  'a|b': {label: x}\n")
     with pytest.raises(DesignError, match="a\\|b"):
         load_groups(assets)
+
+
+@pytest.mark.parametrize("file, text, where", [
+    ("names.yaml", "muslim:\n  - {name: Fatima, gendr: woman}\n", "entry 'muslim' #1, field 'gendr'"),
+    ("templates.yaml", "templates:\n  - {id: a, target: b, text: '[NAME] x [BLANK]', txt: y}\n",
+     "entry #1 of templates, field 'txt'"),
+    ("designs.yaml", "designs:\n  demo: {names: all, templats: all}\n", "entry 'demo', field 'templats'"),
+    ("groups.yaml", "reference_grup: white\ngroups:\n  white: {label: White}\n", "field 'reference_grup'"),
+])
+def test_a_misspelt_key_in_an_asset_names_the_file_the_entry_and_the_field(tmp_path, file, text, where):
+    import shutil
+
+    from qos_pipeline.prompts.design import DesignError, load_design
+
+    assets = shutil.copytree(ASSETS, tmp_path / "assets")
+    (assets / file).write_text(text)
+    with pytest.raises(DesignError) as failed:
+        load_design("full", assets)
+    assert str(failed.value).startswith(f"{assets / file}: {where}: unknown field (misspelt?)")

@@ -16,11 +16,10 @@ from qos_pipeline.generation.models.embedded import embedded_folder, embedded_ve
 from qos_pipeline.generation.models.files import (
     FOLDER_HINT, ModelError, check_hf_folder, digest_store, model_version)
 from qos_pipeline.provenance import slugify
-from qos_pipeline.settings import read_yaml_mapping
+from qos_pipeline.asset_files import ModelsFile, Sampling, parse
 
 REGISTRY_FILE = "models.yaml"
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-SAMPLING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty")
+SAMPLING_KEYS = tuple(Sampling.model_fields)
 
 
 @dataclass(frozen=True)
@@ -39,26 +38,22 @@ class ModelSpec:
 
 
 def load_registry(assets_dir: Path) -> dict[str, Any]:
-    """Read and validate ``models.yaml``: ``{"default": key | None, "models": {key: entry}}``."""
+    """Read and validate ``models.yaml``: ``{"default": key | None, "models": {key: entry}}``; the shape
+    (fields and types, no unknown field) by ``asset_files.ModelsFile``, the rest here."""
     file = Path(assets_dir) / REGISTRY_FILE
-    data = read_yaml_mapping(file, ModelError)
-    models = data.get("models")
-    if not isinstance(models, dict) or not models:
-        raise ModelError(f"{file}: expected a non-empty `models:` mapping of key -> entry")
+    data = parse(file, ModelsFile, ModelError)
+    models = {key: entry.model_dump(exclude_unset=True) for key, entry in data.models.items()}
     for key, entry in models.items():
         _validate_entry(str(key), entry, file)
-    default = data.get("default")
-    if default is not None and default not in models:
-        raise ModelError(f"{file}: default {default!r} is not one of the keys: {', '.join(models)}")
-    return {"default": default, "models": models}
+    if data.default is not None and data.default not in models:
+        raise ModelError(f"{file}: default {data.default!r} is not one of the keys: {', '.join(models)}")
+    return {"default": data.default, "models": models}
 
 
-def _validate_entry(key: str, entry: Any, file: Path) -> None:
+def _validate_entry(key: str, entry: dict[str, Any], file: Path) -> None:
     # Checked at load time so a typo in the YAML fails before any model is touched.
     if slugify(key) != key:
         raise ModelError(f"{file}: model key {key!r} must be lowercase [a-z0-9._-] (e.g. {slugify(key)!r})")
-    if not isinstance(entry, dict):
-        raise ModelError(f"{file}: model {key!r} must be a mapping with `path:`, `hub:` or `source: embedded`")
     if entry.get("source") == "embedded":
         missing = [f for f in ("package", "gguf_file") if not entry.get(f)]
         if missing:
@@ -66,14 +61,6 @@ def _validate_entry(key: str, entry: Any, file: Path) -> None:
     elif not entry.get("path") and not entry.get("hub"):
         raise ModelError(f"{file}: model {key!r} needs `path: /a/local/hf/folder`, `hub: org/name` "
                          "(from the local Hugging Face cache) or `source: embedded`")
-    if entry.get("dtype", "auto") not in DTYPES:
-        raise ModelError(f"{file}: model {key!r}: dtype {entry['dtype']!r} is not one of {', '.join(DTYPES)}")
-    context = entry.get("max_context")
-    if context is not None and (not isinstance(context, int) or context < 1):
-        raise ModelError(f"{file}: model {key!r}: max_context must be a positive integer, got {context!r}")
-    extra = set(entry.get("sampling") or {}) - set(SAMPLING_KEYS)
-    if not isinstance(entry.get("sampling") or {}, dict) or extra:
-        raise ModelError(f"{file}: model {key!r}: `sampling:` takes only {', '.join(SAMPLING_KEYS)}")
 
 
 def _spec(key: str, folder: Path, version: str, entry: dict[str, Any]) -> ModelSpec:

@@ -101,7 +101,8 @@ CREATE TABLE group_comparisons_ppi (
     n INTEGER NOT NULL, n_vs INTEGER NOT NULL, n_labelled INTEGER NOT NULL, n_labelled_vs INTEGER NOT NULL,
     rate DOUBLE, rate_vs DOUBLE, lam DOUBLE, lam_vs DOUBLE, judge_diff DOUBLE,
     diff DOUBLE, diff_ci_low DOUBLE, diff_ci_high DOUBLE, diff_ci_tn_low DOUBLE, diff_ci_tn_high DOUBLE,
-    p_value DOUBLE, family VARCHAR NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    p_value DOUBLE, p_method VARCHAR NOT NULL, permutations INTEGER NOT NULL, p_floor DOUBLE,
+    family VARCHAR NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
     boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
 );
 

@@ -59,7 +59,7 @@ def risk_ratio(k_a, n_a, k_b, n_b) -> np.ndarray:
     return np.exp(log_rr(k_a, n_a, k_b, n_b))
 
 
-def _assignments(size: int, chosen: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def assignments(size: int, chosen: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """0/1 rows: which names form the first group, all of them when few enough, else random ones."""
     count = math.comb(size, chosen)
     if count <= EXACT_LIMIT:
@@ -88,7 +88,7 @@ def permutation_p(k: np.ndarray, n: np.ndarray, first: np.ndarray, seed: int, ca
     sizes = (len(n), int(first.sum()))
     drawn = cache.get(sizes) if cache is not None else None
     if drawn is None:
-        drawn = _assignments(*sizes, np.random.default_rng(seed))
+        drawn = assignments(*sizes, np.random.default_rng(seed))
         if cache is not None:
             cache[sizes] = drawn
     rows, method = drawn

@@ -23,33 +23,30 @@ def family(measure: str, against_reference: bool, primary_measure: str = PRIMARY
     return PRIMARY if against_reference and measure == primary_measure else SECONDARY
 
 
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment (controls the family-wise error rate); NaN p-values stay NaN and do
-    not count in the family."""
+_STATSMODELS = {"holm": "holm", "bh": "fdr_bh"}
+
+
+def _multipletests(p: np.ndarray, method: str) -> np.ndarray:
+    """statsmodels' adjustment over the non-NaN p-values; NaN p-values stay NaN and do not count in the
+    family (statsmodels would propagate them)."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = len(order)
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[idx]))
-        out[idx] = running
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=_STATSMODELS[method])[1]
     return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment (controls the family-wise error rate)."""
+    return _multipletests(p, "holm")
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg step-up adjustment (controls the false discovery rate); NaN stays NaN."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = len(order)
-    running = 1.0
-    for i in range(m - 1, -1, -1):
-        running = min(running, p[order[i]] * m / (i + 1))
-        out[order[i]] = min(1.0, running)
-    return out
+    """Benjamini-Hochberg step-up adjustment (controls the false discovery rate)."""
+    return _multipletests(p, "bh")
 
 
 def adjust(p: np.ndarray, method: str) -> np.ndarray:

@@ -15,8 +15,9 @@ within groups, ``cell.draws``) resamples both the judge part and the labelled pa
 template (and name) move together in both. ``ppi-python`` gives the point estimate with its tuned lam and
 the textbook interval that treats rows as independent (``iid_ci_*``, kept beside the others as Wilson is);
 its intervals are not used as the headline because the audit's outputs are not independent. The p-value
-of a gap is a normal test on the template x name bootstrap's standard error (Holm within the primary
-family: each group vs the reference group on the primary measure; secondary comparisons apart).
+of a gap is the design's test, a permutation of group labels between names (``permutation_p``), adjusted
+in the same families as ``group_comparisons`` (the primary one: each group vs the reference group on the
+primary measure).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from qos_pipeline import taxonomy
 from qos_pipeline.metrics.stats.cells import LABELS, Cell
-from qos_pipeline.metrics.stats.compare import oriented_pairs
+from qos_pipeline.metrics.stats.compare import assignments, oriented_pairs
+from qos_pipeline.metrics.stats.design import permutation_floor
 from qos_pipeline.metrics.stats.draws import percentile_interval
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY_MEASURE, adjust_within, family
 
@@ -144,7 +145,7 @@ def _rate_rows(cell: Cell, measure: str, groups: dict[str, dict]) -> list[dict]:
     return rows + [everyone]
 
 
-def _gap_rows(cell: Cell, measure: str, groups: dict[str, dict], reference: str) -> list[dict]:
+def _gap_rows(cell: Cell, measure: str, groups: dict[str, dict], reference: str, sums: dict) -> list[dict]:
     rows = []
     for a, b in oriented_pairs(cell.group_list, reference):
         ga, gb = groups[a], groups[b]
@@ -158,11 +159,39 @@ def _gap_rows(cell: Cell, measure: str, groups: dict[str, dict], reference: str)
             draws = ga["draws"][by] - gb["draws"][by] if ok else np.array([np.nan])
             low, high = percentile_interval(draws, np.asarray(row["diff"])) if ok else (np.nan, np.nan)
             row.update({f"diff_ci{suffix}_low": float(low), f"diff_ci{suffix}_high": float(high)})
-            if by:
-                se = float(np.nanstd(draws, ddof=1)) if ok else np.nan
-                row["p_value"] = float(2 * stats.norm.sf(abs(row["diff"]) / se)) if ok and se > 0 else np.nan
+        if ga["ok"] and gb["ok"]:
+            row.update(zip(("p_value", "p_method", "permutations"), permutation_p(cell, sums, a, b, row["diff"])))
+        else:
+            row.update(p_value=np.nan, p_method="none", permutations=0)
+        row["p_floor"] = permutation_floor(int((cell.groups == a).sum()), int((cell.groups == b).sum()))
         rows.append(row)
     return rows
+
+
+def permutation_p(cell: Cell, sums: dict, a: str, b: str, observed: float, seed: int = 0
+                  ) -> tuple[float, str, int]:
+    """Two-sided p-value of the prediction-powered gap by permuting group labels between names, the test of
+    ``group_comparisons`` carried over: under "the group does not matter" the names of both groups are
+    exchangeable, so every assignment of them is recomputed with the correction of the names it holds. One
+    lambda serves every assignment (tuned on both groups' labelled outputs, which no assignment changes);
+    the observed statistic is recomputed with it too, so the test compares like with like."""
+    both = (cell.groups == a) | (cell.groups == b)
+    totals = np.column_stack([sums[k][:, both].sum(axis=0) for k in ("f", "n", "y", "fl", "m")])
+    lam = tuned_lambda(dict(zip(("f", "n", "y", "fl", "m"), totals.sum(axis=0))) | {
+        "yf": float(sums["yf"][:, both].sum())})
+    first = (cell.groups == a)[both]
+    rows, method = assignments(len(first), int(first.sum()), np.random.default_rng(seed))
+
+    def theta(s: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return lam * s[..., 0] / s[..., 1] + (s[..., 2] - lam * s[..., 3]) / s[..., 4]
+
+    inside = rows @ totals
+    diffs = theta(inside) - theta(totals.sum(axis=0) - inside)
+    stat = theta(totals[first].sum(axis=0)) - theta(totals[~first].sum(axis=0))
+    extreme = np.nan_to_num(np.abs(diffs), nan=-1.0) >= abs(stat) - 1e-12
+    p = extreme.mean() if method == "exact" else (1 + extreme.sum()) / (1 + len(rows))
+    return float(p), method, len(rows)
 
 
 def ppi_tables(cell: Cell, pairs: np.ndarray, reference: str, p_adjust: str = "holm",
@@ -171,9 +200,10 @@ def ppi_tables(cell: Cell, pairs: np.ndarray, reference: str, p_adjust: str = "h
     human label): the labelled outputs' counts on the cell's grid."""
     rates, gaps = [], []
     for measure, labels in taxonomy.MEASURES.items():
-        groups = _group_estimates(cell, _sums(cell, pairs, labels), measure)
+        sums = _sums(cell, pairs, labels)
+        groups = _group_estimates(cell, sums, measure)
         rates += _rate_rows(cell, measure, groups)
-        gaps += _gap_rows(cell, measure, groups, reference)
+        gaps += _gap_rows(cell, measure, groups, reference, sums)
     gaps = pd.DataFrame(gaps)
     if len(gaps):  # the same families as group_comparisons (multiplicity.family), adjusted apart
         gaps["family"] = [family(m, r, primary) for m, r in zip(gaps["measure"], gaps["is_reference"])]
