@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import cast
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ def cmd_trend(args: argparse.Namespace) -> None:
     if not db.is_file():
         raise Expected(f"{db} does not exist yet: audit checkpoints first (the checkpoint sensor, or qos run "
                        "--model FOLDER --family NAME)")
-    settings = from_env(RegressionGate, deferred=False).settings()
+    settings = cast(RegressionGate, from_env(RegressionGate, deferred=False)).settings()
     with connect_readonly(db) as con:
         if not gate.available(con):
             raise Expected(f"{db} was built by an older qos-pipeline, without checkpoint tables: run `qos rebuild`")

@@ -14,6 +14,7 @@ it does nothing until one of them is set.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 
@@ -58,7 +59,7 @@ def gate_verdicts(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         data = entry.dagster_event.asset_check_evaluation_data if entry.dagster_event else None
         if data is not None and data.check_name == GATE_CHECK and "verdict" in data.metadata:
-            found.append(data.metadata["verdict"].value)
+            found.append(cast(dict, data.metadata["verdict"].value))
     return found
 
 

@@ -77,7 +77,7 @@ def _panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     several = frame.groupby("checkpoint_family")[keys[1:]].nunique().max().max() > 1
     out = []
     for (fam, fmt, judge), part in frame.groupby(keys, sort=True):
-        title = fam if not several else f"{fam} ({fmt}, {judge.split('.')[0]})"
+        title = str(fam) if not several else f"{fam} ({fmt}, {str(judge).split('.')[0]})"
         out.append((title, part))
     return out[:MAX_PANELS]
 

@@ -152,8 +152,8 @@ def test_a_watched_training_run_gets_a_trend_a_gate_and_alerts(tmp_path, tiny_ll
         trend = con.execute("SELECT checkpoint_order, step, order_from, model_key, diff FROM checkpoint_trend "
                             "WHERE name_group = 'muslim' AND family = 'primary' ORDER BY checkpoint_order").fetchall()
         lineage = con.execute("SELECT count(DISTINCT model_version) FROM checkpoints").fetchone()[0]
-    assert [(o, s, f, k) for o, s, f, k, _ in trend] == [(1, 100, "name", "checkpoint-100"), (2, 200, "name", "step_200"),
-                                                         (3, 300, "trainer_state", "final")]
+    assert [(o, s, f, k) for o, s, f, k, _ in trend] == [
+        (1, 100, "name", "checkpoint-100"), (2, 200, "name", "step_200"), (3, 300, "trainer_state", "final")]
     assert [d for *_, d in trend] == pytest.approx([0.0, 0.0, 1.0]) and lineage == 3
 
     # the hook: one JSON line per build in the file, the same verdicts through the command

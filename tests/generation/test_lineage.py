@@ -65,8 +65,8 @@ def test_bad_lineage_input_is_named(tmp_path):
     (paths.warehouse / lineage.FILE).write_text("k: {family: a, bogus: 1}\n")
     with pytest.raises(ModelError, match=r"models.lineage.yaml: the entry of 'k' is malformed"):
         lineage.load(paths)
-    (paths.warehouse / lineage.FILE).write_text("k: {family: a, step: ten, order_from: name, appeared_at: x, version: v, "
-                                                "folder: f}\n")
+    (paths.warehouse / lineage.FILE).write_text(
+        "k: {family: a, step: ten, order_from: name, appeared_at: x, version: v, folder: f}\n")
     with pytest.raises(ModelError, match="malformed"):
         lineage.load(paths)
     (paths.warehouse / lineage.FILE).write_text("- not a mapping\n")

@@ -160,5 +160,5 @@ def test_a_warehouse_without_checkpoint_tables_says_rebuild(monkeypatch, tmp_pat
     with connect_readonly(db) as con:
         assert gate.evaluate(con).families == [] and trend.trend_frame(con).empty
     monkeypatch.setenv("QOS_WAREHOUSE", str(tmp_path))
-    with pytest.raises(SystemExit, match="built by an older qos-pipeline, without checkpoint tables: run `qos rebuild`"):
+    with pytest.raises(SystemExit, match="built by an older qos-pipeline, without checkpoint tables: run `qos rebuild"):
         main(["trend"])

@@ -14,6 +14,7 @@ the nearest earlier one that can be compared; the first, the earliest that can.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from qos_pipeline.metrics.stats.cells import Cell
@@ -27,7 +28,7 @@ def sequences(cells: list[Cell], keys: list[str], lineage: pd.DataFrame) -> list
     """(family, [(order, cell), ...] by order) for every run of cells that may be compared with each other:
     one family, prompt format, judge and sampling config. ``lineage``: model_key, checkpoint_family,
     checkpoint_order."""
-    place = {r.model_key: (r.checkpoint_family, int(r.checkpoint_order)) for r in lineage.itertuples()}
+    place = dict(zip(lineage["model_key"], zip(lineage["checkpoint_family"], lineage["checkpoint_order"].astype(int))))
     out = []
     for group in comparable_sets(cells, keys):
         runs: dict[tuple, list[tuple[int, Cell]]] = {}
@@ -56,7 +57,8 @@ def checkpoint_changes(cells: list[Cell], keys: list[str], lineage: pd.DataFrame
                        p_adjust: str = "holm", primary_measure: str = PRIMARY_MEASURE) -> pd.DataFrame:
     """Every checkpoint against its previous one and its family's first (columns of ``model_comparisons``
     plus ``checkpoint_family``, ``against``, ``checkpoint_order_a``, ``checkpoint_order_b``)."""
-    frames, flips = [], {}
+    frames: list[pd.DataFrame] = []
+    flips: dict[int, np.ndarray] = {}  # template sign flips by number of templates, shared by every pair
     if lineage.empty:
         return pd.DataFrame()
     for fam, run in sequences(cells, keys, lineage):
