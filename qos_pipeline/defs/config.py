@@ -11,13 +11,11 @@ from typing import Optional
 import dagster as dg
 
 from qos_pipeline.defs.resources import AuditSettings, optional
-from qos_pipeline.generation.sampling import SamplingConfig
+from qos_pipeline.generation.sampling import REQUESTED, RunSettings, SamplingConfig
 from qos_pipeline.metrics.analysis import StatsSettings
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.cells import MEASURES
 from qos_pipeline.metrics.stats.multiplicity import METHODS
-
-SAMPLING = ("do_sample", "temperature", "top_p", "top_k")
 
 
 class PromptsConfig(dg.Config):
@@ -55,23 +53,20 @@ class GenerationsConfig(dg.Config):
     decoder: Optional[str] = None
     keep_partition_settings: bool = True
 
-    def effective(self, stored: dict, settings: AuditSettings) -> dict:
-        """What decides the rows (kept with the partition): samples, seed, token budget, formats, sampling."""
-        stored = stored if self.keep_partition_settings else {}
-        mine = {k: getattr(self, k) for k in SAMPLING}
+    def effective(self, stored: dict, settings: AuditSettings) -> RunSettings:
+        """What decides the rows (kept with the partition): this config's fields, else the partition's stored
+        settings (``keep_partition_settings``), else ``settings``."""
+        kept = RunSettings.stored_fields(stored) if self.keep_partition_settings else {}
+        mine = {k: getattr(self, k) for k in REQUESTED}
         if mine["do_sample"] is None and any(mine[k] is not None for k in ("temperature", "top_p", "top_k")):
             mine["do_sample"] = True  # a temperature asked for means sampling (greedy would ignore it)
-        return {
-            "samples": optional(self.samples, stored.get("samples", settings.samples)),
-            "seed": optional(self.seed, stored.get("seed", settings.seed)),
-            "max_new_tokens": optional(self.max_new_tokens, stored.get("max_new_tokens", settings.max_new_tokens)),
-            "prompt_formats": self.prompt_formats or stored.get("prompt_formats") or settings.format_ids(),
-            "sampling": mine if any(v is not None for v in mine.values()) else stored.get("sampling", mine),
-        }
-
-
-def sampling_of(effective: dict) -> SamplingConfig:
-    return SamplingConfig(**effective["sampling"], max_new_tokens=effective["max_new_tokens"])
+        sampling = mine if any(v is not None for v in mine.values()) else kept.get("sampling", mine)
+        budget = optional(self.max_new_tokens, kept.get("max_new_tokens", settings.max_new_tokens))
+        return RunSettings(
+            samples=optional(self.samples, kept.get("samples", settings.samples)),
+            seed=optional(self.seed, kept.get("seed", settings.seed)),
+            sampling=SamplingConfig(**sampling, max_new_tokens=budget),
+            prompt_formats=tuple(self.prompt_formats or kept.get("prompt_formats") or settings.format_ids() or ()))
 
 
 class JudgmentsConfig(dg.Config):

@@ -3,6 +3,7 @@
 import os
 import uuid
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +13,7 @@ import pandas as pd
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.automation import REFRESH
 from qos_pipeline.defs.checks import counts, failing_clearly, materialized, specs, stop_if_blocked, tally
-from qos_pipeline.defs.config import GenerationsConfig, sampling_of
+from qos_pipeline.defs.config import GenerationsConfig
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditSettings, GeneratorResource, Storage, optional
@@ -20,6 +21,7 @@ from qos_pipeline.defs.sources import model_sources
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
+from qos_pipeline.generation.sampling import RunSettings
 from qos_pipeline.generation.models.added import RecordedSource, recorded
 from qos_pipeline.generation.step import generate
 from qos_pipeline.ingest.partitions import spool
@@ -62,17 +64,17 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
     if found is not None:
         yield from _recorded(context, found, group, paths, target)
         return
-    settings = config.effective(stored(target), audit)
-    df, outcomes, formats = _generate(context, config, settings, paths, generator, model, group, audit)
+    df, outcomes, settings = _generate(context, config, config.effective(stored(target), audit), paths, generator,
+                                       model, group, audit)
     yield from stop_if_blocked(context, f"generations[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
-        path = write_partition(df, target, settings)
+        path = write_partition(df, target, settings.stored())
     pause_point("generations:written")
     fresh = int((df["run_id"] == context.run_id).sum())
     yield materialized(outcomes, {
         "rows": len(df), "generated": fresh, "reused": len(df) - fresh,
         "model_version": str(df["model_version"].iloc[0]) if len(df) else "",
-        "prompt_formats": ", ".join(formats), "source": str(df["source"].iloc[0]) if len(df) else "",
+        "prompt_formats": ", ".join(settings.prompt_formats), "source": str(df["source"].iloc[0]) if len(df) else "",
         "gen_config": str(df["gen_config"].iloc[0]) if len(df) else "",
         "finish_reasons": counts(df, "finish_reason"), "path": str(path), "dagster/row_count": len(df)})
 
@@ -101,19 +103,21 @@ def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: 
         "path": str(target), "dagster/row_count": item.rows})
 
 
-def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: dict, paths,
+def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: RunSettings, paths,
               generator: GeneratorResource, model: str, group: str, audit: AuditSettings
-              ) -> tuple[pd.DataFrame, list[CheckOutcome], list[str]]:
+              ) -> tuple[pd.DataFrame, list[CheckOutcome], RunSettings]:
+    """The partition's rows, its checks, and its settings with the prompt formats resolved (the model's own
+    when none was asked for): what is kept with the partition."""
     prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
     gen = generator.build(model, paths, compile=config.compile, decoder=config.decoder)
     if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
         raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
                         "qos_pipeline.generation.interface.Generator in full")
-    formats = select_formats(paths.assets, settings["prompt_formats"], gen.default_prompt_format)
-    settings["prompt_formats"] = [f.id for f in formats]  # kept with the partition as resolved
+    formats = select_formats(paths.assets, list(settings.prompt_formats) or None, gen.default_prompt_format)
+    settings = replace(settings, prompt_formats=tuple(f.id for f in formats))
     df, outcomes = generate(
-        prompts_df, gen, sampling_of(settings), settings["samples"], settings["seed"],
+        prompts_df, gen, settings.sampling, settings.samples, settings.seed,
         optional(config.batch_size, audit.batch_size), context.run_id,
         progress=lambda done, total: context.log.info(f"generations[{model}|{group}]: {done}/{total} rows"),
         formats=formats, cache_dir=cache.cache_folder(paths.warehouse, model, group))
-    return df, outcomes, settings["prompt_formats"]
+    return df, outcomes, settings

@@ -68,6 +68,40 @@ class SamplingConfig:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
+REQUESTED = ("do_sample", "temperature", "top_p", "top_k")
+"""The sampling fields a run may ask for (run config, ``qos run`` flags); the rest are the model's."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What decides a generations partition's rows besides the model and the prompts: samples per prompt,
+    base seed, the requested sampling (``None`` fields: the model's own; with the token budget) and the
+    prompt formats. Made once per run from its config, the partition's stored settings and the defaults
+    (``defs.config.GenerationsConfig.effective``), never changed after; kept with the partition in its
+    staged file's metadata (``stored`` / ``from_stored``) so that a refresh reuses it."""
+
+    samples: int
+    seed: int
+    sampling: SamplingConfig
+    prompt_formats: tuple[str, ...] = ()
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept with the partition (its keys are those partitions have always been stored with)."""
+        return {"samples": self.samples, "seed": self.seed, "max_new_tokens": self.sampling.max_new_tokens,
+                "prompt_formats": list(self.prompt_formats),
+                "sampling": {k: getattr(self.sampling, k) for k in REQUESTED}}
+
+    @staticmethod
+    def stored_fields(stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields a stored partition's metadata sets (an old or damaged file may set fewer)."""
+        out = {k: stored[k] for k in ("samples", "seed", "max_new_tokens") if isinstance(stored.get(k), int)}
+        if isinstance(stored.get("prompt_formats"), list) and stored["prompt_formats"]:
+            out["prompt_formats"] = tuple(str(f) for f in stored["prompt_formats"])
+        if isinstance(stored.get("sampling"), dict):
+            out["sampling"] = {k: stored["sampling"].get(k) for k in REQUESTED}
+        return out
+
+
 DECODERS = ("naive", "batched", "continuous")
 
 

@@ -40,6 +40,7 @@ def _null_cell(sim: int, name_sd: float, drop_lowest: int = 0):
     return cell
 
 
+@pytest.mark.slow  # a simulation of hundreds of audits: CI's tier
 def test_the_headline_interval_excludes_zero_at_about_5_percent_when_names_differ():
     # 300 seeded null audits whose names differ a lot within groups (logit SD 1.2: per-name refusal rates
     # tens of points apart). The headline interval (templates x names) excludes 0 in 5.3% of them (1,000
@@ -52,6 +53,7 @@ def test_the_headline_interval_excludes_zero_at_about_5_percent_when_names_diffe
     assert headline / 300 <= 0.07 and fixed / 300 >= 0.4
 
 
+@pytest.mark.slow  # a simulation of hundreds of audits: CI's tier
 def test_a_group_missing_its_least_refused_templates_is_compared_on_shared_templates():
     # Null audits where group 'a' lacks its 6 least-refused templates: compared on all rows, the permutation
     # test rejected ~97% of them; on the templates both groups share it rejects 4.0% (200 runs; tolerance

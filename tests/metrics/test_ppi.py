@@ -84,6 +84,7 @@ def test_no_human_positive_in_the_sample_keeps_plain_ppi():
     assert tuned_lambda({"n": 500, "f": 20, "m": 60, "y": 0, "fl": 2, "yf": 0}) == 1.0
 
 
+@pytest.mark.slow  # a simulation of hundreds of audits: CI's tier
 def test_a_judge_biased_against_one_group_biases_the_judge_gap_but_not_the_prediction_powered_one():
     """100 simulated audits, a 60-per-group human sample each: the judge misses 60% of Muslim names'
     harmful refusals and none of White names'. Judge-only harmful-refusal gap: biased by about -7 points
@@ -109,6 +110,7 @@ def test_a_judge_biased_against_one_group_biases_the_judge_gap_but_not_the_predi
     assert covered >= 90 and covered_refusal >= 90, (covered, covered_refusal)
 
 
+@pytest.mark.slow  # a simulation of hundreds of audits: CI's tier
 def test_the_permutation_test_of_the_corrected_gap_holds_its_level_where_the_judge_errs_on_one_group():
     """No group effect (10% harmful refusals for both groups), the judge misses 60% of Muslim names' harmful
     refusals: over 100 simulated audits the judge-only gap is about -6 points and its permutation test
