@@ -2,7 +2,8 @@
 instance, warehouse and watched folder, turn the checkpoint sensor and the automation sensor on through the
 UI's GraphQL API, drop a tiny random Llama checkpoint into the watched folder, and wait until the sensor has
 added its `model` partition and its audit run succeeded (the prompts are materialized first through the UI's API), and
-declarative automation has rebuilt the metric tables with its rows. Stops by PID.
+declarative automation has rebuilt the metric tables with its rows, and the regression alert sensor has appended the
+gate's verdict of that rebuild to the alert file. Stops by PID.
 
     .venv/bin/python scripts/daemon_smoke.py [--port 3334] [--keep DIR]
 
@@ -52,7 +53,8 @@ def prepare(work: Path) -> dict[str, str]:
     for name, data in DESIGN.items():
         (design / name).write_text(json.dumps(data), encoding="utf-8")
     return {"DAGSTER_HOME": str(home), "QOS_WAREHOUSE": str(work / "wh"), "QOS_CHECKPOINT_DIRS": str(work / "watch"),
-            "QOS_DESIGN": str(design), "QOS_SAMPLES": "1", "QOS_MAX_NEW_TOKENS": "4", "QOS_EXECUTOR": "in_process"}
+            "QOS_DESIGN": str(design), "QOS_SAMPLES": "1", "QOS_MAX_NEW_TOKENS": "4", "QOS_EXECUTOR": "in_process",
+            "QOS_ALERT_FILE": str(work / "alerts.jsonl")}
 
 
 def start_sensors(port: int, location: str) -> None:
@@ -121,6 +123,16 @@ def wait_until_done(db: Path, home: Path, proc, timeout: float) -> tuple[dict[st
     raise TimeoutError(f"no rows of {CHECKPOINT} in {db}, or runs still going, after {timeout} s")
 
 
+def wait_for_alerts(file: Path, proc, timeout: float) -> list[dict]:
+    """The verdicts the regression alert sensor appended (it ticks every 30 s after a run succeeded)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if file.is_file() and file.read_text(encoding="utf-8").strip():
+            return [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()]
+        time.sleep(2)
+    return []
+
+
 def run_smoke(work: Path, port: int, timeout: float = 300) -> dict:
     """The whole scenario; returns what it saw (rows per table, run statuses per job, partitions)."""
     import dagster as dg
@@ -141,12 +153,14 @@ def run_smoke(work: Path, port: int, timeout: float = 300) -> dict:
         print(f"checkpoint dropped: {drop_checkpoint(built, work)}", flush=True)
         rows, runs = wait_until_done(Path(env["QOS_WAREHOUSE"]) / "qos.duckdb", Path(env["DAGSTER_HOME"]), proc, timeout)
         print(f"rows of {CHECKPOINT} in DuckDB: {rows}", flush=True)
+        alerts = wait_for_alerts(Path(env["QOS_ALERT_FILE"]), proc, 120)
+        print(f"alert lines: {len(alerts)}", flush=True)
     finally:
         ui_smoke.stop(proc)
         print(f"dagster dev stopped (exit {proc.returncode})", flush=True)
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         partitions = instance.get_dynamic_partitions("model")
-    return {"rows": rows, "runs": runs, "partitions": partitions, "exit": proc.returncode}
+    return {"rows": rows, "runs": runs, "partitions": partitions, "exit": proc.returncode, "alerts": alerts}
 
 
 def main() -> None:
@@ -159,6 +173,7 @@ def main() -> None:
         seen = run_smoke(work, args.port)
         ui_smoke.check(seen["partitions"] == [CHECKPOINT], f"model partitions: {seen['partitions']}")
         ui_smoke.check(all(s == "SUCCESS" for v in seen["runs"].values() for s in v), f"runs: {seen['runs']}")
+        ui_smoke.check(len(seen["alerts"]) == 1, f"regression gate verdicts alerted: {seen['alerts']}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

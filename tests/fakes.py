@@ -58,6 +58,27 @@ class FakeGeneratorResource(dg.ConfigurableResource):
         return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty, self.broken)
 
 
+class StepFakeGeneratorResource(FakeGeneratorResource):
+    """The fake whose refusals depend on the training step its checkpoint states (folder name or
+    trainer_state.json, read as the lineage reads it): ``refuse_names`` before ``changed_step``,
+    ``changed_names`` from it on. Its version is the checkpoint's content version, as the HF generator's."""
+
+    changed_step: int = 0
+    changed_names: list[str] = []
+
+    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
+        from qos_pipeline.generation.models.added import resolve
+        from qos_pipeline.generation.models.lineage import read_step
+
+        spec = resolve(model_key, paths)
+        step, _ = read_step(spec.path)
+        later = self.changed_step and step is not None and step >= self.changed_step
+        generator = FakeGenerator(model_key, frozenset(self.changed_names if later else self.refuse_names),
+                                  self.empty, self.broken)
+        generator.model_version = spec.version
+        return generator
+
+
 def fake_definitions(warehouse, generator: dg.ConfigurableResource | None = None, **settings):
     """The project's definitions with the fake generator, a warehouse of its own and audit settings
     ``settings`` (fields of AuditSettings); returns (definitions, paths)."""

@@ -14,6 +14,7 @@ from qos_pipeline.cli.evidence import add_evidence_parser
 from qos_pipeline.cli.ingest import cmd_ingest
 from qos_pipeline.cli.judge import add_judge_parser
 from qos_pipeline.cli.label import add_label_parser
+from qos_pipeline.cli.trend import add_trend_parser
 from qos_pipeline.cli.ui import cmd_ui
 from qos_pipeline.cli.warehouse import cmd_rebuild, cmd_report
 from qos_pipeline.staging import DISK_FULL, disk_full
@@ -25,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the whole audit through Dagster")
     run.add_argument("--model", action="append", help="registry key or HF checkpoint folder (repeatable); "
                      "default: the registry's default (embedded SmolLM2-135M-Instruct)")
+    run.add_argument("--family", help="put the --model checkpoints in this checkpoint family (qos trend); default: "
+                     "the folder holding a checkpoint whose name or trainer_state.json states a step")
     run.add_argument("--design", help="demo | full | pilot-format folder (default: $QOS_DESIGN, else demo)")
     run.add_argument("--groups", nargs="+", metavar="GROUP", help="only these name groups")
     run.add_argument("--samples", type=int, help="generations per prompt (default: $QOS_SAMPLES, else 3)")
@@ -76,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     add_judge_parser(sub)
     add_label_parser(sub)
     add_evidence_parser(sub)
+    add_trend_parser(sub)
     add_doctor_parser(sub)
     return p
 

@@ -13,6 +13,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.defs.resources import GeneratorResource, from_env
 from qos_pipeline.generation.formats import select_formats
+from qos_pipeline.generation.models import lineage
 from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.registry import load_registry
 from qos_pipeline.prompts.design import audit_groups, load_design
@@ -37,9 +38,25 @@ def cmd_run(args: argparse.Namespace) -> None:
     # One writer from registering the models to publishing the warehouse (see staging.writer_lock): another
     # run, ingest or rebuild of this warehouse waits, saying so, and readers are never held up.
     with writer_lock(paths.staging, "qos run " + " ".join(models)):
-        keys = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths).key for m in models]
+        specs = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths) for m in models]
+        for model, spec in zip(models, specs):
+            _lineage(model, spec, args.family, paths)
+        keys = [spec.key for spec in specs]
         _audit(args, design_arg, groups, keys, formats, defaults)
     print_report(paths.db, None, None)
+
+
+def _lineage(model: str, spec, family: str | None, paths) -> None:
+    """Put a checkpoint in its family (``--family``, else the folder it lies in) with its order (the step its
+    name or trainer_state.json states, else when it appeared). Without ``--family`` only a folder that states
+    a step is a checkpoint: two unrelated models side by side in one folder are no training run."""
+    folder = Path(model).expanduser()
+    if family is None and not (folder.is_dir() and lineage.has_step(folder)):
+        return
+    found = lineage.record(paths, lineage.describe(spec.key, spec.path, family or str(folder.resolve().parent),
+                                                   spec.version))
+    order = f"step {found.step}" if found.step is not None else f"appeared {found.appeared_at}"
+    log.info("checkpoint %s: family %s, %s (qos trend shows the family)", spec.key, found.family, order)
 
 
 def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], keys: list[str], formats, defaults) -> None:

@@ -23,7 +23,8 @@ from qos_pipeline.staging import WarehouseError
 # Warnings, not stops: the data is kept and the count shown (e.g. unjudged rows are counted, never coerced).
 WARN_ONLY = {"generations_responses_nonempty", "judgments_unjudged", "judge_validations_error_gaps",
              "metric_tables_reference_group_present", "metric_tables_no_orphan_judgments",
-             "metric_tables_one_config_per_model", "metric_tables_partitions_judged", "metric_tables_design_complete"}
+             "metric_tables_one_config_per_model", "metric_tables_partitions_judged", "metric_tables_design_complete",
+             "metric_tables_checkpoint_regression"}
 
 DESCRIPTIONS = {
     "prompts_schema": "Every prompt row matches the prompts schema: ids are content hashes (prompt_id unique), "
@@ -66,6 +67,12 @@ DESCRIPTIONS = {
     "metric_tables_design_complete": "Warning: cells whose template x name grid is incomplete, per group (names, "
                                      "templates, missing prompts); their comparisons use the templates both "
                                      "groups share and say so.",
+    "metric_tables_checkpoint_regression": "Regression gate (never stops the build; warning unless QOS_GATE_SEVERITY="
+                                           "error): the newest checkpoint of each checkpoint family fails when a "
+                                           "group's primary gap vs the reference group grew against the previous "
+                                           "checkpoint with an adjusted paired p below QOS_GATE_LEVEL (0.05), or "
+                                           "exceeds QOS_GATE_CEILING; names the group, the change with its interval "
+                                           "and outputs that changed label.",
 }
 """What each check tests, shown as its description in the UI (the README and warehouse/README.md say the same)."""
 
@@ -109,10 +116,11 @@ def stop_if_blocked(context: dg.AssetExecutionContext, what: str, outcomes: list
         raise dg.Failure(description=str(exc)) from None
 
 
-def materialized(outcomes: list[CheckOutcome], metadata: dict) -> dg.MaterializeResult:
+def materialized(outcomes: list[CheckOutcome], metadata: dict, extra: list[dg.AssetCheckResult] = ()
+                 ) -> dg.MaterializeResult:
     """The materialization of what was just written, with its check results (recorded after it, so they
-    target it)."""
-    return dg.MaterializeResult(metadata=metadata, check_results=results(outcomes))
+    target it); ``extra``: results built by the asset itself (the regression gate)."""
+    return dg.MaterializeResult(metadata=metadata, check_results=results(outcomes) + list(extra))
 
 
 def failing_clearly(fn):

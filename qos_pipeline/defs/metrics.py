@@ -5,10 +5,12 @@ from typing import Iterator
 import dagster as dg
 
 from qos_pipeline.checks import BlockedError
+from qos_pipeline.defs.alerts import GATE_CHECK, gate_result
 from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REBUILD
 from qos_pipeline.defs.config import MetricTablesConfig
-from qos_pipeline.defs.resources import AuditSettings, Storage
+from qos_pipeline.defs.resources import AuditSettings, RegressionGate, Storage
+from qos_pipeline.generation.models import lineage
 from qos_pipeline.metrics.html import markdown_summary
 from qos_pipeline.metrics.plots import write_plots
 from qos_pipeline.metrics.step import code_version, rebuild_warehouse
@@ -17,14 +19,14 @@ METRIC_CHECKS = ["metric_tables_rates_in_range", "metric_tables_rates_sum_to_one
                  "metric_tables_groups_present", "metric_tables_partitions_judged", "metric_tables_comparisons_valid",
                  "metric_tables_no_orphan_judgments", "metric_tables_one_config_per_model",
                  "metric_tables_reference_group_present",
-                 "metric_tables_judge_tables_valid", "metric_tables_design_complete"]
+                 "metric_tables_judge_tables_valid", "metric_tables_design_complete", GATE_CHECK]
 
 
 @dg.asset(group_name="warehouse", kinds={"duckdb"}, pool="duckdb_writer", deps=["judgments", "judge_validations"],
           automation_condition=REBUILD, code_version=code_version(), check_specs=specs("metric_tables", METRIC_CHECKS))
 @failing_clearly
 def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig, storage: Storage,
-                  audit: AuditSettings) -> Iterator:
+                  audit: AuditSettings, gate: RegressionGate) -> Iterator:
     """All tables of ``warehouse/qos.duckdb``, rebuilt from every staged partition by the single
     ``duckdb_writer`` step and published only when its blocking checks (Great Expectations suites) pass.
     A cell is one model version x prompt format x sampling config x design x judge.
@@ -40,6 +42,9 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
       family and apart in the exploratory one), ``group_effects_mixed`` (a mixed-effects logistic
       cross-check), ``significant_gaps``, ``name_sensitivity``, ``model_comparisons`` (cells with the same
       prompts), ``unjudged_by_group``.
+    - Checkpoints of a training run (``checkpoints``: family and order): ``checkpoint_trend`` (each group's
+      gap over the checkpoints) and ``checkpoint_changes`` (each checkpoint vs the previous one and the
+      first); the check ``metric_tables_checkpoint_regression`` gates the newest checkpoint of each family.
     - Prediction-powered tables from human labels: ``label_rates_ppi``, ``group_comparisons_ppi`` (rates
       and gaps that stay valid when the judge errs), ``annotator_agreement``.
     - Judge validations per measure: ``judge_validations``, ``judge_validation_labels``,
@@ -49,9 +54,10 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     PNGs into the warehouse's ``plots/``). Every column: warehouse/README.md."""
     paths = storage.paths()
     reference = config.reference_group or audit.reference(paths)
+    gate.settings()  # a bad gate setting fails before the build, not after it
     try:
         counts, outcomes = rebuild_warehouse(paths.staging, paths.db, reference, config.stats(audit),
-                                             notify=context.log.warning)
+                                             notify=context.log.warning, lineage=lineage.frame(paths))
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from stop_if_blocked(context, f"warehouse {paths.db}", outcomes)
@@ -62,4 +68,4 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
             markdown_summary(paths.db, {name: path.read_bytes() for name, path in written.items()}))
         metadata["plots"] = dg.MetadataValue.path(str(paths.db.parent / "plots"))
     metadata.update({f"rows/{t}": n for t, n in counts.items()}, path=str(paths.db))
-    yield materialized(outcomes, metadata)
+    yield materialized(outcomes, metadata, [gate_result(paths.db, gate)])

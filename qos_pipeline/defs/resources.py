@@ -1,5 +1,5 @@
 """Dagster resources: where things live (``Storage``), the defaults of every audit run (``AuditSettings``),
-the generator factory and the checkpoint watch.
+the generator factory, the checkpoint watch, and the checkpoint regression gate and its alerts.
 
 Every field can come from a ``QOS_*`` variable: ``from_env`` sets it to ``dg.EnvVar`` (Dagster reads the
 value when a run or a tick starts, never at import), or, for the command line, to the value now. Dagster's
@@ -9,7 +9,9 @@ default; that presence test is the one thing read at load time.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +21,7 @@ from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.interface import Generator
 from qos_pipeline.generation.models.added import resolve
 from qos_pipeline.generation.sampling import DecodeOptions
+from qos_pipeline.metrics.gate import GateSettings
 from qos_pipeline.prompts.design import load_groups
 from qos_pipeline.settings import Paths
 
@@ -106,6 +109,57 @@ class CheckpointWatch(dg.ConfigurableResource):
         return [Path(p).expanduser().resolve() for p in self.dirs.split(os.pathsep) if p.strip()]
 
 
+class RegressionGate(dg.ConfigurableResource):
+    """The checkpoint regression gate (asset check ``metric_tables_checkpoint_regression``, ``qos trend``):
+    the newest checkpoint of a family fails when a primary gap grew against the previous checkpoint with an
+    adjusted paired p-value below ``level``, or is larger than ``ceiling`` (a share, 0.10 = 10 points; empty
+    or 0: none). ``severity``: ``warn`` (default) or ``error``, how a failure shows in the UI; the build is
+    published either way. Numbers as text: a ``dg.EnvVar`` can only hold text or an integer."""
+
+    level: str = "0.05"
+    ceiling: str = ""
+    severity: str = "warn"
+
+    def settings(self) -> GateSettings:
+        try:
+            return GateSettings(float(self.level or 0.05), float(self.ceiling or 0))
+        except ValueError as exc:
+            raise ValueError(f"regression gate (QOS_GATE_LEVEL={self.level!r}, QOS_GATE_CEILING={self.ceiling!r}): "
+                             f"{exc}") from None
+
+    def check_severity(self) -> dg.AssetCheckSeverity:
+        if self.severity.lower() not in ("warn", "error"):
+            raise ValueError(f"QOS_GATE_SEVERITY={self.severity!r}: use warn or error")
+        return dg.AssetCheckSeverity.ERROR if self.severity.lower() == "error" else dg.AssetCheckSeverity.WARN
+
+
+class Alerts(dg.ConfigurableResource):
+    """Where the regression gate's verdict goes, without watching the UI (``regression_alert_sensor``):
+    ``command`` (an argv list: JSON ``["notify", "--urgent"]`` or words split like a shell would, never run
+    by a shell; the verdict is its standard input) and/or ``file`` (one JSON line appended per verdict).
+    ``only_failures``: ``true`` to be told of failed verdicts only. Empty: no alert."""
+
+    command: str = ""
+    file: str = ""
+    only_failures: str = "false"
+
+    def argv(self) -> list[str]:
+        text = self.command.strip()
+        if not text:
+            return []
+        try:
+            argv = json.loads(text) if text.startswith("[") else shlex.split(text)
+        except ValueError as exc:
+            raise ValueError(f"QOS_ALERT_COMMAND={text!r} is neither a JSON list nor shell words ({exc})") from None
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError(f"QOS_ALERT_COMMAND={text!r}: give the program and its arguments, e.g. "
+                             '["/usr/local/bin/notify", "--channel", "safety"]')
+        return argv
+
+    def failures_only(self) -> bool:
+        return self.only_failures.strip().lower() in ("1", "true", "yes")
+
+
 ENV = {
     Storage: {"assets_dir": "QOS_ASSETS", "warehouse_dir": "QOS_WAREHOUSE", "model_cache_dir": "QOS_MODEL_CACHE"},
     AuditSettings: {"design": "QOS_DESIGN", "samples": "QOS_SAMPLES", "seed": "QOS_SEED",
@@ -115,6 +169,8 @@ ENV = {
                     "primary_measure": "QOS_PRIMARY_MEASURE"},
     CheckpointWatch: {"dirs": "QOS_CHECKPOINT_DIRS", "marker": "QOS_CHECKPOINT_MARKER"},
     GeneratorResource: {"decoder": "QOS_DECODER", "attention": "QOS_ATTENTION"},
+    RegressionGate: {"level": "QOS_GATE_LEVEL", "ceiling": "QOS_GATE_CEILING", "severity": "QOS_GATE_SEVERITY"},
+    Alerts: {"command": "QOS_ALERT_COMMAND", "file": "QOS_ALERT_FILE", "only_failures": "QOS_ALERT_ONLY_FAILURES"},
 }
 """Which ``QOS_*`` variable sets which field of which resource."""
 

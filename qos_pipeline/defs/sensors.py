@@ -16,7 +16,7 @@ import dagster as dg
 from qos_pipeline.defs.jobs import audit_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage
-from qos_pipeline.generation.models import checkpoints
+from qos_pipeline.generation.models import checkpoints, lineage
 from qos_pipeline.generation.models.added import added_models, register
 from qos_pipeline.generation.models.files import ModelError, digest_store
 from qos_pipeline.prompts.design import load_design
@@ -38,14 +38,19 @@ def design_groups(design: str, paths: Paths) -> list[str]:
 
 
 def _register(ready: checkpoints.Ready, paths: Paths) -> str | None:
-    """Remember key -> folder for the generator; the reason it cannot be registered, or None."""
+    """Remember key -> folder for the generator, and the checkpoint's lineage (its watched folder is its
+    family, its step or arrival its order); the reason it cannot be registered, or None."""
     try:
         # models.added.yaml is read, changed and rewritten: one writer at a time, and a tick never waits
         with writer_lock(paths.staging, "checkpoint_sensor", wait=False):
             spec = register(str(ready.path), paths)
+            if spec.key != ready.key:
+                return f"registered as {spec.key!r}, not {ready.key!r}"
+            family = str(ready.root or ready.path.parent)
+            lineage.record(paths, lineage.describe(ready.key, ready.path, family, ready.version))
     except ModelError as exc:  # key taken by another folder or by assets/models.yaml
         return str(exc)
-    return None if spec.key == ready.key else f"registered as {spec.key!r}, not {ready.key!r}"
+    return None
 
 
 def _audit_requests(ready: checkpoints.Ready, todo: list[str], has_prompts: set[str]) -> list[dg.RunRequest]:

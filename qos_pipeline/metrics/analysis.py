@@ -1,6 +1,6 @@
 """The statistics of a build, computed from the judged rows in one pass over the cells (``metrics.stats``):
 cluster-bootstrap intervals of every label rate, group comparisons, the mixed-model cross-check of the
-primary gaps, name sensitivity, model comparisons and judge-corrected refusal rates. The draws of a cell are
+primary gaps, name sensitivity, model and checkpoint comparisons and judge-corrected refusal rates. The draws of a cell are
 made once and shared by all of its tables."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 
 from qos_pipeline.metrics import labelled
 from qos_pipeline.metrics.stats.cells import Cell, cells_from_db
+from qos_pipeline.metrics.stats.checkpoints import checkpoint_changes
 from qos_pipeline.metrics.stats.compare import group_comparisons, risk_ratio
 from qos_pipeline.metrics.stats.corrected import corrected_rates
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
@@ -117,6 +118,9 @@ def add_statistics(con, cell_keys: list[str], label_rate_tables: dict[str, list[
             settings)
     _insert(con, "model_comparisons", model_comparisons(cells, cell_keys, reference, settings.seed, settings.p_adjust,
                                                         settings.primary_measure), settings)
+    lineage = con.execute("SELECT model_key, checkpoint_family, checkpoint_order FROM checkpoints").df()
+    _insert(con, "checkpoint_changes", checkpoint_changes(cells, cell_keys, lineage, reference, settings.seed,
+                                                          settings.p_adjust, settings.primary_measure), settings)
     counts = labelled.labelled_counts(con, cell_keys)
     labelled.add_agreement(con)
     labelled.add_validations(con, counts, cell_keys, reference, settings.resamples, settings.seed)

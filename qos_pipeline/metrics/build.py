@@ -13,6 +13,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from qos_pipeline.judging.evaluation.metrics import VALIDATION_TABLES
 from qos_pipeline.metrics import publish
 from qos_pipeline.metrics.comments import comment_tables
@@ -41,7 +43,7 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_template": (["name_group", "template_id", "template_name", "target_group", "template_text"], True),
 }
 METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "group_effects_mixed", "name_sensitivity",
-                 "model_comparisons", "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi",
+                 "model_comparisons", "checkpoints", "checkpoint_changes", "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi",
                  "group_comparisons_ppi")
 # the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
 INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
@@ -158,9 +160,10 @@ def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
     return template.format(table=table, source=source, cell=", ".join(CELL), dims="".join(f", {d}" for d in dims))
 
 
-def build_database(staging: Path, target: Path, reference_group: str, stats: StatsSettings = StatsSettings()
-                   ) -> dict[str, int]:
-    """Build a complete warehouse at ``target`` (a new file) from the staged partitions.
+def build_database(staging: Path, target: Path, reference_group: str, stats: StatsSettings = StatsSettings(),
+                   lineage: pd.DataFrame | None = None) -> dict[str, int]:
+    """Build a complete warehouse at ``target`` (a new file) from the staged partitions; ``lineage``: the
+    checkpoints' families and steps (``generation.models.lineage.frame``), None: no checkpoint family.
 
     Returns the row count of every table. ``target`` must not exist; ``publish`` moves it into place.
     """
@@ -191,6 +194,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute(_sql("disparities.sql"))
         counts.update(build_judge_tables(con, staging))
         con.execute(_sql("statistics.sql"))
+        _load_checkpoints(con, lineage)
         add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats, source=JUDGED_CELLS)
         for table in METRIC_TABLES:
             counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -203,6 +207,21 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         raise
     finally:
         con.close()
+
+
+def _load_checkpoints(con, lineage: pd.DataFrame | None) -> None:
+    """The ``checkpoints`` table: each family's checkpoints numbered by step, then (those without one) by the
+    time they appeared, then by key (so two that appeared together keep one order on every build)."""
+    if lineage is None or lineage.empty:
+        return
+    con.register("lineage_src", lineage)
+    con.execute("""INSERT INTO checkpoints BY NAME
+        SELECT *, row_number() OVER (PARTITION BY checkpoint_family ORDER BY step IS NULL, step, appeared_at,
+                                     model_key) AS checkpoint_order,
+               getvariable('build_id') AS build_id, getvariable('built_at')::TIMESTAMPTZ AS built_at
+        FROM (SELECT model_key, model_version, checkpoint_family, step::BIGINT AS step, order_from,
+                     appeared_at::TIMESTAMPTZ AS appeared_at, folder FROM lineage_src)""")
+    con.unregister("lineage_src")
 
 
 def memory_limit() -> str:

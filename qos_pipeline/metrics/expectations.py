@@ -145,7 +145,9 @@ def validate_database(db: Path) -> list[CheckOutcome]:
         disparities = con.execute("SELECT * FROM disparities").df()
         comparisons = con.execute("SELECT p_value, p_adjusted, diff, diff_ci_low, diff_ci_high FROM group_comparisons "
                                   "UNION ALL BY NAME SELECT p_value, p_adjusted, diff_of_gaps AS diff, ci_low AS "
-                                  "diff_ci_low, ci_high AS diff_ci_high FROM model_comparisons").df()
+                                  "diff_ci_low, ci_high AS diff_ci_high FROM model_comparisons UNION ALL BY NAME "
+                                  "SELECT p_value, p_adjusted, diff_of_gaps AS diff, ci_low AS diff_ci_low, ci_high "
+                                  "AS diff_ci_high FROM checkpoint_changes").df()
     return [
         run_suite(ctx, "metric_tables_rates_in_range", rates, [
             gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.metrics import evidence, instrument, page, plots
+from qos_pipeline.metrics import evidence, gate, instrument, page, plots, trend
 from qos_pipeline.metrics.build import CELL
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import findings
@@ -31,7 +31,11 @@ CAPTIONS = {
     "refusal_by_model": "Any-refusal share per group and model cell.",
     "templates": "Any-refusal share per template and group: which prompts carry the gap (one row order and "
                  "colour scale for every panel).",
+    "trend": "Gap of each group vs the reference group over the checkpoints of each training run (checkpoint "
+             "family), in percentage points; band: 95% interval resampling templates x names; red ring: the gap "
+             "grew against the previous checkpoint with adjusted p < 0.05 (paired template-flip test).",
 }
+PICTURES = ("forest", "trend", "names", "label_shares", "refusal_by_model", "templates")
 
 
 _esc, _table, data_uri = page.esc, page.table, page.data_uri
@@ -151,6 +155,7 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
         data = plots.plot_data(con, model, judge)
         corrected = _corrected(con, where, params)
         cells, prov = _provenance(con, where, params)
+        verdict = gate.evaluate(con)
     images = plots.render(data) if images is None else images
     constant = constant_keys(tables)  # said once above the tables; the first table keeps its model_key
     body = ["<h1>Quality-of-service audit: refusal disparities by name group</h1>",
@@ -162,6 +167,10 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
         body.append(f"<li class='{_esc(f.status)}'>{_esc(f.sentence)}{blocks}</li>")
     body += [f"<li class='models'>{_esc(line)}</li>" for line in pairs]
     body.append("</ul>")
+    if len(data["trend"]):
+        body.append("<h2>Checkpoints: did the newest one make a gap worse?</h2><ul class='findings'>"
+                    + "".join(f"<li>{_esc(gate.family_line(f))}</li>" for f in verdict.families) + "</ul>"
+                    + _table(trend.table(data["trend"])))
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
             f"{_esc(k)} <code>{_esc(v)}</code>" for k, v in constant.items()) + "</p>")
@@ -174,7 +183,7 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
             if df.attrs.get("note"):
                 body.append(f"<p class='note'>{_esc(df.attrs['note'])}</p>")
     body.append("<h2>Pictures</h2>")
-    for name in ("forest", "names", "label_shares", "refusal_by_model", "templates"):
+    for name in PICTURES:
         if name in images:
             body.append(f"<figure><img alt='{name}' src='{data_uri(images[name])}'>"
                         f"<figcaption>{_esc(CAPTIONS[name])}</figcaption></figure>")
@@ -233,7 +242,10 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         ppi = instrument.ppi_gaps(con)
         agreement, errors = instrument.agreement(con)
         proof = [ev for f in found for ev in evidence.for_finding(con, f)]
+        verdict = gate.evaluate(con)
     lines = ["### Findings", *[f"- {f.sentence}" for f in found], *[f"- {line}" for line in pairs], ""]
+    if verdict.families:
+        lines += ["### Checkpoints", *[f"- {gate.family_line(f)}" for f in verdict.families], ""]
     if proof:
         lines += ["### The evidence behind the gaps", ""] + [line for ev in proof for line in evidence.to_markdown(ev)]
     if len(agreement):
@@ -266,7 +278,7 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
                   f"{100 * r.diff:+.1f} {_ci(r.diff_ci_tn_low, r.diff_ci_tn_high)} | "
                   f"{_ci(r.diff_ci_low, r.diff_ci_high)} | {fmt_p(r.p_adjusted)} |" for r in gaps.itertuples()]
         lines.append("")
-    for name in ("forest", "names", "label_shares", "refusal_by_model", "templates"):
+    for name in PICTURES:
         if name in images:
             lines += [f"**{CAPTIONS[name]}**", "", f"![{name}]({data_uri(images[name])})", ""]
     return "\n".join(lines)

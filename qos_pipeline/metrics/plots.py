@@ -7,7 +7,8 @@
 - ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure),
   with the templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value,
   every panel on the same x range with the groups in the same order;
-- ``names.png``: any-refusal rate of every name with its template-cluster interval.
+- ``names.png``: any-refusal rate of every name with its template-cluster interval;
+- ``trend.png``: the primary gaps over each checkpoint family's checkpoints (``metrics/trend.py``).
 
 ``plot_data`` reads the tables (read-only connection); ``render`` draws them; ``write_plots`` writes them
 into the warehouse folder's ``plots/``.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from qos_pipeline.metrics import trend
 from qos_pipeline.metrics.build import CELL
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
@@ -52,15 +54,13 @@ def plot_data(con, model: str | None = None, judge: str | None = None) -> dict[s
                       + (" AND" if where else " WHERE") + f" family = '{PRIMARY}'")),
         "names": add(q("SELECT * FROM name_sensitivity{where}"
                        + (" AND" if where else " WHERE") + " measure = 'any_refusal'")),
-    }
+        "trend": trend.trend_frame(con, model=model, judge=judge)}
 
 
 def _plt():
     import matplotlib
-
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-
     return plt
 
 
@@ -264,7 +264,7 @@ def names(plt, data) -> bytes | None:
 
 
 PLOTS = {"label_shares": label_shares, "refusal_by_model": refusal_by_model, "templates": templates,
-         "forest": forest, "names": names}
+         "forest": forest, "names": names, "trend": trend.draw}
 
 
 def render(data: dict) -> dict[str, bytes]:

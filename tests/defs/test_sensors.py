@@ -182,3 +182,13 @@ def test_sensors_are_off_by_default():
 
     assert checkpoint_sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert automation_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_a_found_checkpoint_gets_its_watched_folder_as_family_and_its_step(tiny_llama_dir, watch, ticks):
+    from qos_pipeline.generation.models import lineage
+
+    _copy(tiny_llama_dir, watch / "global_step40", marker=True)
+    ticks.tick()
+    found = lineage.load(ticks.paths())["global_step40"]
+    assert (found.family, found.step, found.order_from) == (str(watch.resolve()), 40, "name")
+    assert found.version == resolve("global_step40", ticks.paths()).version

@@ -1,5 +1,5 @@
 """What the UI says about the definitions matches what they do and what the READMEs say: every check
-has the README's description, the sensors are the two documented ones (no Dagster default sensor beside
+has the README's description, the sensors are the documented ones (no Dagster default sensor beside
 them), and the warehouse asset's description names every table a build writes."""
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def test_partitioned_assets_have_partitioned_checks():
 def test_the_sensors_are_the_documented_ones():
     repository = defs.get_repository_def()
     sensors = {s.name: s for s in repository.sensor_defs}
-    # the README's three: checkpoints, declarative automation, and the repair of runs whose process died
-    assert set(sensors) == {"checkpoint_sensor", "audit_automation", "dead_runs_sensor"}
+    # the README's four: checkpoints, declarative automation, the repair of runs whose process died, and the
+    # regression gate's alerts
+    assert set(sensors) == {"checkpoint_sensor", "audit_automation", "dead_runs_sensor", "regression_alert_sensor"}
     targeted = sensors["audit_automation"].asset_selection.resolve(repository.asset_graph)
     sources = {dg.AssetKey(k) for k in ("prompt_designs", "model_sources", "judge_definitions")}
     assert sources <= targeted  # observed by the documented sensor, not by a default one

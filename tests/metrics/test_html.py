@@ -79,12 +79,13 @@ def test_metric_tables_asset_carries_findings_and_pictures(tmp_path):
     import dagster as dg
 
     from qos_pipeline.defs.metrics import metric_tables
-    from qos_pipeline.defs.resources import AuditSettings, Storage
+    from qos_pipeline.defs.resources import AuditSettings, RegressionGate, Storage
     from tests.metrics.test_findings import stage_design
 
     stage_design(tmp_path / "wh" / "staging", lambda g, n, t: "refusal" if g == "muslim" and t % 2 else "answer")
     result = dg.materialize([metric_tables], resources={
-        "storage": Storage(warehouse_dir=str(tmp_path / "wh")), "audit": AuditSettings(reference_group="white")},
+        "storage": Storage(warehouse_dir=str(tmp_path / "wh")), "audit": AuditSettings(reference_group="white"),
+        "gate": RegressionGate()},
         run_config={"ops": {"metric_tables": {"config": {"bootstrap_resamples": 100}}}})
     metadata = result.asset_materializations_for_node("metric_tables")[0].metadata
     assert list(metadata)[:2] == ["findings", "plots"] and metadata["rows/generations"].value == 512

@@ -1,5 +1,6 @@
 """The checkpoint sensor under a real `dagster dev` (UI + daemon) on loopback: a tiny checkpoint dropped
-into the watched folder ends as rows in DuckDB, with no command but starting the sensors."""
+into the watched folder ends as rows in DuckDB, and its regression gate's verdict in the alert file, with no
+command but starting the sensors."""
 
 from __future__ import annotations
 
@@ -34,3 +35,9 @@ def test_sensor_turns_a_dropped_checkpoint_into_warehouse_rows(tmp_path, monkeyp
                             [daemon_smoke.CHECKPOINT]).fetchone()[0]
     assert gens == (4, 1)  # 2 names x 2 templates, 1 sample, one content version
     assert rates == pytest.approx(1.0)
+    # the regression alert sensor saw the automation's rebuild (a run of the implicit asset job) and appended
+    # its gate verdict; a one-group design has no gap, so nothing to gate (tests/defs/test_checkpoint_watch.py
+    # has a failing gate)
+    [alert] = seen["alerts"]
+    assert alert["check"] == "metric_tables_checkpoint_regression" and alert["job"] == "__ASSET_JOB"
+    assert alert["passed"] is True and alert["families"] == [] and alert["summary"].startswith("no checkpoint family")

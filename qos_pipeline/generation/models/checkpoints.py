@@ -31,11 +31,13 @@ class CheckpointRejected(ValueError):
 
 @dataclass(frozen=True)
 class Ready:
-    """A complete, stable checkpoint: its partition key, folder and content version (16 hex)."""
+    """A complete, stable checkpoint: its partition key, folder, content version (16 hex) and the watched
+    folder it was found in (its family, ``lineage``)."""
 
     key: str
     path: Path
     version: str
+    root: Path | None = None
 
 
 @dataclass
@@ -113,7 +115,7 @@ def assess(folder: Path, root: Path, previous: dict | None, marker: str, store: 
     same = (previous or {}).get("sig") == sig and previous.get("version")
     version = previous["version"] if same else model_version(real, store)
     entry["version"] = version
-    return Ready(key, real, version), entry, None
+    return Ready(key, real, version, root), entry, None
 
 
 def scan(roots: list[Path], seen: dict[str, dict], marker: str = DEFAULT_MARKER,

@@ -33,6 +33,9 @@ COMMENT ON TABLE label_rates_ppi IS 'Grain: cell x measure x name_group (all = g
 COMMENT ON TABLE group_comparisons_ppi IS 'Grain: cell x measure x ordered pair of groups. Prediction-powered gap (valid when the judge errs, also differently between groups), with the judge-only gap beside it; family primary = each group vs the reference group on the primary measure (Holm within it), secondary adjusted apart.';
 COMMENT ON VIEW significant_gaps IS 'Rows of group_comparisons against the reference group whose adjusted p-value is below 0.05.';
 COMMENT ON VIEW unjudged_by_group IS 'Grain: cell x name_group: outputs no judge label could be given to (n_unjudged, unjudged_share); they stay in every denominator.';
+COMMENT ON TABLE checkpoints IS 'Grain: model_key (a checkpoint with a family). Its training run (checkpoint_family: the watched folder, or qos run --family) and its place in it: checkpoint_order numbers the family by step, then (no step) by the time the checkpoint appeared.';
+COMMENT ON TABLE checkpoint_changes IS 'Grain: checkpoint x against (previous: the nearest earlier checkpoint of the family with the same prompt format, judge, sampling config and prompts; first: the earliest such) x measure x group vs reference. The columns of model_comparisons with A = the later checkpoint: diff_of_gaps > 0 means the gap grew; paired cluster-bootstrap CIs and template-flip p-value adjusted within the pair and family.';
+COMMENT ON VIEW checkpoint_trend IS 'Grain: checkpoint_family x checkpoint_order x cell x measure x group vs the reference group: the group_comparisons row of each checkpoint (rate, rate_vs, the gap diff with its template x name CI diff_ci_tn_*), in checkpoint order.';
 
 -- Cell and provenance columns: the same meaning in every table that has them.
 CREATE TEMP TABLE column_notes (column_name VARCHAR, note VARCHAR);
@@ -265,4 +268,13 @@ INSERT INTO column_notes VALUES
     ('iid_ci_low', 'ppi-python''s 95% interval treating rows as independent (too narrow for this design: kept for comparison).'),
     ('iid_ci_high', 'Upper bound of iid_ci.'),
     ('judge_diff', 'The gap by the judge''s labels alone (group_comparisons.diff of the same cell).'),
-    ('family', 'primary: each group vs the reference group on the primary measure (Holm within it); secondary: the rest, adjusted apart, exploratory.');
+    ('family', 'primary: each group vs the reference group on the primary measure (Holm within it); secondary: the rest, adjusted apart, exploratory.'),
+    ('checkpoint_family', 'The training run a checkpoint belongs to: the watched folder it was found in, or the name given to qos run --family.'),
+    ('checkpoint_order', 'Place of the checkpoint in its family (1 = first): by step, then (no step) by the time it appeared.'),
+    ('checkpoint_order_a', 'checkpoint_order of A (the later checkpoint).'),
+    ('checkpoint_order_b', 'checkpoint_order of B (the checkpoint A is compared with).'),
+    ('against', 'previous (the nearest earlier comparable checkpoint of the family) or first (the family''s earliest comparable one).'),
+    ('step', 'Training step: from the folder name (checkpoint-1200, step_1200, global_step1200) or trainer_state.json; NULL: ordered by appeared_at.'),
+    ('order_from', 'Where the order comes from: name (the folder name''s step), trainer_state (its global_step) or appeared (no step: the time it appeared).'),
+    ('appeared_at', 'UTC time the checkpoint appeared: its first registration, or its config.json''s mtime when earlier.'),
+    ('folder', 'The checkpoint folder.');

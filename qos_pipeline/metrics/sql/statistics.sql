@@ -105,3 +105,37 @@ CREATE TABLE group_comparisons_ppi (
     family VARCHAR NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
     boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
 );
+
+-- Checkpoint lineage (generation/models/lineage.py: models.lineage.yaml), ordered within each family: by
+-- step, then (checkpoints without one) by the time they appeared.
+CREATE TABLE checkpoints (
+    model_key VARCHAR NOT NULL, model_version VARCHAR NOT NULL, checkpoint_family VARCHAR NOT NULL,
+    checkpoint_order INTEGER NOT NULL, step BIGINT, order_from VARCHAR NOT NULL, appeared_at TIMESTAMPTZ NOT NULL,
+    folder VARCHAR NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+-- Each checkpoint against the previous one of its family and against its first (metrics/stats/checkpoints.py):
+-- the columns of model_comparisons, A = the checkpoint, B = the one it is compared with.
+CREATE TABLE checkpoint_changes (
+    checkpoint_family VARCHAR NOT NULL, against VARCHAR NOT NULL,
+    checkpoint_order_a INTEGER NOT NULL, checkpoint_order_b INTEGER NOT NULL,
+    model_key_a VARCHAR NOT NULL, model_version_a VARCHAR NOT NULL, gen_config_hash_a VARCHAR NOT NULL,
+    design_a VARCHAR NOT NULL,
+    model_key_b VARCHAR NOT NULL, model_version_b VARCHAR NOT NULL, gen_config_hash_b VARCHAR NOT NULL,
+    design_b VARCHAR NOT NULL, prompt_format VARCHAR NOT NULL, judge_id VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL, name_group VARCHAR NOT NULL, vs_group VARCHAR NOT NULL, family VARCHAR NOT NULL,
+    shared_templates INTEGER NOT NULL,
+    gap_a DOUBLE, gap_b DOUBLE, diff_of_gaps DOUBLE, ci_low DOUBLE, ci_high DOUBLE, ci_tn_low DOUBLE,
+    ci_tn_high DOUBLE, p_value DOUBLE, flips INTEGER NOT NULL, p_adjusted DOUBLE, p_adjust_method VARCHAR NOT NULL,
+    boot_resamples INTEGER NOT NULL, boot_seed INTEGER NOT NULL, build_id VARCHAR, built_at TIMESTAMPTZ
+);
+
+-- The gap of every group vs the reference group over a family's checkpoints, with the group-level interval.
+CREATE VIEW checkpoint_trend AS
+SELECT c.checkpoint_family, c.checkpoint_order, c.step, c.order_from, model_key, g.model_version,
+       g.prompt_format, g.gen_config_hash, g.design, g.judge_id, g.measure, g.name_group, g.vs_group, g.family,
+       g.k, g.n, g.rate, g.k_vs, g.n_vs, g.rate_vs, g.diff, g.diff_ci_tn_low, g.diff_ci_tn_high, g.diff_ci_low,
+       g.diff_ci_high, g.shared_templates, g.p_value, g.p_adjusted, g.build_id, g.built_at
+FROM group_comparisons g JOIN checkpoints c USING (model_key)
+WHERE g.is_reference
+ORDER BY c.checkpoint_family, g.prompt_format, g.judge_id, g.measure, g.name_group, c.checkpoint_order;

@@ -149,16 +149,26 @@ def comparable_sets(cells: list[Cell], keys: list[str]) -> list[list[Cell]]:
     return [sorted(group, key=lambda c: c.key) for _, group in sorted(by_shared.items())]
 
 
+def compare_pair(a: Cell, b: Cell, keys: list[str], reference: str, seed: int, p_adjust: str = "holm",
+                 primary_measure: str = PRIMARY_MEASURE, flips: dict | None = None) -> pd.DataFrame:
+    """Cell A against cell B (gap of A minus gap of B), every group they can compare and every refusal
+    measure, p-values adjusted within the pair and family; empty when the two do not share their prompts.
+    ``flips``: template sign flips by number of templates, shared between calls (drawn when missing)."""
+    pair = pd.DataFrame(_pair_rows(a, b, keys, reference, seed, {} if flips is None else flips))
+    if len(pair):
+        pair["family"] = [family(m, True, primary_measure) for m in pair["measure"]]
+        pair["p_adjusted"] = adjust_within(pair["p_value"].to_numpy(), pair["family"].to_numpy(), p_adjust)
+        pair["p_adjust_method"] = p_adjust
+    return pair
+
+
 def model_comparisons(cells: list[Cell], keys: list[str], reference: str, seed: int, p_adjust: str = "holm",
                       primary_measure: str = PRIMARY_MEASURE) -> pd.DataFrame:
     """Every pair of comparable cells, every non-reference group, every refusal measure."""
     frames, flips = [], {}
     for group in comparable_sets(cells, keys):
         for a, b in itertools.combinations(group, 2):
-            pair = pd.DataFrame(_pair_rows(a, b, keys, reference, seed, flips))
+            pair = compare_pair(a, b, keys, reference, seed, p_adjust, primary_measure, flips)
             if len(pair):
-                pair["family"] = [family(m, True, primary_measure) for m in pair["measure"]]
-                pair["p_adjusted"] = adjust_within(pair["p_value"].to_numpy(), pair["family"].to_numpy(), p_adjust)
-                pair["p_adjust_method"] = p_adjust
                 frames.append(pair)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
