@@ -11,16 +11,22 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pandera.pandas as pa
 
+from qos_pipeline.tables.checks import declared_blocking
+
 
 @dataclass
 class CheckOutcome:
-    """The result of one data-quality check."""
+    """The result of one data-quality check; whether it blocks is the check's declaration
+    (``tables/checks.py``), or True for an undeclared one."""
 
     name: str
     passed: bool
     description: str
     metadata: dict = field(default_factory=dict)
-    blocking: bool = True
+    blocking: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blocking = declared_blocking(self.name)
 
 
 class BlockedError(RuntimeError):

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,6 +27,7 @@ import pandas as pd
 
 from qos_pipeline import journal
 from qos_pipeline.provenance import check_key
+from qos_pipeline.tables import Layout, layouts
 
 log = logging.getLogger("qos_pipeline.staging")
 
@@ -88,32 +89,9 @@ def read_partition(path: Path, what: str) -> pd.DataFrame:
         ) from exc
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where a table's staged files may be: ``folders`` (``<dim>=<key>`` levels under ``staging/<table>/``)
-    and the file name: ``file`` (``data``) or, when None, any key (then the file's stem is a dimension too,
-    named ``stem``). ``columns``: the dimension -> the column every row of the file must hold it in."""
-
-    folders: tuple[str, ...]
-    file: str | None
-    stem: str | None = None
-    columns: tuple[tuple[str, str], ...] = ()
-
-    def pattern(self, table: str) -> str:
-        name = f"{self.file}.parquet" if self.file else f"<{self.stem}>.parquet"
-        return "/".join([table, *(f"{d}=<{d}>" for d in self.folders), name])
-
-
-LAYOUTS: dict[str, Layout] = {
-    "prompts": Layout(("group",), "data", columns=(("group", "name_group"),)),
-    "generations": Layout(("model", "group"), "data", columns=(("model", "model_key"), ("group", "name_group"))),
-    "judgments": Layout(("model", "group"), None, "judge", (("model", "model_key"), ("judge", "judge_id"))),
-    "human_labels": Layout(("model",), "labels", columns=(("model", "model_key"),)),
-    **{t: Layout(("judge",), None, "dataset", (("judge", "judge_id"), ("dataset", "dataset")))
-       for t in ("judge_validations", "judge_validation_labels", "judge_validation_confusion",
-                 "judge_validation_measures")},
-}
-"""The files each loaded table is made of, by construction (``partition_file``, ``evaluate.stage``)."""
+LAYOUTS: dict[str, Layout] = layouts()
+"""The files each loaded table is made of, by construction (``partition_file``, ``evaluate.stage``): from
+the tables' declarations (``qos_pipeline.tables``)."""
 
 
 def is_temporary(path: Path) -> bool:

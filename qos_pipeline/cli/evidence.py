@@ -8,7 +8,7 @@ import textwrap
 from qos_pipeline import taxonomy
 from qos_pipeline.cli.common import storage
 from qos_pipeline.metrics import evidence
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import reference_group
 from qos_pipeline.staging import WarehouseError
@@ -16,7 +16,7 @@ from qos_pipeline.staging import WarehouseError
 
 def _cell(con, model: str, judge: str | None, group: str) -> dict:
     """The one cell of ``model`` (and ``judge``) holding ``group``; an error lists the choices otherwise."""
-    rows = con.execute(f"SELECT DISTINCT {', '.join(CELL)} FROM label_rates_group WHERE model_key = ? "
+    rows = con.execute(f"SELECT DISTINCT {', '.join(CELL_KEYS)} FROM label_rates_group WHERE model_key = ? "
                        "AND (? IS NULL OR judge_id = ?) AND name_group = ? ORDER BY ALL",
                        [model, judge, judge, group]).df()
     if rows.empty:

@@ -22,8 +22,9 @@ from qos_pipeline.alerts import deliver
 from qos_pipeline.defs.resources import Alerts, RegressionGate
 from qos_pipeline.metrics import gate
 from qos_pipeline.metrics.publish import connect_readonly
+from qos_pipeline.tables.checks import METRIC_TABLES_CHECKPOINT_REGRESSION
 
-GATE_CHECK = "metric_tables_checkpoint_regression"
+GATE_CHECK = METRIC_TABLES_CHECKPOINT_REGRESSION
 
 
 def _failures_md(verdict: gate.Verdict) -> str:

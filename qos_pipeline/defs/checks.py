@@ -19,72 +19,26 @@ import pandas as pd
 
 from qos_pipeline.checks import BlockedError, CheckOutcome, raise_if_blocked
 from qos_pipeline.staging import WarehouseError
+from qos_pipeline.tables import note_of, table as declaration
+from qos_pipeline.tables.checks import checks_of
 
-# Warnings, not stops: the data is kept and the count shown (e.g. unjudged rows are counted, never coerced).
-WARN_ONLY = {"generations_responses_nonempty", "judgments_unjudged", "judge_validations_error_gaps",
-             "metric_tables_reference_group_present", "metric_tables_no_orphan_judgments",
-             "metric_tables_one_config_per_model", "metric_tables_partitions_judged", "metric_tables_design_complete",
-             "metric_tables_checkpoint_regression"}
-
-DESCRIPTIONS = {
-    "prompts_schema": "Every prompt row matches the prompts schema: ids are content hashes (prompt_id unique), "
-                      "the name is filled in and [BLANK] left, gender and popularity known.",
-    "prompts_complete": "Every template of the design is filled with every name of the group, once: no pair "
-                        "missing, none unexpected.",
-    "generations_schema": "Every output row matches the generations schema: keys and provenance present, "
-                          "generation_id unique, finish_reason eos, length or recorded, a recorded human label in "
-                          "the taxonomy.",
-    "generations_complete": "One output per (prompt format, prompt, sample) of the partition: nothing lost, "
-                            "nothing duplicated.",
-    "generations_responses_nonempty": "Warning: empty responses are kept and judged (as failure) but counted "
-                                      "here, e.g. a broken chat template.",
-    "judgments_labels_in_taxonomy": "Every judgment has a label of the taxonomy (or unjudged), a judge id and "
-                                    "the generation_id it labelled; one label per judge and output.",
-    "judgments_unjudged": "Warning: outputs a judge could not decide stay unjudged (never coerced) and count "
-                          "in every denominator; the count and the commonest reasons.",
-    "judge_validations_figures_in_range": "Each judge's figures against human labels are in range (accuracy "
-                                          "and macro-F1 in [0, 1], at least one labelled row).",
-    "judge_validations_error_gaps": "Warning: on some measure, a group's judge error differs from the "
-                                    "reference group's enough to change its gap; each flag names the measure "
-                                    "and the group.",
-    "metric_tables_rates_in_range": "Rates and every interval in [0, 1], each interval around its rate, n >= 1.",
-    "metric_tables_rates_sum_to_one": "The label rates of each cell of every label_rates_* table sum to 1.",
-    "metric_tables_labels_in_taxonomy": "Every counted label is in the taxonomy and has a judge id.",
-    "metric_tables_groups_present": "Every judge with counted labels for a model covers every group of that "
-                                    "model that some judge has labelled; a failure lists the missing model x "
-                                    "judge x group.",
-    "metric_tables_comparisons_valid": "Group and model comparisons: p-values and adjusted p-values in [0, 1], "
-                                       "adjusted >= raw, each gap inside its interval.",
-    "metric_tables_judge_tables_valid": "Judge validation figures and corrected rates in range; each corrected "
-                                        "rate inside its interval.",
-    "metric_tables_partitions_judged": "Warning: generations partitions no judge has labelled yet (e.g. another "
-                                       "run between its generations and judgments steps); in no rate until "
-                                       "their judgments are staged and the next build runs.",
-    "metric_tables_one_config_per_model": "Warning: a model's groups were generated under several sampling "
-                                          "configs or designs; each config is its own cell.",
-    "metric_tables_no_orphan_judgments": "Warning: stored labels of replaced responses, which are not counted.",
-    "metric_tables_reference_group_present": "Warning: cells without the reference group, whose gaps are NULL.",
-    "metric_tables_design_complete": "Warning: cells whose template x name grid is incomplete, per group (names, "
-                                     "templates, missing prompts); their comparisons use the templates both "
-                                     "groups share and say so.",
-    "metric_tables_checkpoint_regression": "Regression gate (never stops the build; warning unless QOS_GATE_SEVERITY="
-                                           "error): the newest checkpoint of each checkpoint family fails when a "
-                                           "group's primary gap vs the reference group grew against the previous "
-                                           "checkpoint with an adjusted paired p below QOS_GATE_LEVEL (0.05), or "
-                                           "exceeds QOS_GATE_CEILING; names the group, the change with its interval "
-                                           "and outputs that changed label.",
-}
-"""What each check tests, shown as its description in the UI (the README and warehouse/README.md say the same)."""
-
-
-def specs(asset: str, names: list[str], partitions_def: dg.PartitionsDefinition | None = None
-          ) -> list[dg.AssetCheckSpec]:
-    """The checks of ``asset``, with descriptions; ``partitions_def``: the asset's, so that each evaluation
-    records the partition it checked (the UI then shows a check's status per partition)."""
+def specs(asset: str, partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
+    """The checks declared for ``asset`` (``tables/checks.py``), with descriptions and blocking flags;
+    ``partitions_def``: the asset's, so that each evaluation records the partition it checked (the UI then
+    shows a check's status per partition)."""
     with warnings.catch_warnings():  # a preview API in 1.13, but the documented way to partition a check
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [dg.AssetCheckSpec(n, asset=asset, blocking=n not in WARN_ONLY, description=DESCRIPTIONS[n],
-                                  partitions_def=partitions_def) for n in names]
+        return [dg.AssetCheckSpec(c.name, asset=asset, blocking=c.blocking, description=c.description,
+                                  partitions_def=partitions_def) for c in checks_of(asset)]
+
+
+def column_schema(table: str) -> dict[str, dg.TableSchema]:
+    """The asset's ``dagster/column_schema`` metadata, from the declaration of the table it writes: each
+    column's type, nullability and note, shown in the UI's asset page."""
+    columns = [dg.TableColumn(c.name, c.type.lower(), description=note_of(table, c.name),
+                              constraints=dg.TableColumnConstraints(nullable=not c.required))
+               for c in declaration(table).columns]
+    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 
 
 def results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
@@ -112,7 +66,7 @@ def stop_if_blocked(context: dg.AssetExecutionContext, what: str, outcomes: list
                 asset_key=context.asset_key, check_name=o.name, passed=o.passed, description=o.description,
                 metadata=_metadata({**o.metadata, "written": kept}), target_materialization_data=None,
                 severity=dg.AssetCheckSeverity.ERROR if o.blocking else dg.AssetCheckSeverity.WARN,
-                blocking=o.name not in WARN_ONLY, partition=partition and str(partition))
+                blocking=o.blocking, partition=partition and str(partition))
         raise dg.Failure(description=str(exc)) from None
 
 
@@ -152,5 +106,5 @@ def merge(outcomes: list[CheckOutcome], judge_ids: list[str]) -> list[CheckOutco
         mine = [o for o in outcomes if o.name == name]
         merged.append(CheckOutcome(
             name, all(o.passed for o in mine), "; ".join(f"{j}: {o.description}" for j, o in zip(judge_ids, mine)),
-            {f"{j}/{k}": v for j, o in zip(judge_ids, mine) for k, v in o.metadata.items()}, mine[0].blocking))
+            {f"{j}/{k}": v for j, o in zip(judge_ids, mine) for k, v in o.metadata.items()}))
     return merged

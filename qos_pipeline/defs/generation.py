@@ -12,7 +12,7 @@ import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.defs.automation import REFRESH
-from qos_pipeline.defs.checks import counts, failing_clearly, materialized, specs, stop_if_blocked, tally
+from qos_pipeline.defs.checks import column_schema, counts, failing_clearly, materialized, specs, stop_if_blocked, tally
 from qos_pipeline.defs.config import GenerationsConfig
 from qos_pipeline.defs.executors import GPU_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
@@ -29,7 +29,6 @@ from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.processes import pause_point
 from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
 
-GENERATION_CHECKS = ["generations_schema", "generations_complete", "generations_responses_nonempty"]
 
 with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> one dimension
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -41,7 +40,7 @@ with warnings.catch_warnings():  # beta API, but the documented way to map model
           deps=[dg.AssetDep("prompts", partition_mapping=BY_GROUP),
                 dg.AssetDep(model_sources, partition_mapping=BY_MODEL)],
           op_tags=GPU_STEP_TAGS, automation_condition=REFRESH,
-          check_specs=specs("generations", GENERATION_CHECKS, model_group_partitions))
+          check_specs=specs("generations", model_group_partitions), metadata=column_schema("generations"))
 @failing_clearly
 def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, storage: Storage,
                 audit: AuditSettings, generator: GeneratorResource) -> Iterator:

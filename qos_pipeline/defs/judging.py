@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.defs.checks import counts, failing_clearly, materialized, merge, specs, stop_if_blocked
+from qos_pipeline.defs.checks import column_schema, counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REFRESH
 from qos_pipeline.defs.config import JudgmentsConfig, ValidationConfig
 from qos_pipeline.defs.executors import JUDGE_STEP_TAGS
@@ -20,15 +20,15 @@ from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
 from qos_pipeline.processes import pause_point
+from qos_pipeline.tables.checks import JUDGE_VALIDATIONS_ERROR_GAPS, JUDGE_VALIDATIONS_FIGURES_IN_RANGE
 from qos_pipeline.staging import partition_file, read_partition, write_partition, writer_lock
 
-JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
           deps=["generations", judge_definitions], op_tags=JUDGE_STEP_TAGS, automation_condition=REFRESH,
           code_version=code_digest(step, checks),
-          check_specs=specs("judgments", JUDGMENT_CHECKS, model_group_partitions))
+          check_specs=specs("judgments", model_group_partitions), metadata=column_schema("judgments"))
 @failing_clearly
 def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storage: Storage,
               audit: AuditSettings) -> Iterator:
@@ -71,13 +71,12 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
         "dropped (labelled replaced responses)": ", ".join(f.stem for f in dropped) or "none"})
 
 
-VALIDATION_CHECKS = ["judge_validations_figures_in_range", "judge_validations_error_gaps"]
 
 
 def _in_range(reports: list[dict]) -> CheckOutcome:
     bad = [f"{r['judge_id']}@{r['dataset']}" for r in reports
            if not all(0 <= r[k] <= 1 for k in ("accuracy", "macro_f1")) or r["n"] < 1]
-    return CheckOutcome(VALIDATION_CHECKS[0], not bad, f"{len(reports)} validations; out of range: {bad or 'none'}",
+    return CheckOutcome(JUDGE_VALIDATIONS_FIGURES_IN_RANGE, not bad, f"{len(reports)} validations; out of range: {bad or 'none'}",
                         {"validations": len(reports)})
 
 
@@ -85,12 +84,12 @@ def _gaps(reports: list[dict]) -> CheckOutcome:
     """Warning: on some measure, a group's judge error differs from the reference group's enough to change
     its gap (each flag names the measure and the group)."""
     flags = [f"{r['judge_id']}: {f['text']}" for r in reports for f in r["flags"]]
-    return CheckOutcome(VALIDATION_CHECKS[1], not flags, f"{len(flags)} (measure, group) pair(s) flagged",
-                        {"flags": "\n".join(flags) or "none"}, blocking=False)
+    return CheckOutcome(JUDGE_VALIDATIONS_ERROR_GAPS, not flags, f"{len(flags)} (measure, group) pair(s) flagged",
+                        {"flags": "\n".join(flags) or "none"})
 
 
 @dg.asset(group_name="warehouse", kinds={"python", "parquet"},
-          check_specs=specs("judge_validations", VALIDATION_CHECKS))
+          check_specs=specs("judge_validations"), metadata=column_schema("judge_validations"))
 @failing_clearly
 def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage,
                       audit: AuditSettings) -> Iterator:

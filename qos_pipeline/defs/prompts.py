@@ -5,7 +5,7 @@ from typing import Iterator
 import dagster as dg
 
 from qos_pipeline.defs.automation import REFRESH
-from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
+from qos_pipeline.defs.checks import column_schema, failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.config import PromptsConfig
 from qos_pipeline.defs.partitions import group_partitions
 from qos_pipeline.defs.resources import AuditSettings, Storage
@@ -16,13 +16,12 @@ from qos_pipeline.prompts.step import build_prompts
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import partition_file, stored, write_partition, writer_lock
 
-PROMPT_CHECKS = ["prompts_schema", "prompts_complete"]
 
 
 @dg.asset(partitions_def=group_partitions, group_name="audit", kinds={"python", "parquet"},
           deps=[prompt_designs], automation_condition=REFRESH,
           code_version=code_digest(design_module, step, checks),
-          check_specs=specs("prompts", PROMPT_CHECKS, group_partitions))
+          check_specs=specs("prompts", group_partitions), metadata=column_schema("prompts"))
 @failing_clearly
 def prompts(context: dg.AssetExecutionContext, config: PromptsConfig, storage: Storage,
             audit: AuditSettings) -> Iterator:

@@ -21,6 +21,7 @@ from qos_pipeline.ingest.recorded import iter_recorded
 from qos_pipeline.prompts.design import PROMPT_META
 from qos_pipeline.provenance import check_key, generation_id, utc_now
 from qos_pipeline.taxonomy import normalize_label
+from qos_pipeline.tables.checks import GENERATIONS_COMPLETE, GENERATIONS_RESPONSES_NONEMPTY, GENERATIONS_SCHEMA
 
 
 def generation_rows(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str, with_labels: bool,
@@ -96,7 +97,7 @@ class Spooled:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        outcome = schema_check("generations_schema", generations_schema, part)
+        outcome = schema_check(GENERATIONS_SCHEMA, generations_schema, part)
         if not outcome.passed and self.schema_failure is None:
             self.schema_failure = outcome
         if self._writer is None:
@@ -124,16 +125,15 @@ class Spooled:
 
         keys = pq.read_table(self.file, columns=["prompt_format", "prompt_id", "sample", "generation_id"]).to_pandas()
         schema = self.schema_failure or CheckOutcome(
-            "generations_schema", True, f"generations: {self.rows} rows match the schema", {"rows": self.rows})
+            GENERATIONS_SCHEMA, True, f"generations: {self.rows} rows match the schema", {"rows": self.rows})
         repeated_ids = int(keys["generation_id"].duplicated().sum())
         if schema.passed and repeated_ids:
-            schema = CheckOutcome("generations_schema", False, f"generations: {repeated_ids} repeated generation_id "
+            schema = CheckOutcome(GENERATIONS_SCHEMA, False, f"generations: {repeated_ids} repeated generation_id "
                                   "values across chunks", {"failures": f"generation_id unique: {repeated_ids}"})
-        complete = generations_complete("generations_complete", keys, keys["prompt_id"].unique().tolist(),
+        complete = generations_complete(GENERATIONS_COMPLETE, keys, keys["prompt_id"].unique().tolist(),
                                         int(keys["sample"].max()) + 1)
-        nonempty = CheckOutcome("generations_responses_nonempty", self.empty == 0,
-                                f"{self.empty} of {self.rows} responses are empty", {"empty": self.empty},
-                                blocking=False)
+        nonempty = CheckOutcome(GENERATIONS_RESPONSES_NONEMPTY, self.empty == 0,
+                                f"{self.empty} of {self.rows} responses are empty", {"empty": self.empty})
         return [schema, complete, nonempty]
 
 

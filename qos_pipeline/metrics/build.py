@@ -15,56 +15,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.judging.evaluation.metrics import VALIDATION_TABLES
-from qos_pipeline.metrics import publish
-from qos_pipeline.metrics.comments import comment_tables
+from qos_pipeline import tables
+from qos_pipeline.metrics import declared, publish
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics, register_risk_ratio
-from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
-from qos_pipeline.staging import DISK_FULL, LAYOUTS, WarehouseError, disk_full, staged_files
+from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import DISK_FULL, LAYOUTS, WarehouseError, disk_full, staged_files
+from qos_pipeline.tables import CELL_KEYS, Table
+from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 
 log = logging.getLogger("qos_pipeline.metrics")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-CELL = ["model_key", "model_version", "prompt_format", "gen_config_hash", "design", "judge_id"]
-"""A metric cell: rates are computed within one, and groups are compared only within one."""
+LABEL_RATES_SQL = "label_rates.sql"
+VALIDATION_ASSET = "judge_validations"
+assert declared.STATISTICS_MODULES  # the metric tables are declared on import of metrics.declared
 MEMORY_ENV = "QOS_DUCKDB_MEMORY"
 DEFAULT_MEMORY = "400MB"
 """DuckDB's memory limit while building (``QOS_DUCKDB_MEMORY``, e.g. ``2GB``): beyond it joins, sorts and
 aggregates spill to ``<build file>.tmp/``, so a build's memory does not grow with the number of rows."""
-BASE_TABLES = ("prompts", "generations", "judgments", "human_labels")
-
-# label_rates_* tables: name -> (extra key columns, pooled): pooled tables add rows with name_group 'all'.
-LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
-    "label_rates_model": ([], False),
-    "label_rates_group": (["name_group"], False),
-    "label_rates_name": (["name_group", "name", "gender", "popularity"], False),
-    "label_rates_popularity": (["name_group", "popularity"], True),
-    "label_rates_gender": (["name_group", "gender"], True),
-    "label_rates_template": (["name_group", "template_id", "template_name", "target_group", "template_text"], True),
-}
-METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "group_effects_mixed", "name_sensitivity",
-                 "model_comparisons", "checkpoints", "checkpoint_changes", "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi",
-                 "group_comparisons_ppi")
-# the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
-INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
-                 "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],
-                 "label_rates_gender": ["name_group", "gender"],
-                 "label_rates_template": ["name_group", "template_id"]}
 
 
 def _sql(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
-TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "prompts": ("prompt_id",), "generations": ("generation_id",), "judgments": ("generation_id", "judge_id"),
-    "human_labels": ("generation_id", "annotator"),
-    "judge_validations": ("validation_id", "name_group"),
-    "judge_validation_labels": ("validation_id", "name_group", "label"),
-    "judge_validation_confusion": ("validation_id", "name_group", "human_label", "judge_label"),
-    "judge_validation_measures": ("validation_id", "measure", "name_group"),
-}
-"""The key of every loaded table: a row repeated under it (a copied file, a bad merge) stops the build."""
+def label_rate_tables() -> list[Table]:
+    """The declared ``label_rates_*`` tables (one statistic applied per their dimensions)."""
+    return [t for t in tables.declared("sql") if t.sql == LABEL_RATES_SQL]
+
 
 
 def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize its partition") -> int:
@@ -121,12 +99,13 @@ def _check_places(con, table: str, staged: list[tuple[Path, dict[str, str]]]) ->
 
 def _check_unique(con, table: str, files: list[str]) -> None:
     """Blocking: no key of ``table`` twice, before anything is loaded (the files holding it are named)."""
-    keys = ", ".join(TABLE_KEYS[table])
+    key = tables.key_of(table)
+    keys = ", ".join(key)
     dup = con.execute(f"SELECT {keys}, count(*), list(DISTINCT filename ORDER BY filename) FROM {_READ} "
                       f"GROUP BY {keys} HAVING count(*) > 1 ORDER BY ALL LIMIT 3", [files]).fetchall()
     if dup:
-        n = len(TABLE_KEYS[table])
-        examples = "; ".join(f"{dict(zip(TABLE_KEYS[table], row[:n]))} x{row[n]} in {', '.join(row[n + 1])}"
+        n = len(key)
+        examples = "; ".join(f"{dict(zip(key, row[:n]))} x{row[n]} in {', '.join(row[n + 1])}"
                              for row in dup)
         raise WarehouseError(f"{table}: key ({keys}) is not unique, e.g. {examples}; the same rows are staged twice: "
                              "remove the copy, or re-materialize the partition, then rebuild")
@@ -152,12 +131,12 @@ JUDGED_CELLS = "judged_cells"
 (every label_rates_* table and the statistics read it instead of re-joining 1M x 1M rows each)."""
 
 
-def _label_rates_sql(table: str, dims: list[str], pooled: bool) -> str:
+def _label_rates_sql(table: Table) -> str:
     source = f"SELECT * FROM {JUDGED_CELLS}"
-    if pooled:
+    if table.pooled:
         source += f" UNION ALL BY NAME SELECT * REPLACE ('all' AS name_group) FROM {JUDGED_CELLS}"
-    template = _sql("label_rates.sql")
-    return template.format(table=table, source=source, cell=", ".join(CELL), dims="".join(f", {d}" for d in dims))
+    dims = "".join(f", {d}" for d in table.grouped_by + table.carried)
+    return _sql(LABEL_RATES_SQL).format(table=table.name, source=source, cell=", ".join(CELL_KEYS), dims=dims)
 
 
 def build_database(staging: Path, target: Path, reference_group: str, stats: StatsSettings = StatsSettings(),
@@ -178,26 +157,26 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute("SET VARIABLE reference_group = ?", [reference_group])
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
         con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
-        con.execute(_sql("schema.sql"))
+        con.execute(_sql("macros.sql"))
         register_risk_ratio(con)
-        con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",
-                    [list(ALL_LABELS), list(ALL_LABELS)])
-        con.execute("ALTER TABLE labels ADD COLUMN is_refusal BOOLEAN")
-        con.execute("UPDATE labels SET is_refusal = label IN (SELECT unnest(?))", [list(REFUSAL_LABELS)])
-        counts = {t: _load_base_table(con, staging, t) for t in BASE_TABLES}
-        con.execute(_sql("views.sql"))
-        con.execute(f"CREATE TEMP TABLE {JUDGED_CELLS} AS SELECT {', '.join(CELL)}, template_id, template_name, "
+        for table in tables.declared():
+            if table.kind != "view":
+                con.execute(tables.ddl(table))
+        con.execute("INSERT INTO labels SELECT unnest(?), generate_subscripts(?, 1), unnest(?)",
+                    [list(ALL_LABELS), list(ALL_LABELS), [label in REFUSAL_LABELS for label in ALL_LABELS]])
+        counts = {t.name: _load_base_table(con, staging, t.name) for t in tables.declared("staged")
+                  if t.asset != VALIDATION_ASSET}
+        _create_views(con, made=False)
+        con.execute(f"CREATE TEMP TABLE {JUDGED_CELLS} AS SELECT {', '.join(CELL_KEYS)}, template_id, template_name, "
                     "target_group, template_text, name_group, name, gender, popularity, label, generation_run_id, "
                     "judgment_run_id FROM judged")
-        for table, (dims, pooled) in LABEL_RATE_TABLES.items():
-            con.execute(_label_rates_sql(table, dims, pooled))
-        con.execute(_sql("disparities.sql"))
+        for table in tables.declared("sql"):
+            con.execute(_label_rates_sql(table) if table.sql == LABEL_RATES_SQL else _sql(str(table.sql)))
         counts.update(build_judge_tables(con, staging))
-        con.execute(_sql("statistics.sql"))
-        _load_checkpoints(con, lineage)
-        add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats, source=JUDGED_CELLS)
-        for table in METRIC_TABLES:
-            counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        add_statistics(con, CELL_KEYS, label_rate_tables(), reference_group, stats, JUDGED_CELLS, lineage)
+        _create_views(con, made=True)
+        for name in tables.metric_tables():
+            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
         comment_tables(con)  # grain, keys and columns: readable with duckdb_tables() / duckdb_columns()
         con.execute("CHECKPOINT")
         return counts
@@ -209,19 +188,11 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.close()
 
 
-def _load_checkpoints(con, lineage: pd.DataFrame | None) -> None:
-    """The ``checkpoints`` table: each family's checkpoints numbered by step, then (those without one) by the
-    time they appeared, then by key (so two that appeared together keep one order on every build)."""
-    if lineage is None or lineage.empty:
-        return
-    con.register("lineage_src", lineage)
-    con.execute("""INSERT INTO checkpoints BY NAME
-        SELECT *, row_number() OVER (PARTITION BY checkpoint_family ORDER BY step IS NULL, step, appeared_at,
-                                     model_key) AS checkpoint_order,
-               getvariable('build_id') AS build_id, getvariable('built_at')::TIMESTAMPTZ AS built_at
-        FROM (SELECT model_key, model_version, checkpoint_family, step::BIGINT AS step, order_from,
-                     appeared_at::TIMESTAMPTZ AS appeared_at, folder FROM lineage_src)""")
-    con.unregister("lineage_src")
+def _create_views(con, made: bool) -> None:
+    """The declared views over the staged tables (``made`` False), or over the tables the build makes."""
+    for view in tables.declared("view"):
+        if bool(view.after) == made:
+            con.execute(tables.ddl(view))
 
 
 def memory_limit() -> str:
@@ -234,13 +205,10 @@ def memory_limit() -> str:
     return value
 
 
-JUDGE_TABLES = VALIDATION_TABLES
-
-
 def build_judge_tables(con, staging: Path) -> dict[str, int]:
     """Judge validations staged under ``staging/judge_validation*/`` (``qos judge validate`` and the
-    ``judge_validations`` asset). Returns row counts."""
-    con.execute(_sql("judge_validations.sql"))
-    for table in JUDGE_TABLES:
-        _load_base_table(con, staging, table, "re-run `qos judge validate`")
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in JUDGE_TABLES}
+    ``judge_validations`` asset), into their tables (created from the declarations). Returns row counts."""
+    names = [t.name for t in tables.declared("staged") if t.asset == VALIDATION_ASSET]
+    for name in names:
+        _load_base_table(con, staging, name, "re-run `qos judge validate`")
+    return {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in names}

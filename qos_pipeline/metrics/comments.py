@@ -1,26 +1,27 @@
-"""COMMENT ON every table, view and column of a build, from ``sql/comments.sql``: the tables' grain and
-keys as table comments, and one note per column name (the same meaning in every table that has it)."""
+"""COMMENT ON every table, view and column of a build, from the declarations (``qos_pipeline.tables``): each
+table's grain as its comment, and one note per column (the shared note of its name unless the declaration
+gives its own). Read back with duckdb_tables(), duckdb_views(), duckdb_columns()."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-SQL = Path(__file__).resolve().parent / "sql" / "comments.sql"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from qos_pipeline import tables
 
 
 def comment_tables(con) -> int:
-    """Run comments.sql, then comment every column of a table or view whose name has a note. Returns how
-    many column comments were set."""
-    con.execute(SQL.read_text(encoding="utf-8"))
-    rows = con.execute("""
-        SELECT c.table_name, c.column_name, n.note
-        FROM duckdb_columns() c JOIN column_notes n USING (column_name)
-        WHERE c.schema_name = 'main' AND c.database_name = current_database()""").fetchall()
-    statements = [f'COMMENT ON COLUMN "{table}"."{column}" IS {_quote(note)};' for table, column, note in rows]
+    """Comment every table and view of the build's main schema and their columns. Returns how many column
+    comments were set."""
+    kinds = dict(con.execute("""
+        SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary
+          AND database_name = current_database()
+        UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal
+          AND database_name = current_database()""").fetchall())
+    present: dict[str, tuple[str, list[str]]] = {name: (what, []) for name, what in kinds.items()}
+    for name, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                                    "AND database_name = current_database() ORDER BY table_name, column_index"
+                                    ).fetchall():
+        if name in present:
+            present[name][1].append(column)
+    statements = list(tables.comment_statements(present))
     # one transaction: a commit per comment would cost a WAL write each (seconds for ~400 of them)
-    con.execute("BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nDROP TABLE column_notes;\nCOMMIT;")
-    return len(rows)
+    con.execute("BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT;")
+    return sum(s.startswith("COMMENT ON COLUMN") for s in statements)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from qos_pipeline import taxonomy
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 
 TOP_TEMPLATES = 5
 EXAMPLES_PER_GROUP = 3
@@ -39,7 +39,7 @@ class Evidence:
 
 def _cell_sql(cell: dict, alias: str = "") -> tuple[str, list]:
     prefix = f"{alias}." if alias else ""
-    return " AND ".join(f"{prefix}{k} = ?" for k in CELL), [cell[k] for k in CELL]
+    return " AND ".join(f"{prefix}{k} = ?" for k in CELL_KEYS), [cell[k] for k in CELL_KEYS]
 
 
 def _labels(measure: str) -> str:

@@ -11,9 +11,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from qos_pipeline import tables
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.taxonomy import ALL_LABELS
-from qos_pipeline.metrics.build import CELL, LABEL_RATE_TABLES
+from qos_pipeline.metrics.build import label_rate_tables
+from qos_pipeline.tables import CELL_KEYS
+from qos_pipeline.tables.checks import (
+    METRIC_TABLES_COMPARISONS_VALID,
+    METRIC_TABLES_DESIGN_COMPLETE,
+    METRIC_TABLES_GROUPS_PRESENT,
+    METRIC_TABLES_JUDGE_TABLES_VALID,
+    METRIC_TABLES_KEYS_UNIQUE,
+    METRIC_TABLES_LABELS_IN_TAXONOMY,
+    METRIC_TABLES_NO_ORPHAN_JUDGMENTS,
+    METRIC_TABLES_ONE_CONFIG_PER_MODEL,
+    METRIC_TABLES_PARTITIONS_JUDGED,
+    METRIC_TABLES_RATES_IN_RANGE,
+    METRIC_TABLES_RATES_SUM_TO_ONE,
+    METRIC_TABLES_REFERENCE_GROUP_PRESENT)
 
 
 
@@ -27,7 +42,7 @@ def _context():
     return ctx
 
 
-def run_suite(ctx, name: str, df: pd.DataFrame, expectations: list, blocking: bool = True) -> CheckOutcome:
+def run_suite(ctx, name: str, df: pd.DataFrame, expectations: list) -> CheckOutcome:
     """Validate ``df`` against ``expectations``; the outcome lists each failed expectation."""
     import great_expectations as gx
 
@@ -37,7 +52,7 @@ def run_suite(ctx, name: str, df: pd.DataFrame, expectations: list, blocking: bo
     result = batch.validate(suite)
     failed = [_failure(r, df) for r in result.results if not r.success]
     desc = f"{len(result.results) - len(failed)}/{len(result.results)} expectations met on {len(df)} rows"
-    return CheckOutcome(name, not failed, desc, {"failed": "\n".join(failed) or "none"}, blocking)
+    return CheckOutcome(name, not failed, desc, {"failed": "\n".join(failed) or "none"})
 
 
 def _failure(r, df: pd.DataFrame) -> str:
@@ -52,16 +67,17 @@ def _failure(r, df: pd.DataFrame) -> str:
 
 
 def _rate_rows(con) -> pd.DataFrame:
-    parts = [f"SELECT '{t}' AS tbl, label, rate, ci_low, ci_high, ci_tn_low, ci_tn_high, wilson_low, wilson_high, n "
-             f"FROM {t}" for t in LABEL_RATE_TABLES]
+    parts = [f"SELECT '{t.name}' AS tbl, label, rate, ci_low, ci_high, ci_tn_low, ci_tn_high, wilson_low, "
+             "wilson_high, n "
+             f"FROM {t.name}" for t in label_rate_tables()]
     return con.execute(" UNION ALL ".join(parts)).df()
 
 
 def _rate_sums(con) -> pd.DataFrame:
     parts = []
-    for table, (dims, _) in LABEL_RATE_TABLES.items():
-        keys = ", ".join(CELL + dims)
-        parts.append(f"SELECT '{table}' AS tbl, sum(rate) AS rate_sum FROM {table} GROUP BY {keys}")
+    for table in label_rate_tables():
+        keys = ", ".join(CELL_KEYS + list(table.grouped_by + table.carried))
+        parts.append(f"SELECT '{table.name}' AS tbl, sum(rate) AS rate_sum FROM {table.name} GROUP BY {keys}")
     return con.execute(" UNION ALL ".join(parts)).df()
 
 
@@ -110,7 +126,7 @@ def _incomplete_grids(con) -> pd.DataFrame:
     # Every group of a cell should carry every template of the cell with every name: comparisons are paired
     # within template and made on the templates both groups share, so a gap (a group missing templates, a
     # name missing prompts) shrinks what is compared. Listed per group, with the (template, name) prompts missing.
-    keys = ", ".join(CELL)
+    keys = ", ".join(CELL_KEYS)
     return con.execute(f"""
         WITH slots AS (SELECT DISTINCT {keys}, name_group, name, template_id FROM judged),
         cells AS (SELECT {keys}, count(DISTINCT template_id) AS templates FROM slots GROUP BY ALL),
@@ -131,6 +147,15 @@ def _orphan_judgments(con) -> pd.DataFrame:
     """).df()
 
 
+def _repeated_keys(con) -> pd.DataFrame:
+    """A row per metric table whose declared key (``qos_pipeline.tables``) repeats: the table, an example key
+    and how often it occurs (up to 3 keys per table)."""
+    parts = [f"(SELECT '{t.name}' AS tbl, CAST(struct_pack({', '.join(t.key)}) AS VARCHAR) AS key, count(*) AS rows "
+             f"FROM {t.name} GROUP BY ALL HAVING count(*) > 1 LIMIT 3)" for t in tables.declared()
+             if t.name in tables.metric_tables() and t.key]
+    return con.execute(" UNION ALL ".join(parts)).df()
+
+
 def validate_database(db: Path) -> list[CheckOutcome]:
     """The metric tables' suites; blocking outcomes that fail must stop the build from being published."""
     import duckdb
@@ -140,6 +165,7 @@ def validate_database(db: Path) -> list[CheckOutcome]:
     with duckdb.connect(str(db), read_only=True) as con:
         rates, sums, missing, orphans = _rate_rows(con), _rate_sums(con), _missing_groups(con), _orphan_judgments(con)
         mixed, awaiting, incomplete = _mixed_configs(con), _awaiting_judgments(con), _incomplete_grids(con)
+        repeated = _repeated_keys(con)
         # every (label, judge) pair once, with its count: the same expectations, in memory flat in the rows
         judgments = con.execute("SELECT label, judge_id, count(*) AS n FROM judgments GROUP BY ALL").df()
         disparities = con.execute("SELECT * FROM disparities").df()
@@ -149,7 +175,7 @@ def validate_database(db: Path) -> list[CheckOutcome]:
                                   "SELECT p_value, p_adjusted, diff_of_gaps AS diff, ci_low AS diff_ci_low, ci_high "
                                   "AS diff_ci_high FROM checkpoint_changes").df()
     return [
-        run_suite(ctx, "metric_tables_rates_in_range", rates, [
+        run_suite(ctx, METRIC_TABLES_RATES_IN_RANGE, rates, [
             gxe.ExpectColumnValuesToBeBetween(column="rate", min_value=0, max_value=1),
             *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1)
               for c in ("ci_low", "ci_high", "ci_tn_low", "ci_tn_high", "wilson_low", "wilson_high")],
@@ -159,15 +185,15 @@ def validate_database(db: Path) -> list[CheckOutcome]:
                                                         ignore_row_if="either_value_is_missing"),
             gxe.ExpectColumnValuesToBeBetween(column="n", min_value=1),
         ]),
-        run_suite(ctx, "metric_tables_rates_sum_to_one", sums, [
+        run_suite(ctx, METRIC_TABLES_RATES_SUM_TO_ONE, sums, [
             gxe.ExpectColumnValuesToBeBetween(column="rate_sum", min_value=1 - 1e-9, max_value=1 + 1e-9),
         ]),
-        run_suite(ctx, "metric_tables_labels_in_taxonomy", judgments, [
+        run_suite(ctx, METRIC_TABLES_LABELS_IN_TAXONOMY, judgments, [
             gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(ALL_LABELS)),
             gxe.ExpectColumnValuesToNotBeNull(column="judge_id"),
         ]),
-        run_suite(ctx, "metric_tables_groups_present", missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
-        run_suite(ctx, "metric_tables_comparisons_valid", comparisons, [
+        run_suite(ctx, METRIC_TABLES_GROUPS_PRESENT, missing, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, METRIC_TABLES_COMPARISONS_VALID, comparisons, [
             *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=1) for c in ("p_value", "p_adjusted")],
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="p_adjusted", column_B="p_value", or_equal=True,
                                                         ignore_row_if="either_value_is_missing"),
@@ -175,17 +201,14 @@ def validate_database(db: Path) -> list[CheckOutcome]:
                                                         ignore_row_if="either_value_is_missing"),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="diff_ci_high", column_B="diff", or_equal=True,
                                                         ignore_row_if="either_value_is_missing")]),
-        run_suite(ctx, "metric_tables_partitions_judged", awaiting, [gxe.ExpectTableRowCountToEqual(value=0)],
-                  blocking=False),
-        run_suite(ctx, "metric_tables_one_config_per_model", mixed, [gxe.ExpectTableRowCountToEqual(value=0)],
-                  blocking=False),
-        run_suite(ctx, "metric_tables_no_orphan_judgments", orphans, [gxe.ExpectTableRowCountToEqual(value=0)],
-                  blocking=False),
-        run_suite(ctx, "metric_tables_design_complete", incomplete, [gxe.ExpectTableRowCountToEqual(value=0)],
-                  blocking=False),
-        run_suite(ctx, "metric_tables_reference_group_present", disparities, [
+        run_suite(ctx, METRIC_TABLES_PARTITIONS_JUDGED, awaiting, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, METRIC_TABLES_ONE_CONFIG_PER_MODEL, mixed, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, METRIC_TABLES_NO_ORPHAN_JUDGMENTS, orphans, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, METRIC_TABLES_DESIGN_COMPLETE, incomplete, [gxe.ExpectTableRowCountToEqual(value=0)]),
+        run_suite(ctx, METRIC_TABLES_REFERENCE_GROUP_PRESENT, disparities, [
             gxe.ExpectColumnValuesToNotBeNull(column="ref_any_refusal_rate"),
-        ], blocking=False),
+        ]),
+        run_suite(ctx, METRIC_TABLES_KEYS_UNIQUE, repeated, [gxe.ExpectTableRowCountToEqual(value=0)]),
         judge_tables_suite(ctx, db),
     ]
 
@@ -214,6 +237,6 @@ def judge_tables_suite(ctx, db: Path) -> CheckOutcome:
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ci_high", column_B="corrected_rate", or_equal=True,
                                                         ignore_row_if="either_value_is_missing")]),
     ]
-    return CheckOutcome("metric_tables_judge_tables_valid", all(o.passed for o in outcomes),
+    return CheckOutcome(METRIC_TABLES_JUDGE_TABLES_VALID, all(o.passed for o in outcomes),
                         "; ".join(f"{o.name}: {o.description}" for o in outcomes),
                         {o.name: o.metadata["failed"] for o in outcomes})

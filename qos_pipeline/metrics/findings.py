@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from qos_pipeline.metrics import instrument
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.gaps import Gap, balance_notes, cross_check_notes, design_notes, gap, ppi_gap
 from qos_pipeline.metrics.model_findings import model_comparison_lines
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY, PRIMARY_MEASURE
@@ -160,7 +160,7 @@ def _underpowered(primary: list[Gap]) -> str:
 
 
 def _rows_of(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
-    return frame[(frame[CELL] == pd.Series(key)).all(axis=1)] if len(frame) else frame
+    return frame[(frame[CELL_KEYS] == pd.Series(key)).all(axis=1)] if len(frame) else frame
 
 
 def _compared(mine: pd.DataFrame, effects: pd.DataFrame, check: instrument.Check | None = None) -> dict:
@@ -183,7 +183,7 @@ def _compared(mine: pd.DataFrame, effects: pd.DataFrame, check: instrument.Check
 def findings(con, model: str | None = None, judge: str | None = None) -> list[Finding]:
     """One finding per cell of ``label_rates_model`` (optionally one model key and/or judge)."""
     where, params = cell_where(model, judge)
-    keys = ", ".join(CELL)
+    keys = ", ".join(CELL_KEYS)
     refusal = ", ".join(f"'{label}'" for label in REFUSAL_LABELS)
     cells = con.execute(f"""
         SELECT {keys}, any_value(n) AS n, sum(count) FILTER (WHERE label IN ({refusal})) / any_value(n) AS any_rate,
@@ -198,7 +198,7 @@ def findings(con, model: str | None = None, judge: str | None = None) -> list[Fi
     ppi = instrument.ppi_gaps(con, where, params)
     out = []
     for (_, cell), label in zip(cells.iterrows(), cell_labels(cells)):
-        key = {k: cell[k] for k in CELL}
+        key = {k: cell[k] for k in CELL_KEYS}
         mine = _rows_of(comparisons, key)
         cell_groups = _rows_of(groups, key)["groups"]
         names = list(cell_groups.iloc[0]) if len(cell_groups) else []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.metrics import evidence, gate, instrument, page, plots, trend
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import findings
 from qos_pipeline.metrics.model_findings import model_comparison_lines
@@ -63,7 +63,7 @@ def _corrected(con, where: str, params: list) -> pd.DataFrame:
 
 
 def _provenance(con, where: str, params: list) -> tuple[pd.DataFrame, dict[str, str]]:
-    cells = con.execute(f"""SELECT {', '.join(CELL)}, any_value(n) AS n, any_value(boot_resamples) AS resamples,
+    cells = con.execute(f"""SELECT {', '.join(CELL_KEYS)}, any_value(n) AS n, any_value(boot_resamples) AS resamples,
                                    any_value(boot_seed) AS seed
                             FROM label_rates_model{where} GROUP BY ALL ORDER BY ALL""", params).df()
     build = con.execute("SELECT any_value(build_id), any_value(built_at) FROM label_rates_model").fetchone()
@@ -268,7 +268,7 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
         lines.append("")
     if len(gaps):
         labels = {tuple(f.cell.values()): f.label for f in found}
-        gaps["cell"] = [labels.get(tuple(r), r[0]) for r in gaps[CELL].itertuples(index=False, name=None)]
+        gaps["cell"] = [labels.get(tuple(r), r[0]) for r in gaps[CELL_KEYS].itertuples(index=False, name=None)]
         gaps = gaps.sort_values(["cell", "diff"], ascending=[True, False]).head(max_rows)
         measure = str(gaps["measure"].iloc[0]).replace("_", "-")
         lines += [f"### Primary family: {measure} gap vs {reference} (95% CI resampling templates x names)", "",

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.metrics import trend
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
 from qos_pipeline.metrics.wording import cell_labels, cell_where, fmt_p, reference_group
@@ -38,11 +38,11 @@ SIG, PLAIN, REF = "#c0392b", "#34495e", "#7f8c8d"
 def plot_data(con, model: str | None = None, judge: str | None = None) -> dict[str, pd.DataFrame | str]:
     """Everything the pictures show, as frames, with a ``cell`` column naming each cell."""
     where, params = cell_where(model, judge)
-    q = lambda sql: con.execute(sql.format(where=where, cell=", ".join(CELL)), params).df()  # noqa: E731
+    q = lambda sql: con.execute(sql.format(where=where, cell=", ".join(CELL_KEYS)), params).df()  # noqa: E731
     refusal = ", ".join(f"'{label}'" for label in REFUSAL_LABELS)
     cells = q("SELECT DISTINCT {cell} FROM label_rates_model{where} ORDER BY ALL")
     cells["cell"] = cell_labels(cells)
-    add = lambda df: df.merge(cells, on=CELL) if len(df) else df.assign(cell=pd.Series(dtype=str))  # noqa: E731
+    add = lambda df: df.merge(cells, on=CELL_KEYS) if len(df) else df.assign(cell=pd.Series(dtype=str))  # noqa: E731
     return {
         "reference": reference_group(con),
         "cells": cells,

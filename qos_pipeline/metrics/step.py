@@ -4,18 +4,20 @@ Expectations suites on it, and publish it only when every blocking suite passes.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import pandas as pd
 
+from qos_pipeline import tables
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
-from qos_pipeline.judging.evaluation import intervals, measures, metrics as validation
-from qos_pipeline.metrics import analysis, build, comments, expectations, labelled, publish
+from qos_pipeline.judging import evaluation
+from qos_pipeline.metrics import analysis, build, comments, declared, expectations, labelled, publish, stats
 from qos_pipeline.metrics.analysis import StatsSettings
-from qos_pipeline.metrics.stats import (
-    cells, checkpoints, compare, corrected, design, draws, mixed, models, multiplicity, ppi, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
 from qos_pipeline.processes import pause_point
 from qos_pipeline.provenance import code_digest
@@ -53,12 +55,25 @@ def _rebuild(staging: Path, db: Path, reference_group: str, stats: StatsSettings
     return counts, outcomes
 
 
+def _package(package: ModuleType) -> list[ModuleType]:
+    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+
+
+def table_modules() -> list[ModuleType]:
+    """The modules that decide what the tables hold: the build, the declarations (``tables``,
+    ``metrics.declared*``), every producer's module (a statistic declared anywhere, found from its
+    declaration), and the statistics and judge-validation code they call (``metrics.stats``,
+    ``judging.evaluation``), each once, by name."""
+    found = [build, comments, expectations, analysis, labelled, declared, *declared.STATISTICS_MODULES,
+             sys.modules[__name__], tables, *_package(tables), *_package(stats), *_package(evaluation),
+             *(sys.modules[name] for name in tables.producer_modules())]
+    return sorted({m.__name__: m for m in found}.values(), key=lambda m: m.__name__)
+
+
 def code_version() -> str:
-    """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
-    marks the metric tables stale)."""
-    modules = (build, comments, expectations, analysis, labelled, cells, checkpoints, compare, corrected, design,
-               draws, mixed, models, multiplicity, ppi, rates, sensitivity, validation, measures, intervals, sys.modules[__name__])
-    digest = hashlib.sha256(code_digest(*modules).encode())
+    """16 hex of what builds the tables: the SQL files and ``table_modules`` (an edit to either marks the
+    metric tables stale)."""
+    digest = hashlib.sha256(code_digest(*table_modules()).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]

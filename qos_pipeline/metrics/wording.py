@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.tables import CELL_KEYS
 
 MEASURES = ("any_refusal", "refusal", "harmful_refusal")  # any_refusal leads: the paper's headline measure
 MEASURE_WORDS = {"any_refusal": "any refusal", "refusal": "refusal", "harmful_refusal": "harmful refusal",
@@ -53,6 +53,6 @@ def cell_labels(cells: pd.DataFrame) -> list[str]:
     labels = []
     for _, row in cells.iterrows():
         same = cells[cells["model_key"] == row["model_key"]]
-        extra = [f"{k.replace('_id', '').replace('_', ' ')} {row[k]}" for k in CELL[1:] if same[k].nunique() > 1]
+        extra = [f"{k.replace('_id', '').replace('_', ' ')} {row[k]}" for k in CELL_KEYS[1:] if same[k].nunique() > 1]
         labels.append(row["model_key"] + (f" ({', '.join(extra)})" if extra else ""))
     return labels

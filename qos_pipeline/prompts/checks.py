@@ -6,11 +6,10 @@ import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome
+from qos_pipeline.tables.frames import pandera_schema
 from qos_pipeline.prompts.design import BLANK, GENDERS, NAME, POPULARITIES
 
-STR = dict(dtype=str, nullable=False)
 NONEMPTY = pa.Check.str_length(min_value=1)
-UTC = dict(dtype=pd.DatetimeTZDtype("ns", "UTC"), coerce=True)
 
 
 def contains(token: str) -> pa.Check:
@@ -18,28 +17,24 @@ def contains(token: str) -> pa.Check:
     return pa.Check(lambda s: s.str.contains(token, regex=False), name=f"contains {token}")
 
 
-PROMPT_FIELDS = {
-    "prompt_id": pa.Column(**STR, checks=pa.Check.str_matches(r"^[0-9a-f]{16}$")),
-    "design": pa.Column(**STR),
-    "template_id": pa.Column(**STR, checks=pa.Check.str_matches(r"^t-[0-9a-f]{10}$")),
-    "template_name": pa.Column(**STR, checks=NONEMPTY),
-    "template_text": pa.Column(**STR, checks=[contains(NAME), contains(BLANK)]),
-    "target_group": pa.Column(**STR),
-    "name": pa.Column(**STR, checks=NONEMPTY),
-    "name_group": pa.Column(**STR),
-    "gender": pa.Column(**STR, checks=pa.Check.isin(GENDERS)),
-    "popularity": pa.Column(**STR, checks=pa.Check.isin(POPULARITIES)),
-    "prompt_text": pa.Column(**STR, checks=[
-        pa.Check(lambda s: ~s.str.contains(NAME, regex=False), error=f"no {NAME} left in the prompt"),
-        contains(BLANK)]),
+PROMPT_RULES = {
+    "prompt_id": pa.Check.str_matches(r"^[0-9a-f]{16}$"),
+    "template_id": pa.Check.str_matches(r"^t-[0-9a-f]{10}$"),
+    "template_name": NONEMPTY,
+    "template_text": [contains(NAME), contains(BLANK)],
+    "name": NONEMPTY,
+    "gender": pa.Check.isin(GENDERS),
+    "popularity": pa.Check.isin(POPULARITIES),
+    "prompt_text": [pa.Check(lambda s: ~s.str.contains(NAME, regex=False), error=f"no {NAME} left in the prompt"),
+                    contains(BLANK)],
 }
-prompts_schema = pa.DataFrameSchema(
-    {**PROMPT_FIELDS, "run_id": pa.Column(**STR), "created_at": pa.Column(**UTC)},
-    unique=["prompt_id"], strict=True, name="prompts",
-)
+"""The value rules of the prompt's columns (the generations carry them too); types and nullability are the
+table's declaration (``qos_pipeline/tables``)."""
+prompts_schema = pandera_schema("prompts", PROMPT_RULES)
 
 
-def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str], expected_templates: list[str]) -> CheckOutcome:
+def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str],
+                     expected_templates: list[str]) -> CheckOutcome:
     """Every template filled with every name of the design, once."""
     got = set(zip(prompts["template_id"], prompts["name"]))  # template ids are content hashes
     want = {(t, n) for t in expected_templates for n in expected_names}

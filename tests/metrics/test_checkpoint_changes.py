@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from qos_pipeline.metrics.gate import grew
 from qos_pipeline.metrics.stats.cells import cells_from_counts
@@ -60,6 +61,7 @@ def _gate_fails(rng, shift: dict[str, float]) -> bool:
     return any(p < 0.05 and grew(a, b) for p, a, b in zip(primary["p_adjusted"], primary["gap_a"], primary["gap_b"]))
 
 
+@pytest.mark.slow  # 360 simulated training runs: CI's tier
 def test_the_gate_rule_holds_its_level_when_nothing_changed_and_catches_a_real_change():
     # Two checkpoints behaving alike on every prompt (template and name effects shared, samples independent;
     # 12 templates, 4 names per group, 3 samples): the gate may fail in at most ~5% of training runs (300

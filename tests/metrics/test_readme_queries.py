@@ -80,6 +80,6 @@ def test_every_table_view_and_column_is_documented(which, request):
                                                      UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal)
             """).fetchall()
     assert len(objects) >= 20 and not [t for t, c in objects if not c]
-    assert not columns, f"columns without a COMMENT (add a note in metrics/sql/comments.sql): {columns}"
+    assert not columns, f"columns without a COMMENT (add a note in qos_pipeline/tables/notes.py): {columns}"
     readme = (ROOT / "warehouse" / "README.md").read_text(encoding="utf-8")
     assert not [t for t, _ in objects if f"`{t}`" not in readme], "every table and view is in warehouse/README.md"

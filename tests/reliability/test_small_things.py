@@ -18,9 +18,10 @@ import pytest
 from qos_pipeline.cli import main, parser
 from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.files import ModelError
-from qos_pipeline.metrics.build import _load_base_table, _sql
+from qos_pipeline.metrics.build import _load_base_table
 from qos_pipeline.processes import remove_dead_scratch, scratch_dir
 from qos_pipeline.settings import Paths
+from qos_pipeline.tables import ddl, table
 from tests.metrics.test_build import _stage_judged
 from tests.paths import ASSETS
 from tests.cli.conftest import project  # noqa: F401  (fixture)
@@ -85,7 +86,7 @@ def test_a_full_disk_is_said_to_be_one_not_a_broken_partition(tmp_path):
     staging = tmp_path / "staging"
     _stage_judged(staging)
     with duckdb.connect() as con:
-        con.execute(_sql("schema.sql"))
+        con.execute(ddl(table("generations")))
         with pytest.raises(Exception) as exc:
             _load_base_table(_FullDisk(con), staging, "generations")
     message = str(exc.value)

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from qos_pipeline.cli.common import execute
-from qos_pipeline.defs.checks import DESCRIPTIONS
+from qos_pipeline.tables.checks import descriptions
 from qos_pipeline.defs.partitions import model_group_key
 from tests.fakes import fake_definitions
 from tests.paths import ROOT, free_port, load_script
@@ -70,7 +70,7 @@ def test_ui_files_command_runs_and_ties_checks_to_their_partition_and_run(tmp_pa
         nodes = {n["assetKey"]["path"][0]: n["assetChecksOrError"]["checks"] for n in ui_smoke.gql(port, CHECKS)
                  ["assetNodes"] if n["assetChecksOrError"].get("checks")}
         described = {c["name"]: c["description"] for checks in nodes.values() for c in checks}
-        assert described == DESCRIPTIONS  # every check of every asset, with the README's words
+        assert described == descriptions()  # every check of every asset, with the README's words
         latest = {c["name"]: c["executionForLatestMaterialization"] for c in nodes["generations"]}
         assert latest["generations_complete"]["runId"] == audits[0]
         executions = ui_smoke.gql(port, EXECUTIONS, {"key": {"path": ["generations"]},

@@ -1,6 +1,6 @@
 """One metric cell as arrays: label counts per (template, name), and its bootstrap draws.
 
-A cell is one model version x prompt format x generation config x design x judge (``metrics.build.CELL``):
+A cell is one model version x prompt format x generation config x design x judge (``tables.CELL_KEYS``):
 rates are computed within a cell and groups compared within one. The counts come from the ``judged`` view
 aggregated by (template, name, label), so every sample of a prompt stays in its (template, name) slot and
 moves with it in every resample.
