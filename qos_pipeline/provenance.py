@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -39,11 +39,11 @@ def generation_id(row_key: str, response: str) -> str:
     """Id of one generated (or recorded) row: 16 hex of the sha256 of what produced it (model key and cache
     key, or a recorded file's key, version, format, prompt and sample) and the response itself. A judgment carries the id
     of the row it judged, so a label is never joined to a response it did not see."""
-    return hashlib.sha256(f"{row_key}\x1f{response}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(f"{row_key}\x1f{response}".encode()).hexdigest()[:16]
 
 
 def utc_now() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(timezone.utc))
+    return pd.Timestamp(datetime.now(UTC))
 
 
 def code_digest(*modules: ModuleType) -> str:

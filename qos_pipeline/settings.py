@@ -46,7 +46,7 @@ class Paths:
 
     @classmethod
     def resolve(cls, assets: str | Path | None = None, warehouse: str | Path | None = None,
-                model_cache: str | Path | None = None) -> "Paths":
+                model_cache: str | Path | None = None) -> Paths:
         """The given folders (``~`` expanded, made absolute), the project's defaults for the others."""
         def folder(value: str | Path | None, default: Path) -> Path:
             return Path(value).expanduser().resolve() if value else default

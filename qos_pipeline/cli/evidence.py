@@ -9,8 +9,8 @@ from qos_pipeline import taxonomy
 from qos_pipeline.cli.common import storage
 from qos_pipeline.metrics import evidence
 from qos_pipeline.metrics.build import CELL
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import reference_group
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.staging import WarehouseError
 
 

@@ -16,7 +16,7 @@ Local tools (curl, scripts/ui_smoke.py) send no Origin and a loopback Host, and 
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")

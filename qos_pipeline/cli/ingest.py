@@ -9,13 +9,12 @@ import shlex
 from pathlib import Path
 
 from qos_pipeline import journal
-from qos_pipeline.cli.common import (
-    SCRATCH, Expected, execute, instance, print_report, repair, say, settings, storage)
+from qos_pipeline.cli.common import SCRATCH, Expected, execute, instance, print_report, repair, say, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.generation.models.added import RecordedSource, entry, recorded, register_recorded, restore
-from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.ingest.partitions import raise_if_failed, spool
+from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.judging.human import HUMAN_JUDGE
 from qos_pipeline.processes import pause_point, scratch_dir
 from qos_pipeline.staging import writer_lock

@@ -13,13 +13,13 @@ import pandas as pd
 
 from qos_pipeline.cli.common import rebuild, settings, storage
 from qos_pipeline.cli.judge_format import clean, format_report
-from qos_pipeline.judging.evaluation.metrics import validate
-from qos_pipeline.judging.specs import get_judge
-from qos_pipeline.metrics.publish import connect_readonly
-from qos_pipeline.metrics.labelled import labelled_outputs
 from qos_pipeline.judging import learned
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.evaluation.labelled import load_labelled
+from qos_pipeline.judging.evaluation.metrics import validate
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.metrics.labelled import labelled_outputs
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import WarehouseError, writer_lock
 

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from qos_pipeline.cli.common import Expected, print_report, rebuild, repair, storage
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.html import write_html
 from qos_pipeline.metrics.plots import write_plots
+from qos_pipeline.metrics.publish import connect_readonly
 
 
 def cmd_report(args: argparse.Namespace) -> None:

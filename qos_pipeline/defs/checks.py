@@ -12,7 +12,7 @@ previous one, or none)."""
 
 import functools
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd

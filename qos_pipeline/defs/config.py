@@ -6,15 +6,13 @@ staged file, so an automatic refresh keeps a partition's design and sampling), t
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 
 from qos_pipeline.defs.resources import AuditSettings, optional
 from qos_pipeline.generation.sampling import REQUESTED, RunSettings, SamplingConfig
 from qos_pipeline.metrics.analysis import StatsSettings
-from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.cells import MEASURES
+from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.multiplicity import METHODS
 
 
@@ -22,7 +20,7 @@ class PromptsConfig(dg.Config):
     """``design``: ``demo``, ``full`` or a pilot-format folder; empty: the group's current design (with
     ``keep_partition_settings``), else the settings'."""
 
-    design: Optional[str] = None
+    design: str | None = None
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> dict:
@@ -40,17 +38,17 @@ class GenerationsConfig(dg.Config):
     ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when
     False, the defaults (what ``qos run`` does: its flags decide)."""
 
-    samples: Optional[int] = None
-    seed: Optional[int] = None
-    batch_size: Optional[int] = None
-    max_new_tokens: Optional[int] = None
-    prompt_formats: Optional[list[str]] = None
-    do_sample: Optional[bool] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
+    samples: int | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    max_new_tokens: int | None = None
+    prompt_formats: list[str] | None = None
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     compile: bool = False
-    decoder: Optional[str] = None
+    decoder: str | None = None
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> RunSettings:
@@ -73,7 +71,7 @@ class JudgmentsConfig(dg.Config):
     """``judges``: judge specs (``rules``, ``llm:<model>``, ``learned:<name>``, ``ensemble:...``, ``human``);
     empty: the settings' judges. Judges not named keep their labels while the responses stay the same."""
 
-    judges: Optional[list[str]] = None
+    judges: list[str] | None = None
 
 
 class MetricTablesConfig(dg.Config):
@@ -83,11 +81,11 @@ class MetricTablesConfig(dg.Config):
     applied within each family; ``primary_measure``: the measure whose gaps vs the reference group form the
     primary family (``any_refusal``, ``refusal`` or ``harmful_refusal``; empty: the settings')."""
 
-    reference_group: Optional[str] = None
+    reference_group: str | None = None
     bootstrap_resamples: int = RESAMPLES
     bootstrap_seed: int = SEED
     p_adjust: str = "holm"
-    primary_measure: Optional[str] = None
+    primary_measure: str | None = None
 
     def stats(self, settings: AuditSettings | None = None) -> StatsSettings:
         if self.bootstrap_resamples < 100:
@@ -108,5 +106,5 @@ class ValidationConfig(dg.Config):
     files: list[str] = []
     limit: int = 0
     seed: int = 0
-    judges: Optional[list[str]] = None
-    outputs_of: Optional[str] = None
+    judges: list[str] | None = None
+    outputs_of: str | None = None

@@ -1,25 +1,25 @@
 """The judging assets: ``judgments`` (one partition per model x group, every configured judge) and
 ``judge_validations`` (each configured judge against human-labelled files)."""
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.defs.checks import counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REFRESH
+from qos_pipeline.defs.checks import counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.config import JudgmentsConfig, ValidationConfig
 from qos_pipeline.defs.executors import JUDGE_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditSettings, Storage
 from qos_pipeline.defs.sources import judge_definitions
 from qos_pipeline.judging import checks, step
-from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
 from qos_pipeline.processes import pause_point
+from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import partition_file, read_partition, write_partition, writer_lock
 
 JUDGMENT_CHECKS = ["judgments_labels_in_taxonomy", "judgments_unjudged"]

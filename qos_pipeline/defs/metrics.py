@@ -1,13 +1,13 @@
 """The ``metric_tables`` asset: the whole DuckDB warehouse, rebuilt by the single ``duckdb_writer`` step."""
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.defs.alerts import GATE_CHECK, gate_result
-from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REBUILD
+from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.config import MetricTablesConfig
 from qos_pipeline.defs.resources import AuditSettings, RegressionGate, Storage
 from qos_pipeline.generation.models import lineage

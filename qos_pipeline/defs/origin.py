@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin)
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from qos_pipeline.settings import PROJECT_ROOT

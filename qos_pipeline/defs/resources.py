@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
 
@@ -195,6 +195,6 @@ def from_env(cls: type[dg.ConfigurableResource], deferred: bool = True, **fields
     return cls(**{**values, **fields})
 
 
-def optional(value: Optional[Any], fallback: Any) -> Any:
+def optional(value: Any | None, fallback: Any) -> Any:
     """A run's config value when given, else ``fallback``."""
     return fallback if value is None else value

@@ -3,7 +3,7 @@ prompt format x prompt x sample) and a warning for empty responses."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import pandera.pandas as pa

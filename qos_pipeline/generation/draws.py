@@ -12,7 +12,7 @@ knowing its seed and step: the benchmarks force recorded response lengths with o
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
@@ -102,7 +102,7 @@ class PaddingFreePenalty(RepetitionPenaltyLogitsProcessor):
 
 
 def warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
-    """transformers' temperature / top-k / top-p warpers, in ``generate``'s order (none when greedy)."""
+    """Transformers' temperature / top-k / top-p warpers, in ``generate``'s order (none when greedy)."""
     procs: list[LogitsProcessor] = []
     if sampling.do_sample:
         if sampling.temperature not in (None, 1.0):

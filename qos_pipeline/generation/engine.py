@@ -6,7 +6,7 @@ captured once as a CUDA graph on CUDA. The scheduling around it is ``continuous`
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
@@ -28,7 +28,7 @@ class SlotEngine:
     STATE = ("tokens", "rope", "seeds", "steps")
 
     def __init__(self, model, slots: int, capacity: int, sampling: SamplingConfig, options: DecodeOptions,
-                 hook: RowHook | None = None, parent: "SlotEngine | None" = None) -> None:
+                 hook: RowHook | None = None, parent: SlotEngine | None = None) -> None:
         self.model, self.sampling, self.hook, self.window = model, sampling, hook, options.sync_every
         long = dict(dtype=torch.long, device=model.device)
         if parent is None:

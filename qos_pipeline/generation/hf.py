@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from qos_pipeline.generation.interface import Batches, GenerationRequest, GenerationResult, collect
 from qos_pipeline.generation.models.files import ModelError

@@ -3,8 +3,8 @@ resumable and cached (``cache``), then checked (``checks``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 

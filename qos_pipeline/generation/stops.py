@@ -9,7 +9,7 @@ size and batch composition. Graph-safe: no host synchronization once its tables 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ class Lines:
     def __init__(self, numbers):
         self.numbers = np.asarray(numbers, dtype=np.int64)
 
-    def __deepcopy__(self, memo) -> "Lines":
+    def __deepcopy__(self, memo) -> Lines:
         return self  # never changed in place
 
     def __eq__(self, other) -> bool:

@@ -8,16 +8,31 @@ response in column ``gk`` that repeats the prompt sentence first), or a CSV/JSON
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from qos_pipeline.ingest.reading import (
-    CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_numbers, line_of, physical_lines)
+    CHUNK_ROWS,
+    LINES,
+    IngestError,
+    iter_table,
+    joined,
+    line_numbers,
+    line_of,
+    physical_lines,
+)
 from qos_pipeline.prompts.design import (
-    BLANK, NAME, known_templates, load_design, pilot_name_key, prompt_id, template_id)
+    BLANK,
+    NAME,
+    known_templates,
+    load_design,
+    pilot_name_key,
+    prompt_id,
+    template_id,
+)
 from qos_pipeline.taxonomy import label_key
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
@@ -66,7 +81,7 @@ def _name_lookup(assets_dir: Path) -> pd.DataFrame:
     return load_design("full", assets_dir).names.set_index("name")
 
 
-def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: "_Numbering",
+def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: _Numbering,
                   require_design: bool = True) -> pd.DataFrame:
     df = df.rename(columns={"prompt": "prompt_text", "group": "name_group", "template": "template_text"})
     missing = {"prompt_text", "response"} - set(df.columns)

@@ -6,7 +6,7 @@ stored and tied to their responses like any judge's. A response without a record
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment

@@ -19,9 +19,10 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(df[["prompt_text", "response"]].astype(str), index=False).to_numpy()
 
 
-def in_sample(judge: "LearnedJudge", df: pd.DataFrame) -> int:
+def in_sample(judge: LearnedJudge, df: pd.DataFrame) -> int:
     """How many rows of ``df`` were among ``judge``'s training rows (any subset of them is found); a judge
     stored before row hashes were kept is recognized on its whole training file only."""
     if judge.training_rows is not None:
@@ -185,7 +186,7 @@ def save(df: pd.DataFrame, model: Any, name: str, folder: Path, source: str) -> 
         "training_data": source,
         "training_data_sha256": training_hash, "rows": int(len(df)),
         "labels": {k: int(v) for k, v in df["label"].value_counts().items()},
-        "sklearn": sklearn.__version__, "trained_at": datetime.now(timezone.utc).isoformat(), **stored,
+        "sklearn": sklearn.__version__, "trained_at": datetime.now(UTC).isoformat(), **stored,
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder / f"{name}.json"

@@ -32,13 +32,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging import llm_calibration as calibration
 from qos_pipeline.judging import rubric as rubric_module
+from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging.rubric import Rubric
 from qos_pipeline.provenance import code_digest
 

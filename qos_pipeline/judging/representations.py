@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,12 +59,12 @@ class HiddenStates:
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in PARAMS}
 
-    def set_params(self, **params: Any) -> "HiddenStates":
+    def set_params(self, **params: Any) -> HiddenStates:
         for key, value in params.items():
             setattr(self, key, value)
         return self
 
-    def fit(self, texts: Sequence[str], y: Any = None) -> "HiddenStates":
+    def fit(self, texts: Sequence[str], y: Any = None) -> HiddenStates:
         return self
 
     def fit_transform(self, texts: Sequence[str], y: Any = None) -> np.ndarray:

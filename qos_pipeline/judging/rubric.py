@@ -9,7 +9,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from qos_pipeline import taxonomy
 from qos_pipeline.asset_files import RubricFile, parse
 

@@ -17,8 +17,8 @@ from qos_pipeline.metrics.stats.corrected import corrected_rates
 from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.mixed import agreement, group_effects
 from qos_pipeline.metrics.stats.models import model_comparisons
-from qos_pipeline.metrics.stats.ppi import ppi_tables
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY_MEASURE
+from qos_pipeline.metrics.stats.ppi import ppi_tables
 from qos_pipeline.metrics.stats.rates import rate_intervals
 from qos_pipeline.metrics.stats.sensitivity import name_sensitivity
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from qos_pipeline.judging.evaluation.metrics import VALIDATION_TABLES
 from qos_pipeline.metrics import publish
-from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.metrics.analysis import StatsSettings, add_statistics, register_risk_ratio
-from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
-from qos_pipeline.staging import DISK_FULL, LAYOUTS, WarehouseError, disk_full, staged_files
+from qos_pipeline.metrics.comments import comment_tables
 from qos_pipeline.provenance import check_key
+from qos_pipeline.staging import DISK_FULL, LAYOUTS, WarehouseError, disk_full, staged_files
+from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 
 log = logging.getLogger("qos_pipeline.metrics")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -177,7 +177,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute(f"SET memory_limit = '{memory_limit()}'")
         con.execute("SET VARIABLE reference_group = ?", [reference_group])
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
-        con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
+        con.execute("SET VARIABLE built_at = ?", [datetime.now(UTC).isoformat()])
         con.execute(_sql("schema.sql"))
         register_risk_ratio(con)
         con.execute("CREATE TABLE labels AS SELECT unnest(?) AS label, generate_subscripts(?, 1) AS ordinal",

@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics.build import CELL, LABEL_RATE_TABLES
-
+from qos_pipeline.taxonomy import ALL_LABELS
 
 
 def _context():

@@ -26,7 +26,16 @@ from qos_pipeline.metrics.gaps import Gap, balance_notes, cross_check_notes, des
 from qos_pipeline.metrics.model_findings import model_comparison_lines
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY, PRIMARY_MEASURE
 from qos_pipeline.metrics.wording import (  # noqa: F401 (cell_labels, fmt_p: read from here by plots and html)
-    ADJUST_WORDS, MEASURE_WORDS, MEASURES, cell_labels, cell_where, fmt_floor, fmt_p, missing, reference_group)
+    ADJUST_WORDS,
+    MEASURE_WORDS,
+    MEASURES,
+    cell_labels,
+    cell_where,
+    fmt_floor,
+    fmt_p,
+    missing,
+    reference_group,
+)
 from qos_pipeline.taxonomy import REFUSAL_LABELS
 
 BARELY_REFUSES = 0.02

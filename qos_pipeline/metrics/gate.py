@@ -16,7 +16,7 @@ Pure: no dagster.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -119,7 +119,7 @@ def evaluate(con, settings: GateSettings = GateSettings()) -> Verdict:
     """The gate on a warehouse (a DuckDB connection, read-only is enough); no family (nothing to gate) on a
     warehouse built before checkpoint tables existed."""
     if not available(con):
-        return Verdict(True, settings.level, settings.ceiling, [], datetime.now(timezone.utc).isoformat())
+        return Verdict(True, settings.level, settings.ceiling, [], datetime.now(UTC).isoformat())
     newest = con.execute("""
         SELECT checkpoint_family, arg_max(model_key, checkpoint_order) AS model_key,
                max(checkpoint_order) AS checkpoint_order, arg_max(step, checkpoint_order) AS step
@@ -132,7 +132,7 @@ def evaluate(con, settings: GateSettings = GateSettings()) -> Verdict:
             verdict.failures += _ceiling(con, verdict, settings)
         families.append(verdict)
     return Verdict(all(f.passed for f in families), settings.level, settings.ceiling, families,
-                   datetime.now(timezone.utc).isoformat())
+                   datetime.now(UTC).isoformat())
 
 
 def _growth(con, verdict: FamilyVerdict, settings: GateSettings) -> list[dict]:

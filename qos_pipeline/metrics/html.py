@@ -13,13 +13,13 @@ import pandas as pd
 
 from qos_pipeline.metrics import evidence, gate, instrument, page, plots, trend
 from qos_pipeline.metrics.build import CELL
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import findings
-from qos_pipeline.metrics.model_findings import model_comparison_lines
 from qos_pipeline.metrics.instrument import AGREEMENT_TITLE, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE
+from qos_pipeline.metrics.model_findings import model_comparison_lines
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.report import FINDINGS, build_report
-from qos_pipeline.metrics.text import constant_keys
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY
+from qos_pipeline.metrics.text import constant_keys
 from qos_pipeline.metrics.wording import ADJUST_WORDS, cell_where, fmt_ci, fmt_p
 
 CAPTIONS = {

@@ -9,15 +9,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics import instrument
 from qos_pipeline.metrics.build import CELL
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.model_findings import model_where, pair_label
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY
 from qos_pipeline.metrics.wording import (
-    ADJUST_WORDS, MEASURES, cell_where, fmt_ci, fmt_floor, fmt_p, missing, reference_group)
+    ADJUST_WORDS,
+    MEASURES,
+    cell_where,
+    fmt_ci,
+    fmt_floor,
+    fmt_p,
+    missing,
+    reference_group,
+)
+from qos_pipeline.taxonomy import ALL_LABELS
 
 # A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
 # a row of the report.

@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome, raise_if_blocked
-from qos_pipeline.judging.evaluation import intervals, measures, metrics as validation
+from qos_pipeline.judging.evaluation import intervals, measures
+from qos_pipeline.judging.evaluation import metrics as validation
 from qos_pipeline.metrics import analysis, build, comments, expectations, labelled, publish
 from qos_pipeline.metrics.analysis import StatsSettings
-from qos_pipeline.metrics.stats import (
-    cells, checkpoints, compare, corrected, design, draws, mixed, models, multiplicity, ppi, rates, sensitivity)
 from qos_pipeline.metrics.expectations import validate_database
+from qos_pipeline.metrics.stats import (
+    cells,
+    checkpoints,
+    compare,
+    corrected,
+    design,
+    draws,
+    mixed,
+    models,
+    multiplicity,
+    ppi,
+    rates,
+    sensitivity,
+)
 from qos_pipeline.processes import pause_point
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import writer_lock

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qos_pipeline.generation.models.files import ModelError, check_hf_folder, model_version
-from qos_pipeline.provenance import slugify
-from qos_pipeline.provenance import check_key
+from qos_pipeline.provenance import check_key, slugify
 
 DEFAULT_MARKER = ".complete"
 # Any one of these next to tokenizer_config.json is a usable tokenizer (fast, sentencepiece, BPE).

@@ -14,7 +14,6 @@ Refusal-vs-not counts refusal and harmful refusal as the positive class.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

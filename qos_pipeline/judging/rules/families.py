@@ -29,8 +29,8 @@ Roles (how ``judge.classify`` uses a match):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from qos_pipeline.judging.rules.vocabulary import rx
 

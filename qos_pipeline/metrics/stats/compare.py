@@ -30,7 +30,12 @@ import pandas as pd
 
 from qos_pipeline.metrics.stats.cells import LABELS, MEASURES, Cell
 from qos_pipeline.metrics.stats.design import (
-    EXACT_LIMIT, PERMUTATIONS, names_needed, permutation_floor, shared_templates)
+    EXACT_LIMIT,
+    PERMUTATIONS,
+    names_needed,
+    permutation_floor,
+    shared_templates,
+)
 from qos_pipeline.metrics.stats.draws import percentile_interval
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY_MEASURE, adjust_within, family
 from qos_pipeline.taxonomy import UNJUDGED

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -27,7 +27,7 @@ _STATSMODELS = {"holm": "holm", "bh": "fdr_bh"}
 
 
 def _multipletests(p: np.ndarray, method: str) -> np.ndarray:
-    """statsmodels' adjustment over the non-NaN p-values; NaN p-values stay NaN and do not count in the
+    """Statsmodels' adjustment over the non-NaN p-values; NaN p-values stay NaN and do not count in the
     family (statsmodels would propagate them)."""
     from statsmodels.stats.multitest import multipletests
 

@@ -73,7 +73,7 @@ def tuned_lambda(s: dict[str, float]) -> float:
 
 def _estimate(sums: dict, mask: np.ndarray, lam: float, cell: Cell | None = None, by_name: bool = False
               ) -> np.ndarray:
-    """theta of the names in ``mask``: the point estimate, or (B,) draws of the cell's bootstrap (templates
+    """Theta of the names in ``mask``: the point estimate, or (B,) draws of the cell's bootstrap (templates
     resampled, and names within groups with ``by_name``)."""
     def total(key: str):
         x = sums[key][:, mask]
