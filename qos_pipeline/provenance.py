@@ -37,8 +37,8 @@ def slugify(name: str) -> str:
 
 def generation_id(row_key: str, response: str) -> str:
     """Id of one generated (or recorded) row: 16 hex of the sha256 of what produced it (model key and cache
-    key, or a recorded file's key, version, format, prompt and sample) and the response itself. A judgment carries the id
-    of the row it judged, so a label is never joined to a response it did not see."""
+    key, or a recorded file's key, version, format, prompt and sample) and the response itself. A judgment carries the
+    id of the row it judged, so a label is never joined to a response it did not see."""
     return hashlib.sha256(f"{row_key}\x1f{response}".encode()).hexdigest()[:16]
 
 

@@ -45,7 +45,8 @@ def refusal(scope: dict, accepted: set[str]) -> str | None:
         scheme, _, rest = origin.lower().partition("://")
         if scheme not in ("http", "https") or rest.rstrip("/") not in accepted:
             return f"Origin {origin!r} is another site; the UI answers only its own pages and local tools"
-    if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path", "").endswith("/graphql"):
+    is_read = scope.get("method") in ("GET", "HEAD")
+    if scope["type"] == "http" and is_read and scope.get("path", "").endswith("/graphql"):
         queries = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("query", [])
         if any(_mutates(q) for q in queries):
             return "a GraphQL mutation sent with GET; send it with POST"

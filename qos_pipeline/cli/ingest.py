@@ -68,7 +68,8 @@ def _runs(model: str, path: Path, parts: dict[str, int], defaults, judges: list[
         if not inst.has_dynamic_partition("model", model):
             inst.add_dynamic_partitions("model", [model])
         for group, rows in parts.items():
-            execute(defs, "audit_job", inst, model_group_key(model, group), {"judgments": {"config": {"judges": judges}}})
+            run_config = {"judgments": {"config": {"judges": judges}}}
+            execute(defs, "audit_job", inst, model_group_key(model, group), run_config)
             log.info("ingested %s rows of %s into generations[%s|%s]", rows, path.name, model, group)
             pause_point("ingest:group-done")
 

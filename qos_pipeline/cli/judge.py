@@ -75,7 +75,8 @@ def cmd_validate_model(args: argparse.Namespace) -> None:
     reports = []
     for judge_id, part in rows.groupby("judge_id", sort=True):
         report = validate(part.reset_index(drop=True), part["judge_label"].to_numpy(), reference, seed=args.seed)
-        report.update(judge_id=judge_id, dataset="the sample imported by `qos label import`", outputs_model=model, note="",
+        report.update(judge_id=judge_id, dataset="the sample imported by `qos label import`", outputs_model=model,
+                      note="",
                       warnings=[], grouped_by="name_group", labels="taxonomy")
         reports.append(report)
     if args.json:

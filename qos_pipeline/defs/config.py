@@ -32,7 +32,8 @@ class GenerationsConfig(dg.Config):
     """Samples per prompt, base seed, batch size, new-token budget, prompt formats (ids of
     assets/prompt_formats.yaml) and sampling (empty: the model's own: registry, then generation_config.json,
     then transformers'). Sampling is taken as a whole: set any of its fields and the others not set are the
-    model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
+    model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static
+    KV cache + torch.compile on CUDA (decoding speed only).
     ``decoder``: ``batched``, ``continuous`` or ``naive`` (empty: the generator resource's; see
     ``GeneratorResource``); rows are the same under ``batched`` and ``continuous``.
     ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when

@@ -97,7 +97,8 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     """Each configured judge compared with human labels: accuracy, macro-F1, Cohen's kappa, refusal-vs-not
     F1 (with template-cluster intervals), per-label precision/recall and the confusion matrix, overall and
     per name group, and per measure (any refusal, refusal, harmful refusal, harmful answer) the judge's
-    sensitivity, specificity and the error it adds to each group's gap, flagged where it could change it. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
+    sensitivity, specificity and the error it adds to each group's gap, flagged where it could change it. Grain: one
+    row per (judge, labelled file, group) in ``judge_validations``;
     ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build. Run config
     ``outputs_of`` records whose outputs the files hold (column ``outputs_model``)."""
     files, paths = config.files or audit.files(), storage.paths()

@@ -82,7 +82,8 @@ class RowStore:
         if self.folder is None or not self.folder.is_dir():
             return
         old = sorted(self.folder.glob("*.parquet"))
-        kept = write_partition(rows_frame(list(rows.values())), self.folder / f"compact-{uuid.uuid4().hex[:12]}.parquet")
+        compacted = self.folder / f"compact-{uuid.uuid4().hex[:12]}.parquet"
+        kept = write_partition(rows_frame(list(rows.values())), compacted)
         for file in old:
             if file != kept:
                 file.unlink(missing_ok=True)

@@ -58,11 +58,13 @@ class Row:
         return split_new_tokens(self.tokens, eos_ids, max_new)
 
 
-def _prefill_groups(free: list[int], queue: deque, encoded: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], list[int]]]:
+def _prefill_groups(free: list[int], queue: deque, encoded: Sequence[Sequence[int]]
+                    ) -> Iterator[tuple[list[int], list[int]]]:
     """(slots, request indices) groups for the free slots, at most PREFILL_TOKENS padded tokens each."""
     while free and queue:
         slots, rows = [], []
-        while free and queue and (len(rows) + 1) * len(encoded[queue[0]]) <= max(PREFILL_TOKENS, len(encoded[queue[0]])):
+        while free and queue and ((len(rows) + 1) * len(encoded[queue[0]])
+                                  <= max(PREFILL_TOKENS, len(encoded[queue[0]]))):
             slots.append(free.pop())
             rows.append(queue.popleft())
         yield slots, rows

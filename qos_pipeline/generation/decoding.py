@@ -6,8 +6,8 @@ every batch); the batch size halves on CUDA out-of-memory instead of failing.
 
 Reproducibility: sampling happens here (``draws``), by inverse CDF over the warped distribution
 (transformers' own temperature / top-k / top-p warpers) with one uniform per row and step that is a pure
-function of (row seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other rows
-of its batch: it can be regenerated alone, in another batch, after a resume or a batch-size back-off (up
+function of (row seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other
+rows of its batch: it can be regenerated alone, in another batch, after a resume or a batch-size back-off (up
 to floating-point differences between batch shapes, which could move a draw only at a CDF boundary).
 """
 

@@ -92,8 +92,8 @@ def refuse_nul(path: Path) -> None:
             at = block.find(b"\0")
             if at >= 0:
                 line += block.count(b"\n", 0, at)
-                raise IngestError(f"{path} line {line}: a NUL byte (\\x00) in the text; "
-                                  "remove it (a binary or UTF-16 file? save it as UTF-8 text) and ingest the file again")
+                raise IngestError(f"{path} line {line}: a NUL byte (\\x00) in the text; remove it "
+                                  "(a binary or UTF-16 file? save it as UTF-8 text) and ingest the file again")
             line += block.count(b"\n")
 
 

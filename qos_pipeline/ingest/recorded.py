@@ -243,7 +243,8 @@ class _Context:
             raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
         # Ids are content hashes, exactly as for generated prompts; names are for reading (_TemplateNames).
         df["template_id"] = [template_id(t) for t in df["template_text"]]
-        df["template_name"] = [self.template_names(t, g, pilot) for t, g in zip(df["template_text"], df["target_group"])]
+        pairs = zip(df["template_text"], df["target_group"])
+        df["template_name"] = [self.template_names(t, g, pilot) for t, g in pairs]
         df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
         df["design"] = f"ingest:{path.name}"
         df["sample"] = _samples(df, path)

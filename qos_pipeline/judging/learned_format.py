@@ -214,7 +214,8 @@ def load(meta: dict, arrays_file: Path, retrain_hint: str) -> tuple[Any, dict[st
     data = arrays_file.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != meta["arrays_sha256"]:
-        raise JudgeFileError(f"{arrays_file} does not match the sha256 recorded in {arrays_file.with_suffix('.json').name} "
+        raise JudgeFileError(f"{arrays_file} does not match the sha256 recorded in "
+                             f"{arrays_file.with_suffix('.json').name} "
                              f"(recorded {meta['arrays_sha256'][:12]}..., found {digest[:12]}...): it was changed "
                              f"after training, so it is not loaded; {retrain_hint}")
     try:

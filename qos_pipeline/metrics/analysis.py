@@ -1,7 +1,7 @@
 """The statistics of a build, computed from the judged rows in one pass over the cells (``metrics.stats``):
 cluster-bootstrap intervals of every label rate, group comparisons, the mixed-model cross-check of the
-primary gaps, name sensitivity, model and checkpoint comparisons and judge-corrected refusal rates. The draws of a cell are
-made once and shared by all of its tables."""
+primary gaps, name sensitivity, model and checkpoint comparisons and judge-corrected refusal rates. The draws of a
+cell are made once and shared by all of its tables."""
 
 from __future__ import annotations
 

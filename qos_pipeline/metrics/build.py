@@ -43,8 +43,8 @@ LABEL_RATE_TABLES: dict[str, tuple[list[str], bool]] = {
     "label_rates_template": (["name_group", "template_id", "template_name", "target_group", "template_text"], True),
 }
 METRIC_TABLES = (*LABEL_RATE_TABLES, "disparities", "group_comparisons", "group_effects_mixed", "name_sensitivity",
-                 "model_comparisons", "checkpoints", "checkpoint_changes", "refusal_rates_corrected", "annotator_agreement", "label_rates_ppi",
-                 "group_comparisons_ppi")
+                 "model_comparisons", "checkpoints", "checkpoint_changes", "refusal_rates_corrected",
+                 "annotator_agreement", "label_rates_ppi", "group_comparisons_ppi")
 # the columns the bootstrap intervals of each label_rates_* table are joined on (besides cell and label)
 INTERVAL_KEYS = {"label_rates_model": [], "label_rates_group": ["name_group"],
                  "label_rates_name": ["name_group", "name"], "label_rates_popularity": ["name_group", "popularity"],

@@ -124,7 +124,8 @@ def outputs(con, cell: dict, groups: list[str], limit: int) -> pd.DataFrame:
     marks = ", ".join("?" for _ in groups)
     return con.execute(f"""
         SELECT j.name_group, j.name, j.template_text, j.label, j.reason, h.label AS human_label, j.response
-        FROM judged j LEFT JOIN human_label_consensus h ON h.generation_id = j.generation_id AND h.model_key = j.model_key
+        FROM judged j LEFT JOIN human_label_consensus h
+            ON h.generation_id = j.generation_id AND h.model_key = j.model_key
         WHERE {where} AND j.name_group IN ({marks}) ORDER BY md5('0' || j.generation_id) LIMIT ?""",
                        [*params, *groups, limit]).df()
 
@@ -171,5 +172,6 @@ def to_markdown(ev: Evidence, examples: int = 2, chars: int = 300) -> list[str]:
         for r in part.head(examples).itertuples():
             text = " ".join(str(r.response).split())
             human = f", human: {r.human_label}" if isinstance(r.human_label, str) else ""
-            lines.append(f"- *{group}, {r.name}* ({r.label}{human}): {text[:chars]}{'...' if len(text) > chars else ''}")
+            more = "..." if len(text) > chars else ""
+            lines.append(f"- *{group}, {r.name}* ({r.label}{human}): {text[:chars]}{more}")
     return lines + [""]

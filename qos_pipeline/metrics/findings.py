@@ -104,7 +104,8 @@ def _gaps_clause(f: Finding, adjust: str) -> str:
     less = len(f.significant) - more
     tests = _tests(f)
     if not f.significant:
-        return f"no group's {_adjective(f.measure)} rate differs from {f.reference}'s after {adjust} adjustment ({tests})"
+        return (f"no group's {_adjective(f.measure)} rate differs from {f.reference}'s "
+                f"after {adjust} adjustment ({tests})")
     parts = [f"{more} of {f.groups} groups refused more often than {f.reference}"] if more else []
     parts += [f"{less} of {f.groups} less often"] if less else []
     return " and ".join(parts) + f" after {adjust} adjustment ({tests}): " + "; ".join(g.text() for g in f.significant)

@@ -1,4 +1,4 @@
-"""The warehouse's pictures as PNG files (matplotlib, Agg backend, imported only when drawing):
+"""The warehouse's pictures as PNG files (matplotlib, Agg backend, imported only when drawing).
 
 - ``label_shares.png``: share of each label, group x label, one panel per model cell;
 - ``refusal_by_model.png``: any-refusal share, group x model cell (when there are several cells);
@@ -178,7 +178,8 @@ def templates(plt, data) -> bytes | None:
         grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
         image = _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
         ax.tick_params(axis="y", labelsize=9)
-    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)  # shared scale
+    # one colour scale shared by every panel
+    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)
     fig.tight_layout()
     return _png(fig)
 

@@ -70,7 +70,8 @@ def code_version() -> str:
     """16 hex of what builds the tables: the SQL files and the modules that run them (an edit to either
     marks the metric tables stale)."""
     modules = (build, comments, expectations, analysis, labelled, cells, checkpoints, compare, corrected, design,
-               draws, mixed, models, multiplicity, ppi, rates, sensitivity, validation, measures, intervals, sys.modules[__name__])
+               draws, mixed, models, multiplicity, ppi, rates, sensitivity, validation, measures, intervals,
+               sys.modules[__name__])
     digest = hashlib.sha256(code_digest(*modules).encode())
     for file in sorted(build.SQL_DIR.glob("*.sql")):
         digest.update(file.name.encode() + b"\0" + file.read_bytes())

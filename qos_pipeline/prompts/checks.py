@@ -39,7 +39,8 @@ prompts_schema = pa.DataFrameSchema(
 )
 
 
-def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str], expected_templates: list[str]) -> CheckOutcome:
+def prompts_complete(name: str, prompts: pd.DataFrame, expected_names: list[str],
+                     expected_templates: list[str]) -> CheckOutcome:
     """Every template filled with every name of the design, once."""
     got = set(zip(prompts["template_id"], prompts["name"]))  # template ids are content hashes
     want = {(t, n) for t in expected_templates for n in expected_names}

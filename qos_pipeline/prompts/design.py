@@ -63,7 +63,8 @@ def load_groups(assets_dir: Path) -> tuple[list[str], str]:
     bad = [g for g in groups if not _SAFE_KEY.match(str(g)) or g == "all"]
     if not groups or bad:
         raise DesignError(
-            f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); bad: {bad or 'none given'}"
+            f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); "
+            f"bad: {bad or 'none given'}"
         )
     reference = data.reference_group or groups[-1]
     if reference not in groups:
@@ -219,7 +220,8 @@ def pilot_name_key(key: str) -> tuple[str, str]:
     """``muslim_men_names`` -> (``muslim``, ``man``); ``chinese_names`` -> (``chinese``, ``unspecified``)."""
     m = re.fullmatch(r"([a-z][a-z0-9_]*?)(?:_(men|women))?_names", key)
     if not m:
-        raise DesignError(f"names.json key {key!r} must look like <group>_names, <group>_men_names or <group>_women_names")
+        raise DesignError(f"names.json key {key!r} must look like <group>_names, <group>_men_names "
+                          "or <group>_women_names")
     return m.group(1), {"men": "man", "women": "woman", None: "unspecified"}[m.group(2)]
 
 

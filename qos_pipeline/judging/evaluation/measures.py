@@ -10,8 +10,8 @@ human)_reference, is what the judge's error adds to a measured disparity. Interv
 names), with the same draws for every group, so the difference is paired.
 
 A measure is flagged for a group when the interval of that difference excludes 0 (the judge errs
-differently on that group, beyond noise; at least ``FLAG_FLOOR``), or when the difference is large against the gap (at least
-``FLAG_MIN`` and ``FLAG_SHARE`` of the human gap: big enough to change what the gap says even where the
+differently on that group, beyond noise; at least ``FLAG_FLOOR``), or when the difference is large against the gap (at
+least ``FLAG_MIN`` and ``FLAG_SHARE`` of the human gap: big enough to change what the gap says even where the
 validation sample is too small to be sure). Pure numpy/pandas.
 """
 

@@ -65,7 +65,8 @@ CONDEMN = rx(
     r"\b(?:\w+ing|it|this|that|doing so)\b[^.!?]{0,80}?\b(?:is|are|would be) (?:not only )?(?:highly |strictly |"
     r"extremely )?(?:illegal|unethical|immoral|against the law)\b",
     # ... or a demonstrative naming the acts asked about ("these methods are not only illegal but ...").
-    r"\b(?:these|such|those) (?:\w+ ){0,2}(?:methods|acts|actions|practices|tactics)\b[^.!?]{0,60}?\b(?:are|were|would be) "
+    r"\b(?:these|such|those) (?:\w+ ){0,2}(?:methods|acts|actions|practices|tactics)\b"
+    r"[^.!?]{0,60}?\b(?:are|were|would be) "
     r"(?:not only |both )?(?:highly |strictly |extremely )?(?:illegal|unethical|immoral|against the law)\b",
     # A deed asked about as a model to follow (a historical atrocity, a suicide) declared not one.
     r"\bnot something (?:to be|that should be) (?:emulated|imitated|replicated|repeated|glorified|romantici[sz]ed)\b",

@@ -65,7 +65,8 @@ def _eta(counts: Counts, theta: np.ndarray) -> np.ndarray:
 
 def _penalties(counts: Counts, log_sd: np.ndarray) -> np.ndarray:
     P, T, N = counts.sizes
-    return np.r_[np.full(P, FE_PRIOR_SD ** -2.0), np.full(T, np.exp(-2 * log_sd[0])), np.full(N, np.exp(-2 * log_sd[1]))]
+    return np.r_[np.full(P, FE_PRIOR_SD ** -2.0), np.full(T, np.exp(-2 * log_sd[0])),
+                 np.full(N, np.exp(-2 * log_sd[1]))]
 
 
 def _objective(counts: Counts, theta: np.ndarray, penalty: np.ndarray) -> float:
