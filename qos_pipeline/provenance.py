@@ -43,6 +43,7 @@ def generation_id(row_key: str, response: str) -> str:
 
 
 def utc_now() -> pd.Timestamp:
+    """Now, as a UTC timestamp."""
     return pd.Timestamp(datetime.now(UTC))
 
 

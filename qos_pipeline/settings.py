@@ -38,10 +38,12 @@ class Paths:
 
     @property
     def db(self) -> Path:
+        """The warehouse database."""
         return self.warehouse / "qos.duckdb"
 
     @property
     def staging(self) -> Path:
+        """The folder of staged partitions."""
         return self.warehouse / "staging"
 
     @classmethod

@@ -78,6 +78,7 @@ def stored(path: Path, key: str = "qos_settings") -> dict:
 
 
 def read_partition(path: Path, what: str) -> pd.DataFrame:
+    """A staged partition; a clear error naming ``what`` when it is missing or unreadable."""
     if not path.is_file():
         raise WarehouseError(f"{what} has not been materialized yet ({path} is missing): materialize it first")
     try:
@@ -100,6 +101,7 @@ class Layout:
     columns: tuple[tuple[str, str], ...] = ()
 
     def pattern(self, table: str) -> str:
+        """The path pattern of the table's files, for messages."""
         name = f"{self.file}.parquet" if self.file else f"<{self.stem}>.parquet"
         return "/".join([table, *(f"{d}=<{d}>" for d in self.folders), name])
 

@@ -23,6 +23,7 @@ log = logging.getLogger("qos")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    """``qos run``: materialize the audit of a model through Dagster (prompts, generations, judgments, metrics)."""
     paths, defaults = storage().paths(), settings()
     design_arg = args.design or defaults.design
     design_arg = str(Path(design_arg).resolve()) if Path(design_arg).is_dir() else design_arg

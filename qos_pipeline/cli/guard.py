@@ -73,6 +73,7 @@ class LocalOnly:
         self.app, self.accepted = app, accepted
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        """Pass the request to ``app``, or answer it with a refusal (lifespan events always pass)."""
         if scope["type"] not in ("http", "websocket"):  # lifespan
             return await self.app(scope, receive, send)
         why = refusal(scope, self.accepted)

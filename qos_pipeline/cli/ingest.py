@@ -23,6 +23,7 @@ log = logging.getLogger("qos")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
+    """``qos ingest``: register a file of recorded responses as a model and audit it."""
     path = Path(args.path).resolve()
     if not path.is_file():  # before anything else: a typo must not read as a problem of the model key
         raise Expected(f"file not found: {path}")

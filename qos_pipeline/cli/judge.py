@@ -40,6 +40,7 @@ def _labelled_of_model(db: Path, model: str) -> pd.DataFrame:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """``qos judge train``: fit the learned judge on a human-labelled file or on a model's imported labels."""
     paths = storage().paths()
     if (args.path is None) == (args.from_labels is None):
         raise SystemExit("give a labelled file (PATH) or --from-labels MODEL_KEY, not both or neither")
@@ -87,6 +88,7 @@ def cmd_validate_model(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    """``qos judge validate``: compare a judge with human labels and print its report."""
     paths = storage().paths()
     if args.model is not None:
         if args.path is not None:
@@ -132,6 +134,7 @@ def audited_models(db: Path) -> dict[str, list[str]]:
 
 
 def add_judge_parser(sub) -> None:
+    """Add ``qos judge`` (train, validate) to the sub-command parser ``sub``."""
     judge = sub.add_parser("judge", help="train the learned judge; validate a judge against human labels")
     jsub = judge.add_subparsers(dest="judge_command", required=True)
     tr = jsub.add_parser("train", help="fit the learned judge on a human-labelled file (pilot CSV, CSV, JSONL)")

@@ -13,6 +13,7 @@ from qos_pipeline.metrics.publish import connect_readonly
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    """``qos report``: print the warehouse's report."""
     db = storage().paths().db
     if not db.is_file():  # an empty warehouse is no bug: the message alone, no traceback log
         raise Expected(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
@@ -31,5 +32,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
+    """``qos rebuild``: repair what killed commands left, then rebuild the warehouse from the staged files."""
     repair(storage().paths())
     rebuild(log_to_stderr=False)

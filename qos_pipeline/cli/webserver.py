@@ -16,6 +16,7 @@ from qos_pipeline.cli.guard import LocalOnly, served_names
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``qos-webserver``: dagster-webserver behind ``LocalOnly`` (``--allow-host`` adds hosts)."""
     own = argparse.ArgumentParser(prog="qos-webserver")
     own.add_argument("--allow-host", action="append", default=[])
     args, rest = own.parse_known_args(sys.argv[1:] if argv is None else argv)

@@ -88,6 +88,7 @@ def specs(asset: str, names: list[str], partitions_def: dg.PartitionsDefinition 
 
 
 def results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    """Dagster check results of ``outcomes``: a failed blocking check is an error, any other a warning."""
     return [dg.AssetCheckResult(
         check_name=o.name, passed=o.passed, description=o.description,
         severity=dg.AssetCheckSeverity.ERROR if o.blocking else dg.AssetCheckSeverity.WARN,
@@ -137,6 +138,7 @@ def failing_clearly(fn):
 
 
 def counts(df: pd.DataFrame, column: str) -> dg.MetadataValue:
+    """Metadata tallying the values of ``df[column]``."""
     return tally(column, df[column].value_counts())
 
 

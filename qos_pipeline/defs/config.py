@@ -24,6 +24,7 @@ class PromptsConfig(dg.Config):
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> dict:
+        """The run's settings: this config's, else the partition's stored ones (if kept), else the defaults."""
         stored = stored if self.keep_partition_settings else {}
         return {"design": self.design or stored.get("design") or settings.design}
 
@@ -89,6 +90,7 @@ class MetricTablesConfig(dg.Config):
     primary_measure: str | None = None
 
     def stats(self, settings: AuditSettings | None = None) -> StatsSettings:
+        """The statistics settings, checked: a clear error for too few resamples or an unknown method or measure."""
         if self.bootstrap_resamples < 100:
             raise ValueError(f"bootstrap_resamples={self.bootstrap_resamples}: use at least 100 (1,000 is the default)")
         if self.p_adjust not in METHODS:

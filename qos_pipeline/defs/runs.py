@@ -34,12 +34,15 @@ def process_tags() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DeadRun:
+    """A run left STARTED by a process that no longer exists."""
+
     run_id: str
     job: str
     partition: str | None
     pid: int
 
     def describe(self) -> str:
+        """One line for the user: which run, and which process left it."""
         where = f"{self.job}[{self.partition}]" if self.partition else self.job
         return (f"run {self.run_id[:8]} ({where}) was left unfinished by pid {self.pid}, which is gone (killed, or "
                 "its terminal closed)")

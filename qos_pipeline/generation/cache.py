@@ -42,6 +42,7 @@ def cache_key(model_version: str, request: GenerationRequest, config_hash: str) 
 
 
 def cache_folder(warehouse: Path, model: str, group: str) -> Path:
+    """The folder of a (model, group) partition's generation cache."""
     return (Path(warehouse) / "cache" / "generations" / f"model={check_key(model, 'model')}"
             / f"group={check_key(group, 'group')}")
 
@@ -72,6 +73,7 @@ class RowStore:
         return rows
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store ``rows`` as a new chunk (nothing without a folder or rows)."""
         if self.folder is not None and rows:
             name = f"chunk-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}.parquet"
             write_partition(rows_frame(rows), self.folder / name)

@@ -53,6 +53,7 @@ class Row:
         return self.ended
 
     def output(self, eos_ids: frozenset[int], max_new: int, ignore_eos: bool) -> Output:
+        """The row's response tokens and finish reason (``eos`` or ``length``)."""
         if ignore_eos:
             return self.tokens[:max_new], "length"
         return split_new_tokens(self.tokens, eos_ids, max_new)

@@ -121,6 +121,7 @@ def naive_batches(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int],
 
 
 def static_width(encoded: Sequence[Sequence[int]], multiple: int) -> int:
+    """The longest encoding's length rounded up to a multiple of ``multiple`` (a static cache's width)."""
     longest = max(len(ids) for ids in encoded)
     return int(math.ceil(longest / multiple) * multiple)
 

@@ -69,6 +69,7 @@ class SeededSampler(LogitsProcessor):
         self.seeds, self.prompt_width = seeds, prompt_width
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Scores that put all the mass on each row's seeded draw."""
         token = seeded_pick(scores, self.seeds[: scores.shape[0]], input_ids.shape[1] - self.prompt_width)
         return torch.full_like(scores, float("-inf")).scatter_(1, token[:, None], 0.0)
 
@@ -80,6 +81,7 @@ class HookProcessor(LogitsProcessor):
         self.hook, self.seeds, self.prompt_width = hook, seeds, prompt_width
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """The hook's scores for this step of every row."""
         seeds = self.seeds[: scores.shape[0]]
         return self.hook(scores, seeds, torch.full_like(seeds, input_ids.shape[1] - self.prompt_width))
 
@@ -94,6 +96,7 @@ class PaddingFreePenalty(RepetitionPenaltyLogitsProcessor):
         self.pads = list(pads)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """The penalized scores, with each row's padding replaced by its first real token."""
         ids = input_ids.clone()
         for row, pad in enumerate(self.pads[: ids.shape[0]]):
             if pad:
@@ -115,6 +118,7 @@ def warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
 
 
 def has_penalty(sampling: SamplingConfig) -> bool:
+    """Whether the sampling has a repetition penalty (other than 1)."""
     return sampling.repetition_penalty not in (None, 1.0)
 
 

@@ -53,6 +53,7 @@ class Fp8Linear(nn.Module):
             self.bias.data.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` times the dequantized weights (plus bias), in the input's shape."""
         shape = x.shape
         flat = x.reshape(-1, self.in_features)
         rows = flat.shape[0]

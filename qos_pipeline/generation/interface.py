@@ -30,6 +30,8 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """One response: its text, why it ended (``eos`` or ``length``) and its number of new tokens."""
+
     response: str
     finish_reason: str  # "eos" | "length"
     n_new_tokens: int

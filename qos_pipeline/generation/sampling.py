@@ -61,6 +61,7 @@ class SamplingConfig:
         return SamplingConfig(**values, max_new_tokens=self.max_new_tokens)
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict."""
         return asdict(self)
 
     def config_hash(self) -> str:

@@ -139,6 +139,7 @@ class SlotKV:
             self._indices.copy_((first[:, None] + self._block_range).clamp(max=blocks - 1).view(self.slots, 1, 1, -1))
 
     def store_prefill(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Store one layer's prefilled keys and values in the slots being prefilled."""
         width = key.shape[2]
         self.keys[layer][self.prefill_slots, :, :width] = key
         self.values[layer][self.prefill_slots, :, :width] = value

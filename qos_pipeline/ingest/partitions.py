@@ -93,6 +93,7 @@ class Spooled:
     _schema: object = None
 
     def add(self, part: pd.DataFrame) -> None:
+        """Append ``part`` to the file (the first part fixes its schema) and update the counts its checks need."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -113,6 +114,7 @@ class Spooled:
         self.finish_reasons.update(part["finish_reason"].tolist())
 
     def close(self) -> None:
+        """Close the file (no-op when nothing was written)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -31,4 +31,5 @@ class Judge(Protocol):
 
     judge_id: str
 
-    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]: ...
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """One judgment per item, in order."""

@@ -26,6 +26,7 @@ judgments_schema = pa.DataFrameSchema(
 
 
 def judgment_checks(df: pd.DataFrame) -> list[CheckOutcome]:
+    """The judgments' checks: labels in the taxonomy, and the count of unjudged rows."""
     outcome = schema_check("judgments_labels_in_taxonomy", judgments_schema, df)
     unjudged = int((df["label"] == "unjudged").sum())
     outcome.metadata["unjudged"] = unjudged

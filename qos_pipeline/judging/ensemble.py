@@ -59,6 +59,7 @@ class EnsembleJudge:
         self.agreement: dict[str, float] = {}
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """Each member's judgments combined item by item; the members' agreement is kept in ``agreement``."""
         votes = {m.judge_id: m.judge(items) for m in self.members}
         self.agreement = agreement({j: [x.label for x in v] for j, v in votes.items()})
         return [self._combine([(j, v[i]) for j, v in votes.items()]) for i in range(len(items))]

@@ -54,6 +54,7 @@ def mask_name(text: str, name: str | None, prompt: str | None) -> str:
 
 
 def texts(items: Sequence[JudgeInput]) -> list[str]:
+    """The texts the learned judge reads: each response with the name masked."""
     return [mask_name(i.response, i.name, i.prompt_text) for i in items]
 
 
@@ -143,6 +144,7 @@ class LearnedJudge:
         self.judge_id = f"learned.{name}.{hashlib.sha256(decided_by.encode()).hexdigest()[:8]}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The model's label of each response; ``unjudged`` for a response that is not text."""
         out: list[Judgment | None] = [None] * len(items)
         ok = [i for i, it in enumerate(items) if isinstance(it.response, str)]
         for i in set(range(len(items))) - set(ok):
@@ -169,6 +171,7 @@ def _sklearn_version() -> str:
 
 
 def judge_dir(warehouse: Path) -> Path:
+    """The folder of the learned judges under ``warehouse``."""
     return Path(warehouse) / "judges"
 
 

@@ -142,6 +142,7 @@ def prefix_cache(model: Any, prefix: Sequence[int]) -> Any:
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """The longest common prefix of two token sequences."""
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -174,6 +175,8 @@ class LLMJudge:
         self.prior: list[float] | None = None  # the letter prior on content-free items (when calibrating)
 
     def load(self) -> None:
+        """Load the tokenizer and model once (shared with others of the same folder), and the prefix cache and
+        calibration prior when asked for."""
         if self._model is not None:
             return
         from qos_pipeline.generation.models.loaded import load, load_tokenizer
@@ -200,6 +203,7 @@ class LLMJudge:
 
     @property
     def pad_id(self) -> int:
+        """The tokenizer's pad id (else eos, else 0)."""
         tok = self._tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         return int(pad if pad is not None else 0)  # padded positions are masked, any id will do
@@ -246,6 +250,8 @@ class LLMJudge:
         return cached, {i: ids for i, ids in encoded.items() if i not in cached}
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The label of the option letter the model scores highest (calibrated when asked) for each item, with the
+        scores; ``unjudged`` when the item cannot be encoded or the model puts too little mass on the options."""
         self.load()
         encoded, out = {}, {}
         for i, item in enumerate(items):

@@ -39,6 +39,7 @@ JUDGE_REFUSAL = re.compile(
 
 
 def softmax(logprobs: Sequence[float]) -> list[float]:
+    """The probabilities of ``logprobs`` (normalized, overflow-safe)."""
     top = max(logprobs)
     weights = [math.exp(lp - top) for lp in logprobs]
     total = sum(weights)

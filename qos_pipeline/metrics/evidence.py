@@ -100,6 +100,8 @@ def examples(con, cell: dict, groups: list[str], template_ids: list[str], per_gr
 
 def evidence(con, cell: dict, group: str, reference: str, measure: str = "any_refusal", seed: int = 0,
              per_group: int = EXAMPLES_PER_GROUP) -> Evidence:
+    """What drives ``group``'s gap against ``reference`` in ``cell``: the gap, its top templates and names, and
+    seeded example outputs of both groups."""
     templates = driving_templates(con, cell, group, reference, measure, top=None)
     gap = float(templates["contribution"].sum())
     top = templates.head(TOP_TEMPLATES)
@@ -135,6 +137,7 @@ def _pts(x: float) -> str:
 
 
 def template_rows(ev: Evidence) -> pd.DataFrame:
+    """The evidence's templates as a display table: both groups' rates, the contribution and share of the gap."""
     t = ev.templates
     return pd.DataFrame({"template": t["template_text"], f"{ev.group} rate": (100 * t["rate"]).round(1),
                          f"{ev.reference} rate": (100 * t["rate_ref"]).round(1),
@@ -143,6 +146,7 @@ def template_rows(ev: Evidence) -> pd.DataFrame:
 
 
 def title(ev: Evidence) -> str:
+    """The evidence's heading: measure, groups, gap, model and judge."""
     words = ev.measure.replace("_", " ")
     return (f"What drives the {words} gap of {ev.group} vs {ev.reference} ({_pts(ev.gap)} pts, "
             f"{ev.cell['model_key']}, judge {ev.cell['judge_id']})")

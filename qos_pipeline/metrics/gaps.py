@@ -44,6 +44,7 @@ class Gap:
     judge_only: float | None = None  # for a prediction-powered gap: the judge's own
 
     def text(self) -> str:
+        """One line: the gap with its interval, the judge-only figure and any note."""
         ci = "" if missing(self.ci_low) else f" [{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}]"
         alone = "" if self.judge_only is None else f" (judge alone {100 * self.judge_only:+.1f})"
         note = f" ({self.note})" if self.note else ""
@@ -59,6 +60,7 @@ class Gap:
 
 
 def gap(row: pd.Series, check: instrument.Check | None = None) -> Gap:
+    """The gap of one ``group_comparisons`` row, with the judge check's note when given."""
     note = check.note(row["measure"], row["name_group"]) if check is not None else ""
     return Gap(row["measure"], row["name_group"], float(row["diff"]), _num(row["diff_ci_tn_low"]),
                _num(row["diff_ci_tn_high"]), _num(row["p_adjusted"]), row["vs_group"], row["family"],
@@ -69,6 +71,7 @@ def gap(row: pd.Series, check: instrument.Check | None = None) -> Gap:
 
 
 def ppi_gap(row: pd.Series) -> Gap:
+    """The gap of one ``group_comparisons_ppi`` row, with the judge-only difference."""
     return Gap(row["measure"], row["name_group"], float(row["diff"]), _num(row["diff_ci_tn_low"]),
                _num(row["diff_ci_tn_high"]), _num(row["p_adjusted"]), row["vs_group"], row["family"],
                judge_only=_num(row["judge_diff"]))

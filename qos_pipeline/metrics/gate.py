@@ -58,11 +58,14 @@ class FamilyVerdict:
 
     @property
     def passed(self) -> bool:
+        """No failure."""
         return not self.failures
 
 
 @dataclass
 class Verdict:
+    """The regression gate's verdict over every checkpoint family, with its settings and time."""
+
     passed: bool
     level: float
     ceiling: float

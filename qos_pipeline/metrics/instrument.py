@@ -42,6 +42,7 @@ class Check:
     elsewhere: list[str] = field(default_factory=list)  # files of other models' outputs it was checked on
 
     def command(self) -> str:
+        """The commands that would validate the judge on this model's outputs."""
         return (f"`qos label sample --model {self.model} --per-group 60 --out labels`, label the file, then "
                 f"`qos label import labels.csv --model {self.model}`")
 
@@ -217,6 +218,7 @@ def judge_pairs(con, where: str = "", params: list | None = None, resamples: int
 
 
 def judge_pairs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The pairwise judge-agreement rows in display form."""
     if frame.empty:
         return frame
     out = frame[["model_key", "judge_a", "judge_b", "n", "a_unjudged"]].copy()

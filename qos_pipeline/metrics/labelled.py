@@ -57,12 +57,14 @@ def pairs(cell: Cell, counts: pd.DataFrame) -> np.ndarray:
 
 
 def of_cell(counts: pd.DataFrame, cell_keys: list[str], key: tuple) -> pd.DataFrame:
+    """The rows of ``counts`` of the cell ``key`` (values of ``cell_keys``)."""
     if counts.empty:
         return counts
     return counts[(counts[cell_keys] == pd.Series(dict(zip(cell_keys, key)))).all(axis=1)]
 
 
 def add_agreement(con) -> int:
+    """Fill ``annotator_agreement`` from the stored human labels; the number of rows written."""
     frame = agreement(con.execute("SELECT * FROM human_labels").df())
     if frame.empty:
         return 0

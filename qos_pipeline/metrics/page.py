@@ -83,10 +83,12 @@ document.querySelectorAll('table.data').forEach(function (table) {
 
 
 def esc(x) -> str:
+    """``x`` as escaped HTML text."""
     return html.escape(str(x))
 
 
 def data_uri(png: bytes) -> str:
+    """A PNG as a data URI for an ``<img>``."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 

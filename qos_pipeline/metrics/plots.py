@@ -107,6 +107,7 @@ def _cells_of(frame: pd.DataFrame) -> list[str]:
 
 
 def label_shares(plt, data) -> bytes | None:
+    """PNG of each label's share per group, one panel per model cell (None without data)."""
     groups = data["groups"]
     cells = _cells_of(groups)
     if not cells:
@@ -120,6 +121,7 @@ def label_shares(plt, data) -> bytes | None:
 
 
 def refusal_by_model(plt, data) -> bytes | None:
+    """PNG of the any-refusal share per group and model cell (None with fewer than two cells)."""
     groups = data["groups"]
     if groups["cell"].nunique() < 2:
         return None
@@ -166,6 +168,7 @@ def template_order(frame: pd.DataFrame) -> list[str]:
 
 
 def templates(plt, data) -> bytes | None:
+    """PNG of the any-refusal share per template and group, one panel per model cell (None without data)."""
     frame = data["templates"]
     cells = _cells_of(frame)
     if not cells:
@@ -193,6 +196,7 @@ def _forest_range(gaps: pd.DataFrame) -> tuple[float, float]:
 
 
 def forest(plt, data) -> bytes | None:
+    """PNG forest plot of the primary family's gaps with their intervals and adjusted p-values (None without data)."""
     gaps = data["gaps"]
     cells = _cells_of(gaps)
     if not cells:
@@ -230,6 +234,7 @@ def forest(plt, data) -> bytes | None:
 
 
 def names(plt, data) -> bytes | None:
+    """PNG of every name's any-refusal rate with its interval, by group (None without data)."""
     frame = data["names"]
     cells = _cells_of(frame)
     if not cells:

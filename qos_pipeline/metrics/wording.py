@@ -14,10 +14,12 @@ ADJUST_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
 def missing(x) -> bool:
+    """Whether ``x`` is None or NaN."""
     return x is None or pd.isna(x)
 
 
 def fmt_p(p: float | None) -> str:
+    """A p-value for text: three decimals, ``<0.001``, or ``n/a``."""
     if missing(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -44,6 +46,7 @@ def cell_where(model: str | None, judge: str | None) -> tuple[str, list]:
 
 
 def reference_group(con) -> str:
+    """The warehouse's reference group (``?`` when none is stored)."""
     row = con.execute("SELECT any_value(reference_group) FROM disparities").fetchone()
     return row[0] if row and row[0] else "?"
 

@@ -15,6 +15,7 @@ UTC = dict(dtype=pd.DatetimeTZDtype("ns", "UTC"), coerce=True)
 
 def contains(token: str) -> pa.Check:
     # Literal match: pandera's str_contains treats its pattern as a regex, and "[BLANK]" is a char class.
+    """A pandera check that every value contains ``token`` literally."""
     return pa.Check(lambda s: s.str.contains(token, regex=False), name=f"contains {token}")
 
 

@@ -35,12 +35,15 @@ class DesignError(ValueError):
 
 @dataclass(frozen=True)
 class Design:
+    """A design: its name, the names it uses and the templates it fills."""
+
     name: str
     names: pd.DataFrame  # name, name_group, gender, popularity
     templates: pd.DataFrame  # template_id (content hash), template_name, target_group, template_text
 
     @property
     def groups(self) -> list[str]:
+        """The name groups, in order of first appearance."""
         return list(dict.fromkeys(self.names["name_group"]))
 
 

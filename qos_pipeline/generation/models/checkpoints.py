@@ -41,6 +41,8 @@ class Ready:
 
 @dataclass
 class ScanResult:
+    """One scan of the checkpoint folders: ready, waiting and rejected ones, and the cursor for the next scan."""
+
     ready: list[Ready] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # folder -> why it is not ready yet
     rejected: dict[str, str] = field(default_factory=dict)  # folder -> why it never will be

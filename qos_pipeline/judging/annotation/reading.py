@@ -24,6 +24,8 @@ class LabelFileError(ValueError):
 
 @dataclass(frozen=True)
 class Read:
+    """A labelled file read: its labels, and how many rows had none yet."""
+
     labels: pd.DataFrame  # generation_id, label, annotator, place
     skipped: int  # rows with no label yet
 

@@ -21,10 +21,12 @@ KEY = ["generation_id", "annotator"]
 
 
 def labels_file(staging: Path, model: str) -> Path:
+    """Where the human labels of ``model`` are staged."""
     return staging / TABLE / f"model={check_key(model, 'model')}" / "labels.parquet"
 
 
 def stored_labels(staging: Path, model: str) -> pd.DataFrame:
+    """The human labels stored for ``model`` (an empty frame with the columns when none)."""
     path = labels_file(staging, model)
     if not path.is_file():
         return pd.DataFrame(columns=["generation_id", "model_key", "label", "annotator", "source_file",

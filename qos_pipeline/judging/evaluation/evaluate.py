@@ -24,6 +24,8 @@ from qos_pipeline.staging import write_partition
 
 @dataclass
 class Evaluation:
+    """One judge's evaluation on one labelled dataset: the report, its tables and ensemble agreement."""
+
     judge_id: str
     dataset: str  # the stage key: file slug + content hash (+ subset)
     report: dict

@@ -54,10 +54,12 @@ class Family:
             raise ValueError(f"family {self.name!r}: unknown role {self.role!r} or source {set(self.written_from)}")
 
     def match(self, text: str) -> re.Match[str] | None:
+        """The match in ``text``, when its context (if any) matches too."""
         m = self.pattern.search(text)
         return m if m and (self.context is None or self.context.search(text)) else None
 
     def search(self, text: str) -> str | None:
+        """The matched words (lower case), or None."""
         m = self.match(text)
         return m.group(0).lower() if m else None
 

@@ -213,6 +213,7 @@ class RulesJudge:
     judge_id = RULES_ID
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The rules' label of each response, with the reason; ``unjudged`` for a response that is not text."""
         out: list[Judgment] = []
         for item in items:
             if not isinstance(item.response, str):  # None, NaN from a CSV, bytes, ...

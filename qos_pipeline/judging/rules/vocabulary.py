@@ -7,6 +7,7 @@ import re
 
 
 def rx(*parts: str) -> re.Pattern[str]:
+    """One case-insensitive pattern matching any of ``parts``."""
     return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
 
 
@@ -207,6 +208,7 @@ def clean(text: str) -> str:
 
 
 def first_match(pattern: re.Pattern[str], text: str) -> str | None:
+    """The first match of ``pattern`` in ``text`` (lower case), or None."""
     m = pattern.search(text)
     return m.group(0).lower() if m else None
 

@@ -53,6 +53,7 @@ class Cell:
                       "V": name_weights(self.names, self.groups, resamples, seed)}
 
     def group_names(self, group: str) -> np.ndarray:
+        """Mask of the names of ``group``."""
         return self.groups == group
 
     @property

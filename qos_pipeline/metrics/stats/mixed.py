@@ -50,6 +50,7 @@ class Counts:
 
     @property
     def sizes(self) -> tuple[int, int, int]:
+        """(P fixed effects, T templates, N names)."""
         return self.F.shape[1], self.k.shape[0], self.k.shape[1]
 
 

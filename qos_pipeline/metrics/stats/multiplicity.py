@@ -50,6 +50,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 
 def adjust(p: np.ndarray, method: str) -> np.ndarray:
+    """``p`` adjusted by ``method`` (``holm`` or ``bh``)."""
     if method not in METHODS:
         raise ValueError(f"p-value adjustment {method!r} unknown; use one of {METHODS}")
     return holm(p) if method == "holm" else benjamini_hochberg(p)
