@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -66,7 +66,7 @@ class RowStore:
             except Exception as exc:  # pyarrow raises several types; the rows are simply generated again
                 log.warning("cache chunk %s is unreadable (%s); its rows will be generated again", file, exc)
                 continue
-            for row in frame.to_dict("records"):
+            for row in cast(list[dict[str, Any]], frame.to_dict("records")):  # column names are text
                 # chunks of older versions lack the id; it is a function of the row, so add it
                 row.setdefault("generation_id", row_id(row["model_key"], row["cache_key"], row["response"]))
                 rows.setdefault(row["cache_key"], row)
@@ -95,7 +95,7 @@ def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows as a typed frame (nullable integer seeds and counts, UTC timestamps), as stored and staged."""
     df = pd.DataFrame(list(rows), columns=CACHE_COLUMNS)
     for col in ("seed", "n_new_tokens"):
-        df[col] = pd.array(df[col], dtype="Int64")
+        df[col] = pd.array(df[col].to_list(), dtype="Int64")
     df["sample"] = df["sample"].astype("int64")
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
     return df

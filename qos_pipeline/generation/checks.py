@@ -49,7 +49,7 @@ generations_schema = pa.DataFrameSchema(
 
 
 def generations_complete(name: str, generations: pd.DataFrame, prompt_ids: list[str], samples: int,
-                         formats: list[str] | None = None) -> CheckOutcome:
+                         formats: Sequence[str] | None = None) -> CheckOutcome:
     """One row per (prompt format, prompt, sample) of the partition: nothing lost, nothing duplicated.
 
     ``formats`` None: the formats the rows carry (ingested files record one of their own)."""

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from transformers import GenerationConfig
@@ -49,7 +50,7 @@ def generation_config(sampling: SamplingConfig, pad_id: int, eos_ids: frozenset[
                       width: int) -> GenerationConfig:
     """Greedy generate() (sampling is in the processors); every field set explicitly, so nothing is
     merged in from the model's own generation_config."""
-    kwargs = {"max_new_tokens": sampling.max_new_tokens, "do_sample": False, "num_beams": 1,
+    kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": False, "num_beams": 1,
               "pad_token_id": pad_id, "eos_token_id": sorted(eos_ids) or None, "repetition_penalty": 1.0,
               "disable_compile": not options.compile}
     if options.ignore_eos:

@@ -68,7 +68,7 @@ class SeededSampler(LogitsProcessor):
     def __init__(self, seeds: torch.Tensor, prompt_width: int) -> None:
         self.seeds, self.prompt_width = seeds, prompt_width
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """Scores that put all the mass on each row's seeded draw."""
         token = seeded_pick(scores, self.seeds[: scores.shape[0]], input_ids.shape[1] - self.prompt_width)
         return torch.full_like(scores, float("-inf")).scatter_(1, token[:, None], 0.0)
@@ -80,7 +80,7 @@ class HookProcessor(LogitsProcessor):
     def __init__(self, hook: RowHook, seeds: torch.Tensor, prompt_width: int) -> None:
         self.hook, self.seeds, self.prompt_width = hook, seeds, prompt_width
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """The hook's scores for this step of every row."""
         seeds = self.seeds[: scores.shape[0]]
         return self.hook(scores, seeds, torch.full_like(seeds, input_ids.shape[1] - self.prompt_width))
@@ -95,7 +95,7 @@ class PaddingFreePenalty(RepetitionPenaltyLogitsProcessor):
         super().__init__(penalty=penalty)
         self.pads = list(pads)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """The penalized scores, with each row's padding replaced by its first real token."""
         ids = input_ids.clone()
         for row, pad in enumerate(self.pads[: ids.shape[0]]):
@@ -127,7 +127,7 @@ def processors(sampling: SamplingConfig, seeds: torch.Tensor, prompt_width: int,
     """For ``generate``: the hook, the repetition penalty, the warpers, then the seeded sampler."""
     procs: list[LogitsProcessor] = [HookProcessor(hook, seeds, prompt_width)] if hook else []
     if has_penalty(sampling):
-        procs.append(PaddingFreePenalty(sampling.repetition_penalty, pads))
+        procs.append(PaddingFreePenalty(sampling.repetition_penalty or 1.0, pads))
     procs += warpers(sampling)
     if sampling.do_sample:
         procs.append(SeededSampler(seeds, prompt_width))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
@@ -26,6 +27,13 @@ class SlotEngine:
     sixteenth; the scheduler moves the live rows there, so the last rows do not pay for empty slots."""
 
     STATE = ("tokens", "rope", "seeds", "steps")
+    # per-slot state, set by name (``STATE``) in __init__
+    tokens: torch.Tensor
+    rope: torch.Tensor
+    seeds: torch.Tensor
+    steps: torch.Tensor
+    root_slots: int
+    pool: Any  # the CUDA graphs' memory pool handle, once captured
 
     def __init__(self, model, slots: int, capacity: int, sampling: SamplingConfig, options: DecodeOptions,
                  hook: RowHook | None = None, parent: SlotEngine | None = None) -> None:
@@ -159,7 +167,7 @@ class SlotEngine:
             for i, row in enumerate(rows):
                 seen[i, : len(row)] = ids[i, width - len(row):]
         first = self.pick(out.logits[:, -1, :].float(), seed, torch.zeros_like(seed), seen)
-        if seen is not None:
+        if seen is not None and self.seen is not None:
             seen.scatter_(1, lengths[:, None], first[:, None])
             self.seen[where] = seen
         self.tokens[where], self.rope[where], self.seeds[where] = first, lengths, seed

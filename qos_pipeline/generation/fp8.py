@@ -40,6 +40,7 @@ class Fp8Linear(nn.Module):
         out.weight.data.copy_((w / scale).to(FP8))
         out.scale.data.copy_(scale.t())
         if linear.bias is not None:
+            assert out.bias is not None  # made with a bias just above
             out.bias.data = linear.bias.detach().clone()
         return out
 

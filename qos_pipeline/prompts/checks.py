@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome
 from qos_pipeline.prompts.design import BLANK, GENDERS, NAME, POPULARITIES
 
-STR = dict(dtype=str, nullable=False)
+# Any: splatted into pa.Column, whose keyword arguments each have their own type
+STR: dict[str, Any] = dict(dtype=str, nullable=False)
 NONEMPTY = pa.Check.str_length(min_value=1)
-UTC = dict(dtype=pd.DatetimeTZDtype("ns", "UTC"), coerce=True)
+UTC: dict[str, Any] = dict(dtype=pd.DatetimeTZDtype("ns", "UTC"), coerce=True)
 
 
 def contains(token: str) -> pa.Check:
-    # Literal match: pandera's str_contains treats its pattern as a regex, and "[BLANK]" is a char class.
     """A pandera check that every value contains ``token`` literally."""
+    # Literal match: pandera's str_contains treats its pattern as a regex, and "[BLANK]" is a char class.
     return pa.Check(lambda s: s.str.contains(token, regex=False), name=f"contains {token}")
 
 

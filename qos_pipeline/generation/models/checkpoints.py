@@ -110,10 +110,11 @@ def assess(folder: Path, root: Path, previous: dict | None, marker: str, store: 
     problem = missing_parts(real)
     if problem:
         return None, entry, problem
-    if not (real / marker).is_file() and (previous or {}).get("sig") != sig:
+    previous = previous or {}
+    if not (real / marker).is_file() and previous.get("sig") != sig:
         return None, entry, "files changed since the previous scan (still being written?); waiting one more scan"
     # Hashing reads every weight: reuse the version while the files stay the same.
-    same = (previous or {}).get("sig") == sig and previous.get("version")
+    same = previous.get("sig") == sig and previous.get("version")
     version = previous["version"] if same else model_version(real, store)
     entry["version"] = version
     return Ready(key, real, version, root), entry, None
