@@ -197,7 +197,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         _load_checkpoints(con, lineage)
         add_statistics(con, CELL, INTERVAL_KEYS, reference_group, stats, source=JUDGED_CELLS)
         for table in METRIC_TABLES:
-            counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            counts[table] = (con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,))[0]
         comment_tables(con)  # grain, keys and columns: readable with duckdb_tables() / duckdb_columns()
         con.execute("CHECKPOINT")
         return counts

@@ -12,7 +12,9 @@ Pure functions over a read-only DuckDB connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pandas as pd
 
@@ -170,7 +172,7 @@ def to_markdown(ev: Evidence, examples: int = 2, chars: int = 300) -> list[str]:
     """The evidence as markdown lines for the UI (top templates, a few outputs cut at ``chars``)."""
     lines = [f"**{title(ev)}**", "", "| template | group rate | ref rate | contribution, pts |", "|---|---:|---:|---:|"]
     lines += [f"| {t.template_text} | {100 * t.rate:.1f}% | {100 * t.rate_ref:.1f}% | {_pts(t.contribution)} |"
-              for t in ev.templates.head(3).itertuples()]
+              for t in cast(Iterable[Any], ev.templates.head(3).itertuples())]
     lines.append("")
     for group, part in ev.examples.groupby("name_group", sort=False):
         for r in part.head(examples).itertuples():

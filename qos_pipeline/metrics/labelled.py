@@ -48,10 +48,10 @@ def labelled_outputs(con, model: str, judge_id: str | None = None) -> pd.DataFra
 def pairs(cell: Cell, counts: pd.DataFrame) -> np.ndarray:
     """(T, N, judge label, human label) counts of the cell's labelled outputs on its grid."""
     out = np.zeros((len(cell.templates), len(cell.names), len(LABELS), len(LABELS)))
-    t = pd.Index(cell.templates).get_indexer(counts["template_id"])
-    n = pd.Index(cell.names).get_indexer(counts["name"])
-    j = pd.Index(LABELS).get_indexer(counts["judge_label"])
-    h = pd.Index(LABELS).get_indexer(counts["human_label"])
+    t = pd.Index(cell.templates).get_indexer(pd.Index(counts["template_id"]))
+    n = pd.Index(cell.names).get_indexer(pd.Index(counts["name"]))
+    j = pd.Index(LABELS).get_indexer(pd.Index(counts["judge_label"]))
+    h = pd.Index(LABELS).get_indexer(pd.Index(counts["human_label"]))
     np.add.at(out, (t, n, j, h), counts["k"].to_numpy(dtype=float))
     return out
 

@@ -17,9 +17,11 @@ def model_where(model: str | None, judge: str | None) -> tuple[str, list]:
     """`` WHERE (model_key_a = ? OR model_key_b = ?) AND judge_id = ?`` (what is given) and its parameters."""
     clauses, params = [], []
     if model:
-        clauses.append("(model_key_a = ? OR model_key_b = ?)"), params.extend([model, model])
+        clauses.append("(model_key_a = ? OR model_key_b = ?)")
+        params.extend([model, model])
     if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
+        clauses.append("judge_id = ?")
+        params.append(judge)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -96,8 +97,9 @@ def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float = 1.0):
     ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=9)
     ax.set_title(title, fontsize=10)
     if grid.size <= 400:
-        for (i, j), value in pd.DataFrame(grid.to_numpy()).stack().items():
-            ax.text(j, i, _share(value), ha="center", va="center", fontsize=8,
+        for key, value in pd.DataFrame(grid.to_numpy()).stack().items():
+            i, j = cast(tuple[int, int], key)  # (row, column) of the stacked grid
+            ax.text(j, i, _share(float(value)), ha="center", va="center", fontsize=8,
                     color="white" if value > 0.45 * vmax else "black")
     return image
 

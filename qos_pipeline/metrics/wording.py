@@ -20,7 +20,7 @@ def missing(x) -> bool:
 
 def fmt_p(p: float | None) -> str:
     """A p-value for text: three decimals, ``<0.001``, or ``n/a``."""
-    if missing(p):
+    if p is None or missing(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
@@ -39,9 +39,11 @@ def cell_where(model: str | None, judge: str | None) -> tuple[str, list]:
     """`` WHERE model_key = ? AND judge_id = ?`` (what is given) and its parameters."""
     clauses, params = [], []
     if model:
-        clauses.append("model_key = ?"), params.append(model)
+        clauses.append("model_key = ?")
+        params.append(model)
     if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
+        clauses.append("judge_id = ?")
+        params.append(judge)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
