@@ -90,7 +90,7 @@ def begin(staging: Path, model: str, info: dict) -> Pending:
     the moves finished, whatever it wrote removed."""
     current, carried = pending(staging).get(model), {}
     if current is not None and current.info.get("state") == "dropping":  # an interrupted drop: finish it first
-        carried = {"previous": drop(staging, model).get("previous")}
+        carried = {"previous": (drop(staging, model) or {}).get("previous")}
         current = None
     if current is None:
         folder = _folder(staging, model)

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import pandas as pd
 
@@ -53,5 +54,5 @@ def code_digest(*modules: ModuleType) -> str:
     across the edit. Comments count too: a conservative id only costs a re-run."""
     digest = hashlib.sha256()
     for module in modules:
-        digest.update(Path(module.__file__).read_bytes() + b"\0")
+        digest.update(Path(cast(str, module.__file__)).read_bytes() + b"\0")
     return digest.hexdigest()[:8]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -172,7 +173,7 @@ def _keys_of(parts: tuple[str, ...], layout: Layout) -> dict[str, str] | None:
         return keys if stem == layout.file else None
     if not _valid(stem):
         return None
-    return {**keys, layout.stem: stem}
+    return {**keys, cast(str, layout.stem): stem}  # a layout without a fixed file names its stem
 
 
 def _valid(key: str) -> bool:

@@ -185,7 +185,8 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]
         for event in steps:
-            DAGSTER_LOG.append(f"step {event.step_key} failed:\n{event.step_failure_data.error.to_string()}")
+            error = event.step_failure_data.error
+            DAGSTER_LOG.append(f"step {event.step_key} failed:\n{error.to_string() if error else '(no error info)'}")
         if any(_interrupted(e.step_failure_data.error) for e in steps):  # Ctrl-C: Dagster wraps it in a failure
             raise KeyboardInterrupt
         where = f"{job} [{partition_key}]" if partition_key is not None else job

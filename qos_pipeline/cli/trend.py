@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import cast
 
 import pandas as pd
 
@@ -39,7 +38,7 @@ def cmd_trend(args: argparse.Namespace) -> None:
     if not db.is_file():
         raise Expected(f"{db} does not exist yet: audit checkpoints first (the checkpoint sensor, or qos run "
                        "--model FOLDER --family NAME)")
-    settings = cast(RegressionGate, from_env(RegressionGate, deferred=False)).settings()
+    settings = from_env(RegressionGate, deferred=False).settings()
     with connect_readonly(db) as con:
         if not gate.available(con):
             raise Expected(f"{db} was built by an older qos-pipeline, without checkpoint tables: run `qos rebuild`")

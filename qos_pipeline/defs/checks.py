@@ -12,7 +12,7 @@ previous one, or none)."""
 
 import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -117,7 +117,7 @@ def stop_if_blocked(context: dg.AssetExecutionContext, what: str, outcomes: list
         raise dg.Failure(description=str(exc)) from None
 
 
-def materialized(outcomes: list[CheckOutcome], metadata: dict, extra: list[dg.AssetCheckResult] = ()
+def materialized(outcomes: list[CheckOutcome], metadata: dict, extra: Sequence[dg.AssetCheckResult] = ()
                  ) -> dg.MaterializeResult:
     """The materialization of what was just written, with its check results (recorded after it, so they
     target it); ``extra``: results built by the asset itself (the regression gate)."""

@@ -2,6 +2,7 @@
 ``judge_validations`` (each configured judge against human-labelled files)."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -42,7 +43,8 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
     model, group = split_key(context)
     paths = storage.paths()
     gens = read_partition(partition_file(paths.staging, "generations", group, model), f"generations[{model}|{group}]")
-    frames, outcomes, reused, extra = {}, [], [], {}
+    outcomes: list[CheckOutcome] = []
+    frames, reused, extra = {}, [], {}
     for spec in config.judges or audit.judge_specs():
         judge_impl = get_judge(spec, paths)
         stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
@@ -50,9 +52,10 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
         frames[judge_impl.judge_id], outcomes = df, outcomes + checks
         if was_reused:
             reused.append(judge_impl.judge_id)
-        if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
+        agreement = getattr(judge_impl, "agreement", None)
+        if agreement and not was_reused:  # ensembles: kappa between members
             extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
-                {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
+                {k: None if v != v else v for k, v in agreement.items()})  # NaN (no items) -> null
     outcomes = merge(outcomes, list(frames))
     yield from stop_if_blocked(context, f"judgments[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"judgments[{model}|{group}]", notify=context.log.warning):
@@ -104,7 +107,7 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     files, paths = config.files or audit.files(), storage.paths()
     judges, reference = config.judges or audit.judge_specs(), audit.reference(paths)
     try:
-        evaluations = [evaluate(file, spec, paths, reference, limit=config.limit or None, seed=config.seed,
+        evaluations = [evaluate(Path(file), spec, paths, reference, limit=config.limit or None, seed=config.seed,
                                 run_id=context.run_id, outputs_of=config.outputs_of or None)
                        for file in files for spec in judges]
     except FileNotFoundError as exc:

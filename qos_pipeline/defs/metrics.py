@@ -1,6 +1,7 @@
 """The ``metric_tables`` asset: the whole DuckDB warehouse, rebuilt by the single ``duckdb_writer`` step."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -61,7 +62,7 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from stop_if_blocked(context, f"warehouse {paths.db}", outcomes)
-    metadata = {}
+    metadata: dict[str, Any] = {}
     if counts.get("label_rates_model"):  # published and not empty: the findings and pictures of this build
         written = write_plots(paths.db)  # first in the UI's metadata table: what the build found
         metadata["findings"] = dg.MetadataValue.md(

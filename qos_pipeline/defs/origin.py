@@ -44,7 +44,7 @@ def with_location_origin(instance: dg.DagsterInstance, job_name: str) -> Iterato
         kwargs["remote_job_origin"] = kwargs.get("remote_job_origin") or job_origin(job_name)
         return create(*args, **kwargs)
 
-    instance.create_run_for_job = create_with_origin  # this instance object only, and only inside the block
+    instance.create_run_for_job = create_with_origin  # type: ignore[method-assign]  # this instance object only, and only inside the block
     try:
         yield
     finally:

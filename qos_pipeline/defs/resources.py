@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -186,7 +186,10 @@ ENV = {
 """Which ``QOS_*`` variable sets which field of which resource."""
 
 
-def from_env(cls: type[dg.ConfigurableResource], deferred: bool = True, **fields: Any) -> dg.ConfigurableResource:
+R = TypeVar("R", bound=dg.ConfigurableResource)
+
+
+def from_env(cls: type[R], deferred: bool = True, **fields: Any) -> R:
     """``cls`` with each field whose variable is set taken from it: as ``dg.EnvVar`` (``deferred``: read
     when a run starts) or as its value now (the command line, which needs paths before any run).
     ``fields`` win over the environment."""

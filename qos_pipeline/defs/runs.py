@@ -67,7 +67,7 @@ def _recorded_process(instance: dg.DagsterInstance, record) -> tuple[int, float]
         data = entry.dagster_event.engine_event_data if entry.dagster_event else None
         pid = (data.metadata or {}).get("pid") if data is not None else None
         if pid is not None and str(pid.value).isdigit():
-            return int(pid.value), entry.timestamp
+            return int(str(pid.value)), entry.timestamp
     return None
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -50,7 +51,8 @@ def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, 
     version = version or "recorded-" + cached_digest(path)[:12]
     gen = generation_rows(df, path, model, prompt_format, run_id, with_labels, version)
     out = {}
-    for group, part in gen.groupby("name_group", sort=False):
+    for key, part in gen.groupby("name_group", sort=False):
+        group = cast(str, key)
         check_key(group, "group")
         part = part.reset_index(drop=True)
         out[group] = (part, generation_checks(part, part["prompt_id"].unique().tolist(), int(part["sample"].max()) + 1))
@@ -89,8 +91,8 @@ class Spooled:
     first: dict = field(default_factory=dict)  # model_version, source, gen_config of the first row
     schema_failure: CheckOutcome | None = None
     finish_reasons: Counter = field(default_factory=Counter)
-    _writer: object = None
-    _schema: object = None
+    _writer: Any = None  # pyarrow.parquet.ParquetWriter once the first part is written
+    _schema: Any = None
 
     def add(self, part: pd.DataFrame) -> None:
         """Append ``part`` to the file (the first part fixes its schema) and update the counts its checks need."""
@@ -153,7 +155,8 @@ def spool(source: RecordedSource, run_id: str, assets_dir: Path, file_for: Calla
                                    chunk_rows=chunk_rows):
             gen = generation_rows(chunk, source.file, source.key, source.prompt_format, run_id, source.labels,
                                   version, created_at)
-            for group, part in gen.groupby("name_group", sort=False):
+            for key, part in gen.groupby("name_group", sort=False):
+                group = cast(str, key)
                 if groups is not None and group not in groups:
                     continue
                 if group not in spooled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ class Lines:
     def __eq__(self, other) -> bool:
         return isinstance(other, Lines) and np.array_equal(self.numbers, other.numbers)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable: equality compares arrays
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -181,6 +181,7 @@ def iter_table(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFram
     refuse_nul(path)
     seen = 0
     try:
+        chunks: Iterable[pd.DataFrame]
         if suffix == ".csv":  # only an empty cell is missing: "None", "NA", "null" are text as written
             chunks = pd.read_csv(path, encoding="utf-8", chunksize=chunk_rows, keep_default_na=False, na_values=[""])
         else:

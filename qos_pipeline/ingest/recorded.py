@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,8 @@ def _from_pilot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     genders = df["type_name"].map(lambda t: pilot_name_key(t)[1])
     return pd.DataFrame({
         "prompt_text": df["prompt_sentence"].astype(str).str.strip(),
-        "response": [strip_echo("" if pd.isna(df.at[i, f"g{kk}"]) else df.at[i, f"g{kk}"], df.at[i, "prompt_sentence"])
+        "response": [strip_echo("" if pd.isna(df.at[i, f"g{kk}"]) else cast(str, df.at[i, f"g{kk}"]),
+                                cast(str, df.at[i, "prompt_sentence"]))
                      for i, kk in zip(df.index, k)],
         "sample": k - 1, "name": df["name"].astype(str), "name_group": df["identity"].astype(str),
         "gender": genders, "popularity": df["common"].map({"common": "popular"}).fillna("less_common"),
@@ -138,7 +140,8 @@ class _Numbering:
         prompts = df["prompt_text"].astype(str)
         numbers = prompts.groupby(prompts, sort=False).cumcount().to_numpy() + \
             prompts.map(self.next).fillna(0).astype(int).to_numpy()
-        self.next.update(pd.Series(numbers + 1, index=prompts.to_numpy()).groupby(level=0).max().to_dict())
+        latest = pd.Series(numbers + 1, index=prompts.to_numpy()).groupby(level=0).max()
+        self.next.update(cast(dict[str, int], latest.to_dict()))
         return numbers
 
     def finish(self) -> None:
@@ -197,7 +200,9 @@ class _TemplateNames:
     WORDS = 6
 
     def __init__(self, known: dict[str, str]):
-        self.known, self.given, self.per_target = known, {}, {}
+        self.known = known
+        self.given: dict[str, str] = {}  # template text -> its name
+        self.per_target: dict[str, int] = {}  # names numbered per target group
 
     def _words(self, text: str) -> str:
         words = text.replace(NAME, " ").replace(BLANK, "___").split()

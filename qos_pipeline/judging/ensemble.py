@@ -53,8 +53,8 @@ class EnsembleJudge:
             raise ValueError(f"an ensemble needs at least two different member judges; got {ids}")
         self.members, self.method = list(members), method
         # The members and this module's combining rules decide the label.
-        members = "+".join(m.judge_id for m in self.members)
-        digest = hashlib.sha256(f"{members}\0{code_digest(sys.modules[__name__])}".encode()).hexdigest()[:8]
+        member_ids = "+".join(m.judge_id for m in self.members)
+        digest = hashlib.sha256(f"{member_ids}\0{code_digest(sys.modules[__name__])}".encode()).hexdigest()[:8]
         self.judge_id = f"ensemble.{method}.{digest}"
         self.agreement: dict[str, float] = {}
 

@@ -34,7 +34,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging import llm_calibration as calibration
@@ -231,10 +231,11 @@ class LLMJudge:
         """Similar lengths share a batch (little padding), capped by items and by padded tokens."""
         order = sorted(encoded, key=lambda i: (len(encoded[i]), i))
         batches: list[list[int]] = []
+        size = cast(int, self.batch_size)  # set by load()
         for i in order:
             cur = batches[-1] if batches else None
             width = len(encoded[i])  # sorted ascending: the newest item is the widest
-            if cur is None or len(cur) >= self.batch_size or (len(cur) + 1) * width > self.max_batch_tokens:
+            if cur is None or len(cur) >= size or (len(cur) + 1) * width > self.max_batch_tokens:
                 batches.append([i])
             else:
                 cur.append(i)

@@ -11,8 +11,10 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -171,7 +173,7 @@ def _check_templates(templates: pd.DataFrame, source: str) -> pd.DataFrame:
     if not same.empty:
         raise DesignError(f"{source}: the same sentence is listed under several ids: "
                           f"{same.groupby('template_text')['template_name'].apply(list).tolist()}; keep one")
-    for row in templates.itertuples():
+    for row in cast(Iterable[Any], templates.itertuples()):
         validate_template(row.template_name, row.template_text, source)
     templates = templates.assign(template_id=[template_id(t) for t in templates["template_text"]])
     return templates[["template_id", "template_name", "target_group", "template_text"]].reset_index(drop=True)

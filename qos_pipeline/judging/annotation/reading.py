@@ -9,6 +9,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -49,7 +50,7 @@ def read_labels(path: Path, default_annotator: str = "") -> Read:
     bad = []
     for i, (raw, place) in enumerate(zip(frame["label"], frame["place"])):
         try:
-            frame.iloc[i, frame.columns.get_loc("label")] = taxonomy.normalize_label(raw)
+            frame.iloc[i, cast(int, frame.columns.get_loc("label"))] = taxonomy.normalize_label(raw)
         except ValueError:
             bad.append(f"{place}: {raw!r}")
     if bad or (frame["label"] == taxonomy.UNJUDGED).any():

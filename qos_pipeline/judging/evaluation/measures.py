@@ -56,7 +56,7 @@ def _counts(human: np.ndarray, judge: np.ndarray, group_idx: np.ndarray, cluster
     for m, labels in enumerate(taxonomy.MEASURES.values()):
         h, j = np.isin(human, labels), np.isin(judge, labels)
         cls = np.select([h & j, h & ~j, ~h & j], [0, 1, 2], 3)
-        np.add.at(out, (cluster_idx, group_idx, m, cls), 1)
+        np.add.at(out, (cluster_idx, group_idx, m, cls), 1)  # type: ignore[arg-type]  # numpy stubs: int in an index tuple
     out[:, G] = out[:, :G].sum(axis=1)
     return out
 
