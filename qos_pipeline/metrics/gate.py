@@ -25,7 +25,6 @@ from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
 from qos_pipeline.metrics.wording import fmt_ci, fmt_p
 
 EXAMPLES = 3  # outputs that changed label, per failing group
-CELL_SHARED = ["prompt_format", "judge_id"]
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,6 @@ class Cell:
         self.draws = {"W": multiplicities(self.templates, resamples, seed),
                       "V": name_weights(self.names, self.groups, resamples, seed)}
 
-    def group_names(self, group: str) -> np.ndarray:
-        """Mask of the names of ``group``."""
-        return self.groups == group
-
     @property
     def group_list(self) -> list[str]:
         """The cell's groups, sorted: the column order of ``group_draws`` and of every per-group loop."""
