@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from qos_pipeline.metrics import instrument
-from qos_pipeline.metrics.build import CELL
+from qos_pipeline.metrics.build import CELL  # all key columns: two versions (formats, judges) never share a row
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.model_findings import model_where, pair_label
 from qos_pipeline.metrics.publish import connect_readonly
@@ -27,9 +27,6 @@ from qos_pipeline.metrics.wording import (
 )
 from qos_pipeline.taxonomy import ALL_LABELS
 
-# A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
-# a row of the report.
-_CELL = CELL
 FINDINGS = "Findings"
 
 
@@ -70,12 +67,12 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label_order(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(_o=df["label"].map(ALL_LABELS.index)).sort_values(_CELL + ["_o"]).drop(columns="_o")
+    return df.assign(_o=df["label"].map(ALL_LABELS.index)).sort_values(CELL + ["_o"]).drop(columns="_o")
 
 
 def _model_intervals(overall: pd.DataFrame) -> pd.DataFrame:
     overall = _label_order(overall)
-    out = overall[_CELL + ["label", "count", "rate"]].copy()
+    out = overall[CELL + ["label", "count", "rate"]].copy()
     out["share"] = overall["rate"].map(_pct)
     out["template CI"] = [_ci(a, b) for a, b in zip(overall["ci_low"], overall["ci_high"])]
     out["template x name CI"] = [_ci(a, b) for a, b in zip(overall["ci_tn_low"], overall["ci_tn_high"])]
@@ -87,8 +84,8 @@ def _model_intervals(overall: pd.DataFrame) -> pd.DataFrame:
 def _group_intervals(by_group: pd.DataFrame) -> pd.DataFrame:
     rows = by_group[by_group["label"].isin(["refusal", "harmful refusal", "unjudged"])]
     wide = rows.assign(text=[_rate_ci(r, a, b) for r, a, b in zip(rows["rate"], rows["ci_low"], rows["ci_high"])])
-    out = wide.pivot_table(index=_CELL + ["name_group", "n"], columns="label", values="text", aggfunc=_one)
-    counts = rows[rows["label"] == "unjudged"].set_index(_CELL + ["name_group", "n"])["count"].astype(int)
+    out = wide.pivot_table(index=CELL + ["name_group", "n"], columns="label", values="text", aggfunc=_one)
+    counts = rows[rows["label"] == "unjudged"].set_index(CELL + ["name_group", "n"])["count"].astype(int)
     out["unjudged"] = counts.reindex(out.index).to_numpy()
     return _flat(out[["unjudged", "refusal", "harmful refusal"]].reset_index())
 
@@ -110,8 +107,8 @@ def _comparisons(comp: pd.DataFrame) -> pd.DataFrame:
     names) and names-fixed intervals, ratio, p and adjusted p, the permutation floor, templates compared."""
     rows = comp[comp["is_reference"]].copy()
     rows["_o"] = [(f != PRIMARY, MEASURES.index(m)) for f, m in zip(rows["family"], rows["measure"])]
-    rows = rows.sort_values(_CELL + ["_o", "diff"], ascending=[True] * (len(_CELL) + 1) + [False])
-    out = rows[_CELL + ["measure", "family", "name_group"]].copy()
+    rows = rows.sort_values(CELL + ["_o", "diff"], ascending=[True] * (len(CELL) + 1) + [False])
+    out = rows[CELL + ["measure", "family", "name_group"]].copy()
     out["n"] = rows["n"].astype(int)
     out["rate"], out["ref"] = rows["rate"].map(_pct), rows["rate_vs"].map(_pct)
     out["gap, pts [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(rows["diff"], rows["diff_ci_tn_low"],
@@ -147,9 +144,9 @@ def _mixed(effects: pd.DataFrame, comp: pd.DataFrame) -> pd.DataFrame:
     """The mixed model's group effects beside the design-based gaps of the same comparisons."""
     if effects.empty:
         return effects
-    keys = _CELL + ["measure", "name_group", "vs_group"]
+    keys = CELL + ["measure", "name_group", "vs_group"]
     both = effects.merge(comp, on=keys, how="left", suffixes=("", "_design"))
-    out = both[_CELL + ["measure", "name_group"]].copy()
+    out = both[CELL + ["measure", "name_group"]].copy()
     out["design gap [95% CI]"] = [_gap_ci(d, a, b) for d, a, b in zip(both["diff"], both["diff_ci_tn_low"],
                                                                       both["diff_ci_tn_high"])]
     out["p_adj"] = both["p_adjusted"].map(fmt_p)
@@ -163,7 +160,7 @@ def _mixed(effects: pd.DataFrame, comp: pd.DataFrame) -> pd.DataFrame:
 
 def _old_disparities(disp: pd.DataFrame) -> pd.DataFrame:
     """Without statistics (no group_comparisons rows): the point estimates of ``disparities``."""
-    cols = _CELL + ["name_group", "n", "refusal_rate", "refusal_diff", "refusal_ratio",
+    cols = CELL + ["name_group", "n", "refusal_rate", "refusal_diff", "refusal_ratio",
                     "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff", "any_refusal_ratio"]
     disp = disp[cols].copy()
     for c in ("refusal_rate", "refusal_diff", "harmful_refusal_rate", "any_refusal_rate", "any_refusal_diff"):
@@ -175,10 +172,10 @@ def _old_disparities(disp: pd.DataFrame) -> pd.DataFrame:
 
 def _names(names: pd.DataFrame, sens: pd.DataFrame) -> pd.DataFrame:
     refusals = names[names["label"].isin(["refusal", "harmful refusal"])].pivot_table(
-        index=_CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc=_one).reset_index()
+        index=CELL + ["name_group", "name", "n"], columns="label", values="rate", aggfunc=_one).reset_index()
     refusals["_any"] = refusals["refusal"] + refusals["harmful refusal"]
-    refusals = refusals.sort_values(_CELL + ["_any"], ascending=[True] * len(_CELL) + [False])
-    keys = _CELL + ["name_group", "name"]
+    refusals = refusals.sort_values(CELL + ["_any"], ascending=[True] * len(CELL) + [False])
+    keys = CELL + ["name_group", "name"]
     anyr = sens[sens["measure"] == "any_refusal"].set_index(keys) if len(sens) else pd.DataFrame()
     refusals["any refusal [95% CI]"] = [
         _rate_ci(r, *(anyr.loc[k, ["ci_low", "ci_high"]] if k in anyr.index else (None, None)))
@@ -192,8 +189,8 @@ def _sensitivity(sens: pd.DataFrame) -> pd.DataFrame:
     """Per group: the name whose removal moves the any-refusal gap most (leave-one-name-out)."""
     if sens.empty:
         return sens
-    rows = sens[(sens["measure"] == "any_refusal") & sens["most_extreme"]].sort_values(_CELL + ["name_group"])
-    out = rows[_CELL + ["name_group", "name"]].copy()
+    rows = sens[(sens["measure"] == "any_refusal") & sens["most_extreme"]].sort_values(CELL + ["name_group"])
+    out = rows[CELL + ["name_group", "name"]].copy()
     out["its rate"] = rows["rate"].map(_pct)
     out["gap, pts"] = rows["gap_vs_reference"].map(lambda x: f"{100 * x:+.1f}")
     out["gap without it"] = rows["gap_without_name"].map(lambda x: f"{100 * x:+.1f}")
@@ -241,9 +238,9 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
     comparisons.attrs["note"] = _comparison_note(boot, adjust) if len(comp) else boot
     comparisons.attrs["wrap"] = True  # many columns: in blocks that fit the width
     frames: dict[str, pd.DataFrame] = {
-        "Label shares per model": _label_pivot(overall, _CELL),
+        "Label shares per model": _label_pivot(overall, CELL),
         "Label shares per model, 95% intervals": _model_intervals(overall),
-        "Label shares per model x group": _label_pivot(by_group, _CELL + ["name_group"]),
+        "Label shares per model x group": _label_pivot(by_group, CELL + ["name_group"]),
         "Refusal rates per group, 95% intervals": _group_intervals(by_group),
         f"Disparities vs reference group '{reference}'": comparisons,
         MIXED: _mixed(effects, comp),

@@ -9,7 +9,6 @@ import pandas as pd
 
 from qos_pipeline.metrics.build import CELL
 
-_CELL = CELL
 WIDTH = 100
 
 
@@ -17,7 +16,7 @@ def constant_keys(tables: dict[str, pd.DataFrame | str]) -> dict[str, str]:
     """Cell keys with one value in every table: printed once above the tables instead of in every row."""
     frames = [df for df in tables.values() if isinstance(df, pd.DataFrame) and len(df)]
     out = {}
-    for key in _CELL:
+    for key in CELL:
         values = {v for df in frames if key in df.columns for v in df[key].astype(str).unique()}
         if len(values) == 1:
             out[key] = values.pop()
