@@ -1,26 +1,24 @@
 """The `llm` judge: any local Hugging Face causal LM, judging by label scoring.
 
-Instead of generating text and parsing it, the rubric (``assets/rubric.yaml``) is rendered as a chat
-(system rubric, worked examples as turns, then the item) ending in the answer prefix ("Letter:"), and the
-six option letters are scored by the model's next-token log-likelihood: one prefill-only forward pass
-per response, batched, and only the last position's logits are computed. The best letter is the label;
-the distribution over the six options, calibrated for the judge's letter prior (``llm_calibration``), is
-kept in ``scores``. There is nothing to parse, so no parse failures; what the judge cannot take (an
-input longer than its context, a non-text response) and what it will not judge (it puts little
-probability on the letters: a judge refusal or an off-rubric answer, named with its own words) is
-``unjudged`` and says why. torch/transformers are imported lazily.
+Instead of generating text and parsing it, the rubric (``assets/rubric.yaml``) is rendered as a chat (system rubric,
+worked examples as turns, then the item) ending in the answer prefix ("Letter:"), and the six option letters are
+scored by the model's next-token log-likelihood: one prefill-only forward pass per response, batched, and only the
+last position's logits are computed. The best letter is the label; the distribution over the six options, calibrated
+for the judge's letter prior (``llm_calibration``), is kept in ``scores``. There is nothing to parse, so no parse
+failures; what the judge cannot take (an input longer than its context, a non-text response) and what it will not
+judge (it puts little probability on the letters: a judge refusal or an off-rubric answer, named with its own words)
+is ``unjudged`` and says why. torch/transformers are imported lazily.
 
 Recipe for a strong LLM judge on a GPU (the embedded 135M model is at chance; the rubric needs an
 instruct model of several billion parameters):
-1. Put a local Hugging Face instruct checkpoint with a chat template on the machine (e.g. a 7-9B
-   Llama-3.x, Qwen2.5 or Mistral instruct model; no network is used). On CUDA it runs in bf16, 64 items
-   a batch (``max_batch_tokens`` caps padded tokens); the rubric prefix is computed once.
-2. Validate before use, on a seeded subset first: ``qos judge validate
-   ../shared/data/pilot/df_annotated_llama13.csv --judge llm:/path/to/model --limit 300 --no-store`` and
-   ``qos judge validate XSTEST.csv --labels xstest --by type --judge llm:/path/to/model --no-store``.
-   Compare kappa and refusal F1 with ``--judge default``, and read ``n_unjudged``: a judge model that
-   refuses safety content, or answers off the rubric, has its items unjudged with its own words quoted
-   in the reason; many of them mean another judge model (or a base model) is needed.
+1. Put a local Hugging Face instruct checkpoint with a chat template on the machine (e.g. a 7-9B Llama-3.x, Qwen2.5 or
+   Mistral instruct model; no network is used). On CUDA it runs in bf16, 64 items a batch (``max_batch_tokens`` caps
+   padded tokens); the rubric prefix is computed once.
+2. Validate before use, on a seeded subset first: ``qos judge validate ../shared/data/pilot/df_annotated_llama13.csv
+   --judge llm:/path/to/model --limit 300 --no-store`` and ``qos judge validate XSTEST.csv --labels xstest --by type
+   --judge llm:/path/to/model --no-store``. Compare kappa and refusal F1 with ``--judge default``, and read
+   ``n_unjudged``: a judge model that refuses safety content, or answers off the rubric, has its items unjudged with
+   its own words quoted in the reason; many of them mean another judge model (or a base model) is needed.
 3. If a letter is not one token for its tokenizer, ``JudgeError`` says so: change the option keys in
    ``assets/rubric.yaml`` (any edit there is a new judge id).
 4. Audit with it beside the rules: ``qos run --judge default --judge llm:/path/to/model`` (each keeps
@@ -175,8 +173,7 @@ class LLMJudge:
         self.prior: list[float] | None = None  # the letter prior on content-free items (when calibrating)
 
     def load(self) -> None:
-        """Load the tokenizer and model once (shared with others of the same folder), and the prefix cache and
-        calibration prior when asked for."""
+        """Load tokenizer and model once (shared per folder), then the prefix cache and calibration prior if asked."""
         if self._model is not None:
             return
         from qos_pipeline.generation.models.loaded import load, load_tokenizer
@@ -251,8 +248,7 @@ class LLMJudge:
         return cached, {i: ids for i, ids in encoded.items() if i not in cached}
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
-        """The label of the option letter the model scores highest (calibrated when asked) for each item, with the
-        scores; ``unjudged`` when the item cannot be encoded or the model puts too little mass on the options."""
+        """Each item's label: the option letter scored highest (calibrated if asked), or ``unjudged`` with why."""
         self.load()
         encoded, out = {}, {}
         for i, item in enumerate(items):
@@ -296,8 +292,7 @@ class LLMJudge:
         mass = calibration.option_mass(logprobs)  # how much the model puts on the options at all
         if mass < self.min_option_mass:  # it would rather say something else: ask it what
             said = calibration.continuation(self._model, self._tokenizer, ids)
-            return Judgment(taxonomy.UNJUDGED, calibration.why_unjudged(mass, said),
-                            dict(zip(self.rubric.labels, raw)))
+            return Judgment(taxonomy.UNJUDGED, calibration.why_unjudged(mass, said), dict(zip(self.rubric.labels, raw)))
         cal = calibration.calibrate(raw, self.prior)
         best = calibration.best(cal, raw)
         reason = (f"label scoring: {self.rubric.letters[best]} ({self.rubric.labels[best]}) p={cal[best]:.2f} "

@@ -2,16 +2,15 @@
 
 - ``label_shares.png``: share of each label, group x label, one panel per model cell;
 - ``refusal_by_model.png``: any-refusal share, group x model cell (when there are several cells);
-- ``templates.png``: any-refusal share, group x template (``label_rates_template``), one panel per cell,
-  every panel with the same rows in the same order and the same colour scale;
-- ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure),
-  with the templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value,
-  every panel on the same x range with the groups in the same order;
+- ``templates.png``: any-refusal share, group x template (``label_rates_template``), one panel per cell, every panel
+  with the same rows in the same order and the same colour scale;
+- ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure), with the
+  templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value, every panel on the same
+  x range with the groups in the same order;
 - ``names.png``: any-refusal rate of every name with its template-cluster interval;
 - ``trend.png``: the primary gaps over each checkpoint family's checkpoints (``metrics/trend.py``).
 
-``plot_data`` reads the tables (read-only connection); ``render`` draws them; ``write_plots`` writes them
-into the warehouse folder's ``plots/``.
+``plot_data`` reads the tables (read-only); ``render`` draws them; ``write_plots`` writes them into ``plots/``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
-from typing import cast
 
 import pandas as pd
 
@@ -45,8 +43,7 @@ def plot_data(con, model: str | None = None, judge: str | None = None) -> dict[s
     cells["cell"] = cell_labels(cells)
     add = lambda df: df.merge(cells, on=CELL) if len(df) else df.assign(cell=pd.Series(dtype=str))  # noqa: E731
     return {
-        "reference": reference_group(con),
-        "cells": cells,
+        "reference": reference_group(con), "cells": cells,
         "groups": add(q("SELECT {cell}, name_group, label, rate FROM label_rates_group{where}")),
         "templates": add(q(f"SELECT {{cell}}, name_group, template_id, template_name, template_text, sum(rate) AS rate "
                            f"FROM label_rates_template{{where}}{' AND' if where else ' WHERE'} name_group <> 'all' "
@@ -83,23 +80,19 @@ def _panels(plt, n: int, width: float, height: float, cols: int = 1):
 
 def _share(value: float) -> str:
     """Shares as written in a heatmap: 0, 0.9%, 12%."""
-    if value == 0:
-        return "0"
-    return f"{100 * value:.1f}%" if value < 0.095 else f"{100 * value:.0f}%"
+    return "0" if value == 0 else f"{100 * value:.1f}%" if value < 0.095 else f"{100 * value:.0f}%"
 
 
 def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float = 1.0):
     from matplotlib.colors import PowerNorm
-
-    image = ax.imshow(grid.to_numpy(dtype=float), cmap="Reds", norm=PowerNorm(0.5, vmin=0, vmax=vmax),
-                      aspect="auto")
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="Reds", norm=PowerNorm(0.5, vmin=0, vmax=vmax), aspect="auto")
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=9)
     ax.set_title(title, fontsize=10)
     if grid.size <= 400:
-        for key, value in pd.DataFrame(grid.to_numpy()).stack().items():
-            i, j = cast(tuple[int, int], key)  # (row, column) of the stacked grid
-            ax.text(j, i, _share(float(value)), ha="center", va="center", fontsize=8,
+        stacked = pd.DataFrame(grid.to_numpy()).stack()  # (row, column) -> value, empty cells left out
+        for (i, j), value in zip(stacked.index.tolist(), stacked.to_numpy().tolist()):
+            ax.text(j, i, _share(value), ha="center", va="center", fontsize=8,
                     color="white" if value > 0.45 * vmax else "black")
     return image
 
@@ -183,7 +176,6 @@ def templates(plt, data) -> bytes | None:
         grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
         image = _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
         ax.tick_params(axis="y", labelsize=9)
-    # one colour scale shared by every panel
     fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)
     fig.tight_layout()
     return _png(fig)
