@@ -22,30 +22,40 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 class Strict(BaseModel):
+    """Base of every file model: an unknown field is an error, and a parsed file is immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Group(Strict):
+    """One name group of ``groups.yaml``: its display label and description."""
+
     label: str
     description: str = ""
 
 
 class GroupsFile(Strict):
+    """``groups.yaml``: the name groups and, optionally, the reference group the others are compared with."""
+
     reference_group: str | None = None
     groups: dict[str, Group] = Field(min_length=1)
 
 
 class Name(Strict):
+    """One name of ``names.json``, with its gender and popularity."""
+
     name: str
     gender: Literal[GENDERS] = "unspecified"  # type: ignore[valid-type]
     popularity: Literal[POPULARITIES] = "popular"  # type: ignore[valid-type]
 
 
 class NamesFile(RootModel[dict[str, list[Name] | None]]):
-    pass
+    """``names.json``: name lists keyed ``<group>_names``, ``<group>_men_names`` or ``<group>_women_names``."""
 
 
 class Template(Strict):
+    """One fill-in-the-blank template of ``templates.yaml``."""
+
     id: str
     target: str
     text: str
@@ -53,25 +63,35 @@ class Template(Strict):
 
 
 class TemplatesFile(Strict):
+    """``templates.yaml``: the templates, at least one."""
+
     templates: list[Template] = Field(min_length=1)
 
 
 class NameSelection(Strict):
+    """Which names a design takes: ``per_gender`` names of each gender, optionally of one popularity only."""
+
     per_gender: int | None = Field(default=None, ge=1)
     popularity: Literal[POPULARITIES] | None = None  # type: ignore[valid-type]
 
 
 class Design(Strict):
+    """One design of ``designs.yaml``: its names (``all`` or a selection) and templates (``all`` or ids)."""
+
     description: str = ""
     names: Literal["all"] | NameSelection = "all"
     templates: Literal["all"] | list[str] = "all"
 
 
 class DesignsFile(Strict):
+    """``designs.yaml``: the named designs, at least one."""
+
     designs: dict[str, Design | None] = Field(min_length=1)
 
 
 class Sampling(Strict):
+    """A model's sampling settings in the registry; a field left out is the model's own."""
+
     do_sample: bool | None = None
     temperature: float | None = Field(default=None, ge=0)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -80,6 +100,8 @@ class Sampling(Strict):
 
 
 class Model(Strict):
+    """One model of the registry (``models.yaml``): where its weights are, its dtype, prompt format and sampling."""
+
     source: Literal["embedded"] | None = None
     package: str | None = None
     gguf_file: str | None = None
@@ -94,11 +116,15 @@ class Model(Strict):
 
 
 class ModelsFile(Strict):
+    """``models.yaml``: the model registry and, optionally, its default key."""
+
     default: str | None = None
     models: dict[str, Model] = Field(min_length=1)
 
 
 class PromptFormat(Strict):
+    """One prompt format of ``prompt_formats.yaml``: chat (with an optional system turn) or a plain-text template."""
+
     kind: Literal["chat", "text"]
     system: str | None = None
     template: str | None = None
@@ -107,22 +133,30 @@ class PromptFormat(Strict):
 
 
 class FormatsFile(Strict):
+    """``prompt_formats.yaml``: the prompt formats and, optionally, the default one."""
+
     default: str | None = None
     formats: dict[str, PromptFormat] = Field(min_length=1)
 
 
 class RubricOption(Strict):
+    """One answer option of the LLM judge's rubric: its taxonomy label and definition."""
+
     label: str
     definition: str = ""
 
 
 class RubricExample(Strict):
+    """A worked example of the rubric: a sentence, a response and the letter of its answer."""
+
     sentence: str
     response: str
     letter: str
 
 
 class RubricFile(Strict):
+    """``rubric.yaml``: the LLM judge's instructions, options, worked examples, item template and answer prefix."""
+
     version: int
     instructions: str = Field(min_length=1)
     options: dict[str, RubricOption] = Field(min_length=1)

@@ -39,6 +39,7 @@ class BlockedError(RuntimeError):
 
 
 def raise_if_blocked(what: str, outcomes: list[CheckOutcome]) -> None:
+    """Raise ``BlockedError`` when any blocking outcome failed, so nothing is written."""
     if any(o.blocking and not o.passed for o in outcomes):
         raise BlockedError(what, outcomes)
 

@@ -3,10 +3,28 @@
 import dagster as dg
 
 from qos_pipeline.defs import (
-    alerts, automation, generation, jobs, judging, metrics, prompts, runs, sensors, sources, toxicity)
+    alerts,
+    automation,
+    generation,
+    jobs,
+    judging,
+    metrics,
+    prompts,
+    runs,
+    sensors,
+    sources,
+    toxicity,
+)
 from qos_pipeline.defs.executors import executor_from_env
 from qos_pipeline.defs.resources import (
-    Alerts, AuditSettings, CheckpointWatch, GeneratorResource, RegressionGate, Storage, from_env)
+    Alerts,
+    AuditSettings,
+    CheckpointWatch,
+    GeneratorResource,
+    RegressionGate,
+    Storage,
+    from_env,
+)
 
 
 def build_definitions(generator: dg.ConfigurableResource | None = None, storage: Storage | None = None,

@@ -40,6 +40,7 @@ class Pending:
 
     @property
     def old(self) -> Path:
+        """The folder keeping the files the ingest replaces until it commits."""
         return self.folder / "old"
 
     @property
@@ -48,6 +49,7 @@ class Pending:
         return not process_gone(int(self.info.get("pid", 0)), float(self.info.get("started_at", 0)))
 
     def describe(self) -> str:
+        """One line for the user: which file, key and process, and whether it still runs."""
         what = (f"an ingest of {self.info.get('file')} into model key {self.model!r} (pid {self.info.get('pid')}, "
                 f"started {self.info.get('started', '?')})")
         if self.running:
@@ -88,7 +90,7 @@ def begin(staging: Path, model: str, info: dict) -> Pending:
     the moves finished, whatever it wrote removed."""
     current, carried = pending(staging).get(model), {}
     if current is not None and current.info.get("state") == "dropping":  # an interrupted drop: finish it first
-        carried = {"previous": drop(staging, model).get("previous")}
+        carried = {"previous": (drop(staging, model) or {}).get("previous")}
         current = None
     if current is None:
         folder = _folder(staging, model)

@@ -12,9 +12,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 PAUSE_ENV = "QOS_TEST_PAUSE_AT"
 _REACHED: Counter = Counter()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import pandas as pd
 
@@ -37,13 +38,14 @@ def slugify(name: str) -> str:
 
 def generation_id(row_key: str, response: str) -> str:
     """Id of one generated (or recorded) row: 16 hex of the sha256 of what produced it (model key and cache
-    key, or a recorded file's key, version, format, prompt and sample) and the response itself. A judgment carries the id
-    of the row it judged, so a label is never joined to a response it did not see."""
-    return hashlib.sha256(f"{row_key}\x1f{response}".encode("utf-8")).hexdigest()[:16]
+    key, or a recorded file's key, version, format, prompt and sample) and the response itself. A judgment carries the
+    id of the row it judged, so a label is never joined to a response it did not see."""
+    return hashlib.sha256(f"{row_key}\x1f{response}".encode()).hexdigest()[:16]
 
 
 def utc_now() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(timezone.utc))
+    """Now, as a UTC timestamp."""
+    return pd.Timestamp(datetime.now(UTC))
 
 
 def code_digest(*modules: ModuleType) -> str:
@@ -52,5 +54,5 @@ def code_digest(*modules: ModuleType) -> str:
     across the edit. Comments count too: a conservative id only costs a re-run."""
     digest = hashlib.sha256()
     for module in modules:
-        digest.update(Path(module.__file__).read_bytes() + b"\0")
+        digest.update(Path(cast(str, module.__file__)).read_bytes() + b"\0")
     return digest.hexdigest()[:8]

@@ -38,15 +38,17 @@ class Paths:
 
     @property
     def db(self) -> Path:
+        """The warehouse database."""
         return self.warehouse / "qos.duckdb"
 
     @property
     def staging(self) -> Path:
+        """The folder of staged partitions."""
         return self.warehouse / "staging"
 
     @classmethod
     def resolve(cls, assets: str | Path | None = None, warehouse: str | Path | None = None,
-                model_cache: str | Path | None = None) -> "Paths":
+                model_cache: str | Path | None = None) -> Paths:
         """The given folders (``~`` expanded, made absolute), the project's defaults for the others."""
         def folder(value: str | Path | None, default: Path) -> Path:
             return Path(value).expanduser().resolve() if value else default

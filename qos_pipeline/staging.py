@@ -18,10 +18,10 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import cast
 
 import pandas as pd
 
@@ -79,6 +79,7 @@ def stored(path: Path, key: str = "qos_settings") -> dict:
 
 
 def read_partition(path: Path, what: str) -> pd.DataFrame:
+    """A staged partition; a clear error naming ``what`` when it is missing or unreadable."""
     if not path.is_file():
         raise WarehouseError(f"{what} has not been materialized yet ({path} is missing): materialize it first")
     try:
@@ -148,7 +149,7 @@ def _keys_of(parts: tuple[str, ...], layout: Layout) -> dict[str, str] | None:
         return keys if stem == layout.file else None
     if not _valid(stem):
         return None
-    return {**keys, layout.stem: stem}
+    return {**keys, cast(str, layout.stem): stem}  # a layout without a fixed file names its stem
 
 
 def _valid(key: str) -> bool:

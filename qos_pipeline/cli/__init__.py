@@ -21,6 +21,7 @@ from qos_pipeline.staging import DISK_FULL, disk_full
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``qos`` command's argument parser, one sub-command per stage or tool."""
     p = argparse.ArgumentParser(prog="qos", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialize the whole audit through Dagster")
@@ -85,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``qos``: parse ``argv`` and run the sub-command; expected errors print one line."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     for name in ("qos", "qos_pipeline"):  # ours at INFO (per-batch progress); libraries stay quiet
         logging.getLogger(name).setLevel(logging.INFO)

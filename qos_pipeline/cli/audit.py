@@ -23,6 +23,7 @@ log = logging.getLogger("qos")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    """``qos run``: materialize the audit of a model through Dagster (prompts, generations, judgments, metrics)."""
     paths, defaults = storage().paths(), settings()
     design_arg = args.design or defaults.design
     design_arg = str(Path(design_arg).resolve()) if Path(design_arg).is_dir() else design_arg
@@ -72,7 +73,8 @@ def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], keys: l
             for group in groups:
                 log.info("audit %s | %s", key, group)
                 execute(defs, "audit_job", inst, model_group_key(key, group), audit_config(args, formats, defaults))
-        execute(defs, "metrics_job", inst, None, {"metric_tables": {"config": {"reference_group": args.reference_group}}})
+        metrics_config = {"metric_tables": {"config": {"reference_group": args.reference_group}}}
+        execute(defs, "metrics_job", inst, None, metrics_config)
     log.info("audit finished in %.0f s: %s", time.perf_counter() - start, paths.db)
 
 

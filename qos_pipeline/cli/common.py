@@ -93,6 +93,7 @@ class Expected(Exception):
 
 
 def say(line: str) -> None:
+    """Print ``line`` on stderr, prefixed ``qos:``."""
     print(f"qos: {line}", file=sys.stderr, flush=True)
 
 
@@ -114,6 +115,7 @@ def storage() -> Storage:
 
 
 def settings() -> AuditSettings:
+    """The audit defaults from the ``QOS_*`` environment, read now (the CLI runs outside Dagster)."""
     return from_env(AuditSettings, deferred=False)
 
 
@@ -150,6 +152,7 @@ def _interruption(record: logging.LogRecord) -> bool:
                           "name": dg.Field(str, is_required=False, default_value="dagster")},
            description="One line per event on stderr; a failure's stack trace goes to the command's error log.")
 def compact_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """A Dagster logger writing one line per event on stderr (see ``_Compact``)."""
     logger = logging.Logger(init_context.logger_config["name"], init_context.logger_config["log_level"].upper())
     logger.addHandler(_Compact())
     return logger
@@ -182,7 +185,8 @@ def execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partit
     if not result.success:
         steps = [e for e in result.all_events if e.is_step_failure]
         for event in steps:
-            DAGSTER_LOG.append(f"step {event.step_key} failed:\n{event.step_failure_data.error.to_string()}")
+            error = event.step_failure_data.error
+            DAGSTER_LOG.append(f"step {event.step_key} failed:\n{error.to_string() if error else '(no error info)'}")
         if any(_interrupted(e.step_failure_data.error) for e in steps):  # Ctrl-C: Dagster wraps it in a failure
             raise KeyboardInterrupt
         where = f"{job} [{partition_key}]" if partition_key is not None else job
@@ -251,4 +255,5 @@ def write_error_log(command: str, argv: list[str], exc: BaseException) -> Path:
 
 
 def print_report(db: Path, model: str | None, judge: str | None) -> None:
+    """Print the warehouse's plain-text report, optionally of one model and judge."""
     print(format_report(build_report(db, model, judge)))

@@ -13,6 +13,7 @@ from qos_pipeline.staging import writer_lock
 
 
 def add_doctor_parser(sub) -> None:
+    """Add ``qos doctor`` to the sub-command parser ``sub``."""
     doc = sub.add_parser("doctor", help="repair what killed commands left: unfinished runs, pool slots, scratch "
                                         "folders; list interrupted ingests")
     doc.add_argument("--drop-ingest", metavar="MODEL", help="drop the interrupted ingest of MODEL: what it wrote "
@@ -21,6 +22,7 @@ def add_doctor_parser(sub) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
+    """``qos doctor``: repair what killed commands left and list (or drop) interrupted ingests."""
     paths = storage().paths()
     with instance() as inst:
         done = [item.describe() for item in reap(inst, say)]

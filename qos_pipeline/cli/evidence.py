@@ -8,10 +8,10 @@ import textwrap
 from qos_pipeline import taxonomy
 from qos_pipeline.cli.common import storage
 from qos_pipeline.metrics import evidence
-from qos_pipeline.tables import CELL_KEYS
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import reference_group
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.staging import WarehouseError
+from qos_pipeline.tables import CELL_KEYS
 
 
 def _cell(con, model: str, judge: str | None, group: str) -> dict:
@@ -31,6 +31,7 @@ def _cell(con, model: str, judge: str | None, group: str) -> dict:
 
 
 def cmd_evidence(args: argparse.Namespace) -> None:
+    """``qos evidence``: the templates, names and example outputs behind a group's gap."""
     with connect_readonly(storage().paths().db) as con:
         reference = args.vs or reference_group(con)
         cell = _cell(con, args.model, args.judge, args.group)
@@ -50,6 +51,7 @@ def cmd_evidence(args: argparse.Namespace) -> None:
 
 
 def add_evidence_parser(sub) -> None:
+    """Add ``qos evidence`` to the sub-command parser ``sub``."""
     ev = sub.add_parser("evidence", help="the templates, names and example outputs behind a group's gap")
     ev.add_argument("--model", required=True, help="model key")
     ev.add_argument("--group", required=True, help="name group whose gap to explain")

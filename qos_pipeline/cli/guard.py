@@ -16,7 +16,7 @@ Local tools (curl, scripts/ui_smoke.py) send no Origin and a loopback Host, and 
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -45,7 +45,8 @@ def refusal(scope: dict, accepted: set[str]) -> str | None:
         scheme, _, rest = origin.lower().partition("://")
         if scheme not in ("http", "https") or rest.rstrip("/") not in accepted:
             return f"Origin {origin!r} is another site; the UI answers only its own pages and local tools"
-    if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path", "").endswith("/graphql"):
+    is_read = scope.get("method") in ("GET", "HEAD")
+    if scope["type"] == "http" and is_read and scope.get("path", "").endswith("/graphql"):
         queries = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("query", [])
         if any(_mutates(q) for q in queries):
             return "a GraphQL mutation sent with GET; send it with POST"
@@ -72,6 +73,7 @@ class LocalOnly:
         self.app, self.accepted = app, accepted
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        """Pass the request to ``app``, or answer it with a refusal (lifespan events always pass)."""
         if scope["type"] not in ("http", "websocket"):  # lifespan
             return await self.app(scope, receive, send)
         why = refusal(scope, self.accepted)

@@ -9,13 +9,12 @@ import shlex
 from pathlib import Path
 
 from qos_pipeline import journal
-from qos_pipeline.cli.common import (
-    SCRATCH, Expected, execute, instance, print_report, repair, say, settings, storage)
+from qos_pipeline.cli.common import SCRATCH, Expected, execute, instance, print_report, repair, say, settings, storage
 from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.generation.models.added import RecordedSource, entry, recorded, register_recorded, restore
-from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.ingest.partitions import raise_if_failed, spool
+from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.judging.human import HUMAN_JUDGE
 from qos_pipeline.processes import pause_point, scratch_dir
 from qos_pipeline.staging import writer_lock
@@ -24,6 +23,7 @@ log = logging.getLogger("qos")
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
+    """``qos ingest``: register a file of recorded responses as a model and audit it."""
     path = Path(args.path).resolve()
     if not path.is_file():  # before anything else: a typo must not read as a problem of the model key
         raise Expected(f"file not found: {path}")
@@ -69,7 +69,8 @@ def _runs(model: str, path: Path, parts: dict[str, int], defaults, judges: list[
         if not inst.has_dynamic_partition("model", model):
             inst.add_dynamic_partitions("model", [model])
         for group, rows in parts.items():
-            execute(defs, "audit_job", inst, model_group_key(model, group), {"judgments": {"config": {"judges": judges}}})
+            run_config = {"judgments": {"config": {"judges": judges}}}
+            execute(defs, "audit_job", inst, model_group_key(model, group), run_config)
             log.info("ingested %s rows of %s into generations[%s|%s]", rows, path.name, model, group)
             pause_point("ingest:group-done")
 

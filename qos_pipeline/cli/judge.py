@@ -13,13 +13,13 @@ import pandas as pd
 
 from qos_pipeline.cli.common import rebuild, settings, storage
 from qos_pipeline.cli.judge_format import clean, format_report
-from qos_pipeline.judging.evaluation.metrics import validate
-from qos_pipeline.judging.specs import get_judge
-from qos_pipeline.metrics.publish import connect_readonly
-from qos_pipeline.metrics.labelled import labelled_outputs
 from qos_pipeline.judging import learned
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.evaluation.labelled import load_labelled
+from qos_pipeline.judging.evaluation.metrics import validate
+from qos_pipeline.judging.specs import get_judge
+from qos_pipeline.metrics.labelled import labelled_outputs
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import WarehouseError, writer_lock
 
@@ -40,6 +40,7 @@ def _labelled_of_model(db: Path, model: str) -> pd.DataFrame:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """``qos judge train``: fit the learned judge on a human-labelled file or on a model's imported labels."""
     paths = storage().paths()
     if (args.path is None) == (args.from_labels is None):
         raise SystemExit("give a labelled file (PATH) or --from-labels MODEL_KEY, not both or neither")
@@ -75,7 +76,8 @@ def cmd_validate_model(args: argparse.Namespace) -> None:
     reports = []
     for judge_id, part in rows.groupby("judge_id", sort=True):
         report = validate(part.reset_index(drop=True), part["judge_label"].to_numpy(), reference, seed=args.seed)
-        report.update(judge_id=judge_id, dataset="the sample imported by `qos label import`", outputs_model=model, note="",
+        report.update(judge_id=judge_id, dataset="the sample imported by `qos label import`", outputs_model=model,
+                      note="",
                       warnings=[], grouped_by="name_group", labels="taxonomy")
         reports.append(report)
     if args.json:
@@ -86,6 +88,7 @@ def cmd_validate_model(args: argparse.Namespace) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    """``qos judge validate``: compare a judge with human labels and print its report."""
     paths = storage().paths()
     if args.model is not None:
         if args.path is not None:
@@ -131,6 +134,7 @@ def audited_models(db: Path) -> dict[str, list[str]]:
 
 
 def add_judge_parser(sub) -> None:
+    """Add ``qos judge`` (train, validate) to the sub-command parser ``sub``."""
     judge = sub.add_parser("judge", help="train the learned judge; validate a judge against human labels")
     jsub = judge.add_subparsers(dest="judge_command", required=True)
     tr = jsub.add_parser("train", help="fit the learned judge on a human-labelled file (pilot CSV, CSV, JSONL)")

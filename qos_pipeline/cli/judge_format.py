@@ -54,13 +54,18 @@ def _pts(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.1f}"
 
 
+def _ci(r: dict, key: str) -> str:
+    """``r[key]`` with its interval, two decimals."""
+    return f"{_num(r[key], 2)} [{_num(r[key + '_ci_low'], 2)}, {_num(r[key + '_ci_high'], 2)}]"
+
+
 def _measures(report: dict) -> str:
     rows = []
     for r in report.get("measures", []):
-        ci = lambda key: f"{_num(r[key], 2)} [{_num(r[key + '_ci_low'], 2)}, {_num(r[key + '_ci_high'], 2)}]"  # noqa: E731
         rows.append({"measure": r["measure"], "group": r["name_group"], "n": r["n"],
-                     "human +": r["true_positives"] + r["false_negatives"], "sensitivity": ci("sensitivity"),
-                     "specificity": ci("specificity"), "judge gap": _pts(r["judge_gap"]), "human gap": _pts(r["human_gap"]),
+                     "human +": r["true_positives"] + r["false_negatives"], "sensitivity": _ci(r, "sensitivity"),
+                     "specificity": _ci(r, "specificity"), "judge gap": _pts(r["judge_gap"]),
+                     "human gap": _pts(r["human_gap"]),
                      "gap error [CI]": "" if math.isnan(r["gap_error"]) else
                      f"{_pts(r['gap_error'])} [{100 * r['gap_error_ci_low']:.1f}, {100 * r['gap_error_ci_high']:.1f}]",
                      "flag": "FLAG" if r["flagged"] else ""})

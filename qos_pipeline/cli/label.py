@@ -41,6 +41,7 @@ def _judged_outputs(db: Path, model: str) -> tuple[pd.DataFrame, set[str]]:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    """``qos label sample``: draw a seeded sample of a model's judged outputs for annotators."""
     paths = storage().paths()
     model = check_key(args.model, "--model")
     outputs, labelled = _judged_outputs(paths.db, model)
@@ -58,6 +59,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
+    """``qos label import``: store a labelled file's human labels for a model."""
     paths = storage().paths()
     model = check_key(args.model, "--model")
     path = Path(args.path).resolve()
@@ -108,6 +110,7 @@ def _print_summary(db: Path, model: str) -> None:
 
 
 def add_label_parser(sub) -> None:
+    """Add ``qos label`` (sample, import) to the sub-command parser ``sub``."""
     label = sub.add_parser("label", help="human labels of a model's outputs: draw a sample, import the labels")
     lsub = label.add_subparsers(dest="label_command", required=True)
     sa = lsub.add_parser("sample", help="draw a seeded sample of a model's judged outputs for annotators")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import cast
 
 import pandas as pd
 
@@ -20,6 +19,7 @@ REGRESSION_EXIT = 3
 
 
 def add_trend_parser(sub) -> None:
+    """Add ``qos trend`` to the sub-command parser ``sub``."""
     p = sub.add_parser("trend", help="the gaps over each checkpoint family's checkpoints and the regression gate")
     p.add_argument("--family", help="only this checkpoint family (its full name or its last folder name)")
     p.add_argument("--fail-on-regression", action="store_true",
@@ -33,11 +33,12 @@ def _mine(family: str, wanted: str | None) -> bool:
 
 
 def cmd_trend(args: argparse.Namespace) -> None:
+    """``qos trend``: the gaps over each checkpoint family and the regression gate's verdict."""
     db = storage().paths().db
     if not db.is_file():
         raise Expected(f"{db} does not exist yet: audit checkpoints first (the checkpoint sensor, or qos run "
                        "--model FOLDER --family NAME)")
-    settings = cast(RegressionGate, from_env(RegressionGate, deferred=False)).settings()
+    settings = from_env(RegressionGate, deferred=False).settings()
     with connect_readonly(db) as con:
         if not gate.available(con):
             raise Expected(f"{db} was built by an older qos-pipeline, without checkpoint tables: run `qos rebuild`")

@@ -95,6 +95,7 @@ def running_daemons(home: Path) -> list[str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> None:
+    """``qos ui``: start the Dagster UI (warning when it is reachable from other hosts)."""
     warning = exposure_warning(args.host, args.port)
     if warning:
         print(warning, file=sys.stderr, flush=True)

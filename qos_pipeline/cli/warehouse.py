@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from qos_pipeline.cli.common import Expected, print_report, rebuild, repair, storage
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.html import write_html
 from qos_pipeline.metrics.plots import write_plots
+from qos_pipeline.metrics.publish import connect_readonly
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    """``qos report``: print the warehouse's report."""
     db = storage().paths().db
     if not db.is_file():  # an empty warehouse is no bug: the message alone, no traceback log
         raise Expected(f"{db} does not exist yet: run `qos run` (or `qos ingest`) first")
@@ -31,5 +32,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
+    """``qos rebuild``: repair what killed commands left, then rebuild the warehouse from the staged files."""
     repair(storage().paths())
     rebuild(log_to_stderr=False)

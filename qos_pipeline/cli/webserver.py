@@ -16,6 +16,7 @@ from qos_pipeline.cli.guard import LocalOnly, served_names
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``qos-webserver``: dagster-webserver behind ``LocalOnly`` (``--allow-host`` adds hosts)."""
     own = argparse.ArgumentParser(prog="qos-webserver")
     own.add_argument("--allow-host", action="append", default=[])
     args, rest = own.parse_known_args(sys.argv[1:] if argv is None else argv)
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     import dagster_webserver.cli as webserver_cli
 
     build = webserver_cli.create_app_from_workspace_process_context
-    webserver_cli.create_app_from_workspace_process_context = lambda *a, **k: LocalOnly(build(*a, **k), accepted)
+    # the app dagster-webserver builds, wrapped: an ASGI app called the same way (not a Starlette instance)
+    webserver_cli.create_app_from_workspace_process_context = (
+        lambda *a, **k: LocalOnly(build(*a, **k), accepted))  # type: ignore[assignment]
     webserver_cli.cli.main(args=rest, prog_name="dagster-webserver", auto_envvar_prefix="DAGSTER_WEBSERVER")
 
 

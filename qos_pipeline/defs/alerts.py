@@ -33,7 +33,7 @@ def _failures_md(verdict: gate.Verdict) -> str:
         return "no failure"
     lines = ["| family | checkpoint | group | why |", "|---|---:|---|---|"]
     lines += [f"| {fam} | {order} | {x['group']} | {x['text']} |" for fam, order, x in rows]
-    for fam, order, x in rows:
+    for _, order, x in rows:
         for ex in x.get("examples", []):
             lines.append(f"\n- {x['group']} @ {order}: {ex['prompt']!r} {ex['before']} -> {ex['after']}: "
                          f"{ex['response'][:160]!r}")

@@ -22,12 +22,12 @@ AC = dg.AutomationCondition
 
 _INPUTS_READY = ~AC.any_deps_match(AC.missing()) & ~AC.any_deps_in_progress() & ~AC.in_progress()
 
-REFRESH = ((AC.any_deps_updated() | AC.code_version_changed()).since_last_handled() & ~AC.missing()
+REFRESH = ((AC.any_deps_updated() | AC.code_version_changed()).since_last_handled() & ~AC.missing()  # type: ignore[misc]  # dagster types its self as a condition over asset and check keys
            & _INPUTS_READY).with_label("refresh when an input or the code changed")
 """For the partitioned assets: an existing partition runs again once an input changed and every input is
 materialized and idle (no upstream run in flight), never twice for the same change."""
 
-REBUILD = ((AC.any_deps_updated() | AC.code_version_changed()).since_last_handled()
+REBUILD = ((AC.any_deps_updated() | AC.code_version_changed()).since_last_handled()  # type: ignore[misc]  # dagster types its self as a condition over asset and check keys
            & ~AC.any_deps_in_progress() & ~AC.in_progress()).with_label("rebuild after new results")
 """For the warehouse: one rebuild after judgments (or judge validations) changed, once none is in flight;
 its inputs are partitioned, so some partitions are always missing and that does not hold it back."""

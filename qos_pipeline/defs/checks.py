@@ -12,15 +12,17 @@ previous one, or none)."""
 
 import functools
 import warnings
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import BlockedError, CheckOutcome, raise_if_blocked
 from qos_pipeline.staging import WarehouseError
-from qos_pipeline.tables import note_of, table as declaration
+from qos_pipeline.tables import note_of
+from qos_pipeline.tables import table as declaration
 from qos_pipeline.tables.checks import checks_of
+
 
 def specs(asset: str, partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
     """The checks declared for ``asset`` (``tables/checks.py``), with descriptions and blocking flags;
@@ -42,6 +44,7 @@ def column_schema(table: str) -> dict[str, dg.TableSchema]:
 
 
 def results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    """Dagster check results of ``outcomes``: a failed blocking check is an error, any other a warning."""
     return [dg.AssetCheckResult(
         check_name=o.name, passed=o.passed, description=o.description,
         severity=dg.AssetCheckSeverity.ERROR if o.blocking else dg.AssetCheckSeverity.WARN,
@@ -70,7 +73,7 @@ def stop_if_blocked(context: dg.AssetExecutionContext, what: str, outcomes: list
         raise dg.Failure(description=str(exc)) from None
 
 
-def materialized(outcomes: list[CheckOutcome], metadata: dict, extra: list[dg.AssetCheckResult] = ()
+def materialized(outcomes: list[CheckOutcome], metadata: dict, extra: Sequence[dg.AssetCheckResult] = ()
                  ) -> dg.MaterializeResult:
     """The materialization of what was just written, with its check results (recorded after it, so they
     target it); ``extra``: results built by the asset itself (the regression gate)."""
@@ -91,6 +94,7 @@ def failing_clearly(fn):
 
 
 def counts(df: pd.DataFrame, column: str) -> dg.MetadataValue:
+    """Metadata tallying the values of ``df[column]``."""
     return tally(column, df[column].value_counts())
 
 

@@ -6,15 +6,13 @@ staged file, so an automatic refresh keeps a partition's design and sampling), t
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 
 from qos_pipeline.defs.resources import AuditSettings, optional
 from qos_pipeline.generation.sampling import REQUESTED, RunSettings, SamplingConfig
 from qos_pipeline.metrics.analysis import StatsSettings
-from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.cells import MEASURES
+from qos_pipeline.metrics.stats.draws import RESAMPLES, SEED
 from qos_pipeline.metrics.stats.multiplicity import METHODS
 
 
@@ -22,10 +20,11 @@ class PromptsConfig(dg.Config):
     """``design``: ``demo``, ``full`` or a pilot-format folder; empty: the group's current design (with
     ``keep_partition_settings``), else the settings'."""
 
-    design: Optional[str] = None
+    design: str | None = None
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> dict:
+        """The run's settings: this config's, else the partition's stored ones (if kept), else the defaults."""
         stored = stored if self.keep_partition_settings else {}
         return {"design": self.design or stored.get("design") or settings.design}
 
@@ -34,23 +33,24 @@ class GenerationsConfig(dg.Config):
     """Samples per prompt, base seed, batch size, new-token budget, prompt formats (ids of
     assets/prompt_formats.yaml) and sampling (empty: the model's own: registry, then generation_config.json,
     then transformers'). Sampling is taken as a whole: set any of its fields and the others not set are the
-    model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static KV cache + torch.compile on CUDA (decoding speed only).
+    model's; a temperature, top_p or top_k turns sampling on unless ``do_sample`` says otherwise. ``compile``: static
+    KV cache + torch.compile on CUDA (decoding speed only).
     ``decoder``: ``batched``, ``continuous`` or ``naive`` (empty: the generator resource's; see
     ``GeneratorResource``); rows are the same under ``batched`` and ``continuous``.
     ``keep_partition_settings``: empty fields take the partition's last settings (a refresh) or, when
     False, the defaults (what ``qos run`` does: its flags decide)."""
 
-    samples: Optional[int] = None
-    seed: Optional[int] = None
-    batch_size: Optional[int] = None
-    max_new_tokens: Optional[int] = None
-    prompt_formats: Optional[list[str]] = None
-    do_sample: Optional[bool] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
+    samples: int | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    max_new_tokens: int | None = None
+    prompt_formats: list[str] | None = None
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     compile: bool = False
-    decoder: Optional[str] = None
+    decoder: str | None = None
     keep_partition_settings: bool = True
 
     def effective(self, stored: dict, settings: AuditSettings) -> RunSettings:
@@ -73,7 +73,7 @@ class JudgmentsConfig(dg.Config):
     """``judges``: judge specs (``rules``, ``llm:<model>``, ``learned:<name>``, ``ensemble:...``, ``human``);
     empty: the settings' judges. Judges not named keep their labels while the responses stay the same."""
 
-    judges: Optional[list[str]] = None
+    judges: list[str] | None = None
 
 
 class MetricTablesConfig(dg.Config):
@@ -83,13 +83,14 @@ class MetricTablesConfig(dg.Config):
     applied within each family; ``primary_measure``: the measure whose gaps vs the reference group form the
     primary family (``any_refusal``, ``refusal`` or ``harmful_refusal``; empty: the settings')."""
 
-    reference_group: Optional[str] = None
+    reference_group: str | None = None
     bootstrap_resamples: int = RESAMPLES
     bootstrap_seed: int = SEED
     p_adjust: str = "holm"
-    primary_measure: Optional[str] = None
+    primary_measure: str | None = None
 
     def stats(self, settings: AuditSettings | None = None) -> StatsSettings:
+        """The statistics settings, checked: a clear error for too few resamples or an unknown method or measure."""
         if self.bootstrap_resamples < 100:
             raise ValueError(f"bootstrap_resamples={self.bootstrap_resamples}: use at least 100 (1,000 is the default)")
         if self.p_adjust not in METHODS:
@@ -108,5 +109,5 @@ class ValidationConfig(dg.Config):
     files: list[str] = []
     limit: int = 0
     seed: int = 0
-    judges: Optional[list[str]] = None
-    outputs_of: Optional[str] = None
+    judges: list[str] | None = None
+    outputs_of: str | None = None

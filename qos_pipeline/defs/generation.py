@@ -3,9 +3,9 @@
 import os
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -21,14 +21,13 @@ from qos_pipeline.defs.sources import model_sources
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
-from qos_pipeline.generation.sampling import RunSettings
 from qos_pipeline.generation.models.added import RecordedSource, recorded
+from qos_pipeline.generation.sampling import RunSettings
 from qos_pipeline.generation.step import generate
 from qos_pipeline.ingest.partitions import spool
 from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.processes import pause_point
 from qos_pipeline.staging import partition_file, read_partition, stored, write_partition, writer_lock
-
 
 with warnings.catch_warnings():  # beta API, but the documented way to map model x group -> one dimension
     warnings.simplefilter("ignore", dg.BetaWarning)

@@ -1,28 +1,28 @@
 """The judging assets: ``judgments`` (one partition per model x group, every configured judge) and
 ``judge_validations`` (each configured judge against human-labelled files)."""
 
-from typing import Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.defs.checks import column_schema, counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REFRESH
+from qos_pipeline.defs.checks import column_schema, counts, failing_clearly, materialized, merge, specs, stop_if_blocked
 from qos_pipeline.defs.config import JudgmentsConfig, ValidationConfig
 from qos_pipeline.defs.executors import JUDGE_STEP_TAGS
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import AuditSettings, Storage
 from qos_pipeline.defs.sources import judge_definitions
 from qos_pipeline.judging import checks, step
-from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.evaluation.evaluate import evaluate, stage
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.step import judge_partition, stale_judgment_files
 from qos_pipeline.processes import pause_point
-from qos_pipeline.tables.checks import JUDGE_VALIDATIONS_ERROR_GAPS, JUDGE_VALIDATIONS_FIGURES_IN_RANGE
+from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import partition_file, read_partition, write_partition, writer_lock
-
+from qos_pipeline.tables.checks import JUDGE_VALIDATIONS_ERROR_GAPS, JUDGE_VALIDATIONS_FIGURES_IN_RANGE
 
 
 @dg.asset(partitions_def=model_group_partitions, group_name="audit", kinds={"python", "parquet"},
@@ -42,7 +42,8 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
     model, group = split_key(context)
     paths = storage.paths()
     gens = read_partition(partition_file(paths.staging, "generations", group, model), f"generations[{model}|{group}]")
-    frames, outcomes, reused, extra = {}, [], [], {}
+    outcomes: list[CheckOutcome] = []
+    frames, reused, extra = {}, [], {}
     for spec in config.judges or audit.judge_specs():
         judge_impl = get_judge(spec, paths)
         stored = partition_file(paths.staging, "judgments", group, model, judge_impl.judge_id)
@@ -50,9 +51,10 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
         frames[judge_impl.judge_id], outcomes = df, outcomes + checks
         if was_reused:
             reused.append(judge_impl.judge_id)
-        if getattr(judge_impl, "agreement", None) and not was_reused:  # ensembles: kappa between members
+        agreement = getattr(judge_impl, "agreement", None)
+        if agreement and not was_reused:  # ensembles: kappa between members
             extra[f"agreement/{judge_impl.judge_id}"] = dg.MetadataValue.json(
-                {k: None if v != v else v for k, v in judge_impl.agreement.items()})  # NaN (no items) -> null
+                {k: None if v != v else v for k, v in agreement.items()})  # NaN (no items) -> null
     outcomes = merge(outcomes, list(frames))
     yield from stop_if_blocked(context, f"judgments[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"judgments[{model}|{group}]", notify=context.log.warning):
@@ -76,8 +78,8 @@ def judgments(context: dg.AssetExecutionContext, config: JudgmentsConfig, storag
 def _in_range(reports: list[dict]) -> CheckOutcome:
     bad = [f"{r['judge_id']}@{r['dataset']}" for r in reports
            if not all(0 <= r[k] <= 1 for k in ("accuracy", "macro_f1")) or r["n"] < 1]
-    return CheckOutcome(JUDGE_VALIDATIONS_FIGURES_IN_RANGE, not bad, f"{len(reports)} validations; out of range: {bad or 'none'}",
-                        {"validations": len(reports)})
+    return CheckOutcome(JUDGE_VALIDATIONS_FIGURES_IN_RANGE, not bad,
+                        f"{len(reports)} validations; out of range: {bad or 'none'}", {"validations": len(reports)})
 
 
 def _gaps(reports: list[dict]) -> CheckOutcome:
@@ -96,13 +98,14 @@ def judge_validations(context: dg.AssetExecutionContext, config: ValidationConfi
     """Each configured judge compared with human labels: accuracy, macro-F1, Cohen's kappa, refusal-vs-not
     F1 (with template-cluster intervals), per-label precision/recall and the confusion matrix, overall and
     per name group, and per measure (any refusal, refusal, harmful refusal, harmful answer) the judge's
-    sensitivity, specificity and the error it adds to each group's gap, flagged where it could change it. Grain: one row per (judge, labelled file, group) in ``judge_validations``;
+    sensitivity, specificity and the error it adds to each group's gap, flagged where it could change it. Grain: one
+    row per (judge, labelled file, group) in ``judge_validations``;
     ``refusal_rates_corrected`` uses these error rates at the next ``metric_tables`` build. Run config
     ``outputs_of`` records whose outputs the files hold (column ``outputs_model``)."""
     files, paths = config.files or audit.files(), storage.paths()
     judges, reference = config.judges or audit.judge_specs(), audit.reference(paths)
     try:
-        evaluations = [evaluate(file, spec, paths, reference, limit=config.limit or None, seed=config.seed,
+        evaluations = [evaluate(Path(file), spec, paths, reference, limit=config.limit or None, seed=config.seed,
                                 run_id=context.run_id, outputs_of=config.outputs_of or None)
                        for file in files for spec in judges]
     except FileNotFoundError as exc:

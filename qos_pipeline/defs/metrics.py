@@ -1,13 +1,14 @@
 """The ``metric_tables`` asset: the whole DuckDB warehouse, rebuilt by the single ``duckdb_writer`` step."""
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
 from qos_pipeline.checks import BlockedError
 from qos_pipeline.defs.alerts import gate_result
-from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.automation import REBUILD
+from qos_pipeline.defs.checks import failing_clearly, materialized, specs, stop_if_blocked
 from qos_pipeline.defs.config import MetricTablesConfig
 from qos_pipeline.defs.resources import AuditSettings, RegressionGate, Storage
 from qos_pipeline.generation.models import lineage
@@ -65,7 +66,7 @@ def metric_tables(context: dg.AssetExecutionContext, config: MetricTablesConfig,
     except BlockedError as exc:  # not published: the suites' results still reach the UI before the step fails
         counts, outcomes = {}, exc.outcomes
     yield from stop_if_blocked(context, f"warehouse {paths.db}", outcomes)
-    metadata = {}
+    metadata: dict[str, Any] = {}
     if counts.get("label_rates_model"):  # published and not empty: the findings and pictures of this build
         written = write_plots(paths.db)  # first in the UI's metadata table: what the build found
         metadata["findings"] = dg.MetadataValue.md(

@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin)
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from qos_pipeline.settings import PROJECT_ROOT
@@ -45,7 +44,7 @@ def with_location_origin(instance: dg.DagsterInstance, job_name: str) -> Iterato
         kwargs["remote_job_origin"] = kwargs.get("remote_job_origin") or job_origin(job_name)
         return create(*args, **kwargs)
 
-    instance.create_run_for_job = create_with_origin  # this instance object only, and only inside the block
+    instance.create_run_for_job = create_with_origin  # type: ignore[method-assign]  # this instance object only, and only inside the block
     try:
         yield
     finally:

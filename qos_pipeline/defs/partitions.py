@@ -13,7 +13,7 @@ from qos_pipeline.prompts.design import load_groups
 from qos_pipeline.provenance import check_key
 from qos_pipeline.settings import Paths
 
-GROUPS, REFERENCE_GROUP = load_groups(Paths.resolve(os.environ.get("QOS_ASSETS") or None).assets)
+GROUPS, _ = load_groups(Paths.resolve(os.environ.get("QOS_ASSETS") or None).assets)
 
 group_partitions = dg.StaticPartitionsDefinition(GROUPS)
 model_partitions = dg.DynamicPartitionsDefinition(name="model")

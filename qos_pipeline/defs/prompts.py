@@ -1,6 +1,6 @@
 """The ``prompts`` asset: one partition per name group."""
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -10,12 +10,12 @@ from qos_pipeline.defs.config import PromptsConfig
 from qos_pipeline.defs.partitions import group_partitions
 from qos_pipeline.defs.resources import AuditSettings, Storage
 from qos_pipeline.defs.sources import prompt_designs
-from qos_pipeline.prompts import checks, design as design_module, step
+from qos_pipeline.prompts import checks, step
+from qos_pipeline.prompts import design as design_module
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.prompts.step import build_prompts
 from qos_pipeline.provenance import code_digest
 from qos_pipeline.staging import partition_file, stored, write_partition, writer_lock
-
 
 
 @dg.asset(partitions_def=group_partitions, group_name="audit", kinds={"python", "parquet"},

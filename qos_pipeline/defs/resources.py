@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -40,6 +40,7 @@ class Storage(dg.ConfigurableResource):
     model_cache_dir: str = ""
 
     def paths(self) -> Paths:
+        """The resolved folders (empty fields: the project's)."""
         return Paths.resolve(self.assets_dir or None, self.warehouse_dir or None, self.model_cache_dir or None)
 
 
@@ -65,15 +66,19 @@ class AuditSettings(dg.ConfigurableResource):
     primary_measure: str = "any_refusal"
 
     def format_ids(self) -> list[str] | None:
+        """The prompt-format ids, or None for the formats file's default."""
         return _ids(self.prompt_formats) or None
 
     def judge_specs(self) -> list[str]:
+        """The judge specs (``default`` when none is set)."""
         return _ids(self.judges) or ["default"]
 
     def reference(self, paths: Paths) -> str:
+        """The reference group: the configured one, else the one of ``groups.yaml``."""
         return self.reference_group or load_groups(paths.assets)[1]
 
     def files(self) -> list[str]:
+        """The human-labelled files for ``judge_validations``."""
         return [f for f in self.validation_files.split(os.pathsep) if f.strip()]
 
 
@@ -91,6 +96,7 @@ class GeneratorResource(dg.ConfigurableResource):
     attention: str = "dense"
 
     def build(self, model_key: str, paths: Paths, compile: bool = False, decoder: str | None = None) -> Generator:
+        """The generator of ``model_key`` with this resource's decoding options."""
         spec = resolve(model_key, paths)
         options = DecodeOptions(static_cache=self.static_cache, compile=compile, decoder=decoder or self.decoder,
                                 attention=self.attention)
@@ -106,6 +112,7 @@ class CheckpointWatch(dg.ConfigurableResource):
     marker: str = ".complete"
 
     def roots(self) -> list[Path]:
+        """The watched folders, resolved."""
         return [Path(p).expanduser().resolve() for p in self.dirs.split(os.pathsep) if p.strip()]
 
 
@@ -121,6 +128,7 @@ class RegressionGate(dg.ConfigurableResource):
     severity: str = "warn"
 
     def settings(self) -> GateSettings:
+        """The gate's level and ceiling as numbers; a clear error naming the variables when one is not a number."""
         try:
             return GateSettings(float(self.level or 0.05), float(self.ceiling or 0))
         except ValueError as exc:
@@ -128,6 +136,7 @@ class RegressionGate(dg.ConfigurableResource):
                              f"{exc}") from None
 
     def check_severity(self) -> dg.AssetCheckSeverity:
+        """The severity of a failed gate check in the UI."""
         if self.severity.lower() not in ("warn", "error"):
             raise ValueError(f"QOS_GATE_SEVERITY={self.severity!r}: use warn or error")
         return dg.AssetCheckSeverity.ERROR if self.severity.lower() == "error" else dg.AssetCheckSeverity.WARN
@@ -144,6 +153,7 @@ class Alerts(dg.ConfigurableResource):
     only_failures: str = "false"
 
     def argv(self) -> list[str]:
+        """The alert command as an argv list (empty: none); a clear error when it cannot be parsed."""
         text = self.command.strip()
         if not text:
             return []
@@ -157,6 +167,7 @@ class Alerts(dg.ConfigurableResource):
         return argv
 
     def failures_only(self) -> bool:
+        """Whether only failed verdicts are sent."""
         return self.only_failures.strip().lower() in ("1", "true", "yes")
 
 
@@ -175,7 +186,10 @@ ENV = {
 """Which ``QOS_*`` variable sets which field of which resource."""
 
 
-def from_env(cls: type[dg.ConfigurableResource], deferred: bool = True, **fields: Any) -> dg.ConfigurableResource:
+R = TypeVar("R", bound=dg.ConfigurableResource)
+
+
+def from_env(cls: type[R], deferred: bool = True, **fields: Any) -> R:
     """``cls`` with each field whose variable is set taken from it: as ``dg.EnvVar`` (``deferred``: read
     when a run starts) or as its value now (the command line, which needs paths before any run).
     ``fields`` win over the environment."""
@@ -195,6 +209,6 @@ def from_env(cls: type[dg.ConfigurableResource], deferred: bool = True, **fields
     return cls(**{**values, **fields})
 
 
-def optional(value: Optional[Any], fallback: Any) -> Any:
+def optional(value: Any | None, fallback: Any) -> Any:
     """A run's config value when given, else ``fallback``."""
     return fallback if value is None else value

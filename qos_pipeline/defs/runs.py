@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import dagster as dg
 
@@ -34,12 +34,15 @@ def process_tags() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DeadRun:
+    """A run left STARTED by a process that no longer exists."""
+
     run_id: str
     job: str
     partition: str | None
     pid: int
 
     def describe(self) -> str:
+        """One line for the user: which run, and which process left it."""
         where = f"{self.job}[{self.partition}]" if self.partition else self.job
         return (f"run {self.run_id[:8]} ({where}) was left unfinished by pid {self.pid}, which is gone (killed, or "
                 "its terminal closed)")
@@ -64,7 +67,7 @@ def _recorded_process(instance: dg.DagsterInstance, record) -> tuple[int, float]
         data = entry.dagster_event.engine_event_data if entry.dagster_event else None
         pid = (data.metadata or {}).get("pid") if data is not None else None
         if pid is not None and str(pid.value).isdigit():
-            return int(pid.value), entry.timestamp
+            return int(str(pid.value)), entry.timestamp
     return None
 
 

@@ -10,6 +10,7 @@ It stays hand-written because it adds dynamic partitions, which no automation co
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import dagster as dg
 
@@ -98,7 +99,7 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, watch: CheckpointW
         if problem:
             scan.rejected[str(ready.path)] = problem
             continue
-        if not context.instance.has_dynamic_partition(model_partitions.name, ready.key):
+        if not context.instance.has_dynamic_partition(cast(str, model_partitions.name), ready.key):
             new_keys.append(ready.key)
         runs += _audit_requests(ready, todo, has_prompts)
         need_prompts |= set(todo) - has_prompts

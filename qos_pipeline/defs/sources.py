@@ -25,7 +25,7 @@ from qos_pipeline.prompts.design import DesignError, design_version, load_design
 from qos_pipeline.staging import partition_file, stored
 
 OBSERVE_CRON = "*/15 * * * *"
-OBSERVED = dg.AutomationCondition.cron_tick_passed(OBSERVE_CRON).since_last_handled()
+OBSERVED = dg.AutomationCondition.cron_tick_passed(OBSERVE_CRON).since_last_handled()  # type: ignore[misc]  # dagster types its self as a condition over asset and check keys
 """Sources are observed every 15 minutes while automation is on (hashing weights is not free)."""
 
 

@@ -1,7 +1,7 @@
 """The optional ``toxicity`` asset: the paper's contrast of a toxicity classifier with the taxonomy. Off (no
 materialization) unless a run names a classifier; never automated, so it costs nothing until asked for."""
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -21,7 +21,7 @@ class ToxicityConfig(dg.Config):
     as toxic. ``judge``: whose refusal labels the rates are set beside (default: the recommended judge)."""
 
     classifier: str = ""
-    toxic_label: Optional[str] = None
+    toxic_label: str | None = None
     threshold: float = 0.5
     judge: str = "default"
     batch_size: int = 32

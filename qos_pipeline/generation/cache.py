@@ -17,8 +17,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 import pandas as pd
 
@@ -41,6 +42,7 @@ def cache_key(model_version: str, request: GenerationRequest, config_hash: str) 
 
 
 def cache_folder(warehouse: Path, model: str, group: str) -> Path:
+    """The folder of a (model, group) partition's generation cache."""
     return (Path(warehouse) / "cache" / "generations" / f"model={check_key(model, 'model')}"
             / f"group={check_key(group, 'group')}")
 
@@ -64,13 +66,14 @@ class RowStore:
             except Exception as exc:  # pyarrow raises several types; the rows are simply generated again
                 log.warning("cache chunk %s is unreadable (%s); its rows will be generated again", file, exc)
                 continue
-            for row in frame.to_dict("records"):
+            for row in cast(list[dict[str, Any]], frame.to_dict("records")):  # column names are text
                 # chunks of older versions lack the id; it is a function of the row, so add it
                 row.setdefault("generation_id", row_id(row["model_key"], row["cache_key"], row["response"]))
                 rows.setdefault(row["cache_key"], row)
         return rows
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store ``rows`` as a new chunk (nothing without a folder or rows)."""
         if self.folder is not None and rows:
             name = f"chunk-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}.parquet"
             write_partition(rows_frame(rows), self.folder / name)
@@ -81,7 +84,8 @@ class RowStore:
         if self.folder is None or not self.folder.is_dir():
             return
         old = sorted(self.folder.glob("*.parquet"))
-        kept = write_partition(rows_frame(list(rows.values())), self.folder / f"compact-{uuid.uuid4().hex[:12]}.parquet")
+        compacted = self.folder / f"compact-{uuid.uuid4().hex[:12]}.parquet"
+        kept = write_partition(rows_frame(list(rows.values())), compacted)
         for file in old:
             if file != kept:
                 file.unlink(missing_ok=True)
@@ -91,7 +95,7 @@ def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows as a typed frame (nullable integer seeds and counts, UTC timestamps), as stored and staged."""
     df = pd.DataFrame(list(rows), columns=CACHE_COLUMNS)
     for col in ("seed", "n_new_tokens"):
-        df[col] = pd.array(df[col], dtype="Int64")
+        df[col] = pd.array(df[col].to_list(), dtype="Int64")
     df["sample"] = df["sample"].astype("int64")
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
     return df

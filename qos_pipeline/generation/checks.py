@@ -3,16 +3,16 @@ prompt format x prompt x sample) and a warning for empty responses."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome, schema_check
 from qos_pipeline.prompts.checks import NONEMPTY, PROMPT_RULES
-from qos_pipeline.taxonomy import LABELS
-from qos_pipeline.tables.frames import pandera_schema
 from qos_pipeline.tables.checks import GENERATIONS_COMPLETE, GENERATIONS_RESPONSES_NONEMPTY, GENERATIONS_SCHEMA
+from qos_pipeline.tables.frames import pandera_schema
+from qos_pipeline.taxonomy import LABELS
 
 ROW_RULES = {
     "model_key": pa.Check.str_matches(r"^[a-z0-9][a-z0-9._-]{0,63}$"),
@@ -39,7 +39,7 @@ generations_schema = pandera_schema(
 
 
 def generations_complete(name: str, generations: pd.DataFrame, prompt_ids: list[str], samples: int,
-                         formats: list[str] | None = None) -> CheckOutcome:
+                         formats: Sequence[str] | None = None) -> CheckOutcome:
     """One row per (prompt format, prompt, sample) of the partition: nothing lost, nothing duplicated.
 
     ``formats`` None: the formats the rows carry (ingested files record one of their own)."""

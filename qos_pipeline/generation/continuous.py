@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -44,7 +45,8 @@ class Row:
     __slots__ = ("index", "tokens", "ended")
 
     def __init__(self, index: int) -> None:
-        self.index, self.tokens, self.ended = index, [], False
+        self.tokens: list[int] = []
+        self.index, self.ended = index, False
 
     def extend(self, tokens: Sequence[int], eos_ids: frozenset[int], max_new: int, ignore_eos: bool) -> bool:
         """Add drawn tokens; True once the row has hit eos (unless ignored) or ``max_new`` tokens."""
@@ -53,16 +55,20 @@ class Row:
         return self.ended
 
     def output(self, eos_ids: frozenset[int], max_new: int, ignore_eos: bool) -> Output:
+        """The row's response tokens and finish reason (``eos`` or ``length``)."""
         if ignore_eos:
             return self.tokens[:max_new], "length"
         return split_new_tokens(self.tokens, eos_ids, max_new)
 
 
-def _prefill_groups(free: list[int], queue: deque, encoded: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], list[int]]]:
+def _prefill_groups(free: list[int], queue: deque, encoded: Sequence[Sequence[int]]
+                    ) -> Iterator[tuple[list[int], list[int]]]:
     """(slots, request indices) groups for the free slots, at most PREFILL_TOKENS padded tokens each."""
     while free and queue:
-        slots, rows = [], []
-        while free and queue and (len(rows) + 1) * len(encoded[queue[0]]) <= max(PREFILL_TOKENS, len(encoded[queue[0]])):
+        slots: list[int] = []
+        rows: list[int] = []
+        while free and queue and ((len(rows) + 1) * len(encoded[queue[0]])
+                                  <= max(PREFILL_TOKENS, len(encoded[queue[0]]))):
             slots.append(free.pop())
             rows.append(queue.popleft())
         yield slots, rows
@@ -73,8 +79,8 @@ def _decode(engine: SlotEngine, encoded, seeds, queue: deque, sampling: Sampling
     """The scheduler: fill the free slots, run a window, end rows, and so on until the queue is empty;
     then the last rows move to smaller engines as they thin out. Ended rows are yielded ``flush`` at a
     time (and the last ones at the end)."""
-    stop = dict(eos_ids=eos_ids, max_new=sampling.max_new_tokens, ignore_eos=ignore_eos)
-    root, live = engine, {}
+    stop: dict[str, Any] = dict(eos_ids=eos_ids, max_new=sampling.max_new_tokens, ignore_eos=ignore_eos)
+    root, live = engine, cast(dict[int, Row], {})
     free = list(range(engine.kv.slots))[::-1]
     ended: list[Row] = []
     while queue or live:

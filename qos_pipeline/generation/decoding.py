@@ -6,8 +6,8 @@ every batch); the batch size halves on CUDA out-of-memory instead of failing.
 
 Reproducibility: sampling happens here (``draws``), by inverse CDF over the warped distribution
 (transformers' own temperature / top-k / top-p warpers) with one uniform per row and step that is a pure
-function of (row seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other rows
-of its batch: it can be regenerated alone, in another batch, after a resume or a batch-size back-off (up
+function of (row seed, step); transformers only takes the argmax. A row's tokens therefore do not depend on the other
+rows of its batch: it can be regenerated alone, in another batch, after a resume or a batch-size back-off (up
 to floating-point differences between batch shapes, which could move a draw only at a CDF boundary).
 """
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from transformers import GenerationConfig
@@ -49,7 +50,7 @@ def generation_config(sampling: SamplingConfig, pad_id: int, eos_ids: frozenset[
                       width: int) -> GenerationConfig:
     """Greedy generate() (sampling is in the processors); every field set explicitly, so nothing is
     merged in from the model's own generation_config."""
-    kwargs = {"max_new_tokens": sampling.max_new_tokens, "do_sample": False, "num_beams": 1,
+    kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": False, "num_beams": 1,
               "pad_token_id": pad_id, "eos_token_id": sorted(eos_ids) or None, "repetition_penalty": 1.0,
               "disable_compile": not options.compile}
     if options.ignore_eos:
@@ -121,6 +122,7 @@ def naive_batches(model, encoded: Sequence[Sequence[int]], seeds: Sequence[int],
 
 
 def static_width(encoded: Sequence[Sequence[int]], multiple: int) -> int:
+    """The longest encoding's length rounded up to a multiple of ``multiple`` (a static cache's width)."""
     longest = max(len(ids) for ids in encoded)
     return int(math.ceil(longest / multiple) * multiple)
 

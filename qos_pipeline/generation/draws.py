@@ -12,7 +12,7 @@ knowing its seed and step: the benchmarks force recorded response lengths with o
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
@@ -68,7 +68,8 @@ class SeededSampler(LogitsProcessor):
     def __init__(self, seeds: torch.Tensor, prompt_width: int) -> None:
         self.seeds, self.prompt_width = seeds, prompt_width
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        """Scores that put all the mass on each row's seeded draw."""
         token = seeded_pick(scores, self.seeds[: scores.shape[0]], input_ids.shape[1] - self.prompt_width)
         return torch.full_like(scores, float("-inf")).scatter_(1, token[:, None], 0.0)
 
@@ -79,7 +80,8 @@ class HookProcessor(LogitsProcessor):
     def __init__(self, hook: RowHook, seeds: torch.Tensor, prompt_width: int) -> None:
         self.hook, self.seeds, self.prompt_width = hook, seeds, prompt_width
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        """The hook's scores for this step of every row."""
         seeds = self.seeds[: scores.shape[0]]
         return self.hook(scores, seeds, torch.full_like(seeds, input_ids.shape[1] - self.prompt_width))
 
@@ -93,7 +95,8 @@ class PaddingFreePenalty(RepetitionPenaltyLogitsProcessor):
         super().__init__(penalty=penalty)
         self.pads = list(pads)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        """The penalized scores, with each row's padding replaced by its first real token."""
         ids = input_ids.clone()
         for row, pad in enumerate(self.pads[: ids.shape[0]]):
             if pad:
@@ -102,7 +105,7 @@ class PaddingFreePenalty(RepetitionPenaltyLogitsProcessor):
 
 
 def warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
-    """transformers' temperature / top-k / top-p warpers, in ``generate``'s order (none when greedy)."""
+    """Transformers' temperature / top-k / top-p warpers, in ``generate``'s order (none when greedy)."""
     procs: list[LogitsProcessor] = []
     if sampling.do_sample:
         if sampling.temperature not in (None, 1.0):
@@ -115,6 +118,7 @@ def warpers(sampling: SamplingConfig) -> list[LogitsProcessor]:
 
 
 def has_penalty(sampling: SamplingConfig) -> bool:
+    """Whether the sampling has a repetition penalty (other than 1)."""
     return sampling.repetition_penalty not in (None, 1.0)
 
 
@@ -123,7 +127,7 @@ def processors(sampling: SamplingConfig, seeds: torch.Tensor, prompt_width: int,
     """For ``generate``: the hook, the repetition penalty, the warpers, then the seeded sampler."""
     procs: list[LogitsProcessor] = [HookProcessor(hook, seeds, prompt_width)] if hook else []
     if has_penalty(sampling):
-        procs.append(PaddingFreePenalty(sampling.repetition_penalty, pads))
+        procs.append(PaddingFreePenalty(sampling.repetition_penalty or 1.0, pads))
     procs += warpers(sampling)
     if sampling.do_sample:
         procs.append(SeededSampler(seeds, prompt_width))

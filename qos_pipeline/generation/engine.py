@@ -6,7 +6,8 @@ captured once as a CUDA graph on CUDA. The scheduling around it is ``continuous`
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
@@ -26,9 +27,16 @@ class SlotEngine:
     sixteenth; the scheduler moves the live rows there, so the last rows do not pay for empty slots."""
 
     STATE = ("tokens", "rope", "seeds", "steps")
+    # per-slot state, set by name (``STATE``) in __init__
+    tokens: torch.Tensor
+    rope: torch.Tensor
+    seeds: torch.Tensor
+    steps: torch.Tensor
+    root_slots: int
+    pool: Any  # the CUDA graphs' memory pool handle, once captured
 
     def __init__(self, model, slots: int, capacity: int, sampling: SamplingConfig, options: DecodeOptions,
-                 hook: RowHook | None = None, parent: "SlotEngine | None" = None) -> None:
+                 hook: RowHook | None = None, parent: SlotEngine | None = None) -> None:
         self.model, self.sampling, self.hook, self.window = model, sampling, hook, options.sync_every
         long = dict(dtype=torch.long, device=model.device)
         if parent is None:
@@ -159,7 +167,7 @@ class SlotEngine:
             for i, row in enumerate(rows):
                 seen[i, : len(row)] = ids[i, width - len(row):]
         first = self.pick(out.logits[:, -1, :].float(), seed, torch.zeros_like(seed), seen)
-        if seen is not None:
+        if seen is not None and self.seen is not None:
             seen.scatter_(1, lengths[:, None], first[:, None])
             self.seen[where] = seen
         self.tokens[where], self.rope[where], self.seeds[where] = first, lengths, seed

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from qos_pipeline import asset_files
 from qos_pipeline.asset_files import FormatsFile, parse
-
 from qos_pipeline.generation.models.files import ModelError
 
 FORMATS_FILE = "prompt_formats.yaml"

@@ -32,7 +32,7 @@ class Fp8Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features, device=device), requires_grad=False) if bias else None
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "Fp8Linear":
+    def from_linear(cls, linear: nn.Linear) -> Fp8Linear:
         """Quantize a linear layer's weights (per output channel, absmax scaling)."""
         w = linear.weight.detach().float()
         scale = (w.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)
@@ -40,6 +40,7 @@ class Fp8Linear(nn.Module):
         out.weight.data.copy_((w / scale).to(FP8))
         out.scale.data.copy_(scale.t())
         if linear.bias is not None:
+            assert out.bias is not None  # made with a bias just above
             out.bias.data = linear.bias.detach().clone()
         return out
 
@@ -53,6 +54,7 @@ class Fp8Linear(nn.Module):
             self.bias.data.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` times the dequantized weights (plus bias), in the input's shape."""
         shape = x.shape
         flat = x.reshape(-1, self.in_features)
         rows = flat.shape[0]

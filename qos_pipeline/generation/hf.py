@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from qos_pipeline.generation.interface import Batches, GenerationRequest, GenerationResult, collect
 from qos_pipeline.generation.models.files import ModelError
@@ -84,9 +85,11 @@ class HFGenerator:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.load()
         from qos_pipeline.generation.continuous import run_continuous
-        from qos_pipeline.generation.decoding import BatchOOMError, naive_batches, run_batches
+        from qos_pipeline.generation.decoding import BatchOOMError, Output, naive_batches, run_batches
 
-        decode = {"naive": naive_batches, "batched": run_batches, "continuous": run_continuous}[self.options.decoder]
+        decoders: dict[str, Callable[..., Iterator[tuple[list[int], list[Output]]]]] = {
+            "naive": naive_batches, "batched": run_batches, "continuous": run_continuous}
+        decode = decoders[self.options.decoder]
         sampling = self.resolve_sampling(sampling)
         encoded = [self._encode(r, sampling.max_new_tokens) for r in requests]  # all checked before any work
         extra = {"engines": self._engines} if self.options.decoder == "continuous" else {}

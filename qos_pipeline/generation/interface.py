@@ -6,8 +6,9 @@ stage code calls the same methods whichever is plugged in. Pure: no torch, no da
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from qos_pipeline.generation.formats import PAPER_FORMAT, PromptFormat
 from qos_pipeline.generation.sampling import SamplingConfig
@@ -29,6 +30,8 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """One response: its text, why it ended (``eos`` or ``length``) and its number of new tokens."""
+
     response: str
     finish_reason: str  # "eos" | "length"
     n_new_tokens: int

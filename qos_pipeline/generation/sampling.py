@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qos_pipeline.generation.models.files import ModelError
 
@@ -48,7 +49,7 @@ class SamplingConfig:
             raise ValueError(f"need temperature > 0, 0 < top_p <= 1, top_k >= 0, repetition_penalty > 0 and "
                              f"max_new_tokens >= 1; got {self}")
 
-    def resolve(self, *defaults: Mapping[str, Any]) -> "SamplingConfig":
+    def resolve(self, *defaults: Mapping[str, Any]) -> SamplingConfig:
         """Effective settings: own values, else the first of ``defaults`` that sets one, else HF_DEFAULTS."""
         values = {}
         for name in SAMPLING_FIELDS:
@@ -60,6 +61,7 @@ class SamplingConfig:
         return SamplingConfig(**values, max_new_tokens=self.max_new_tokens)
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict."""
         return asdict(self)
 
     def config_hash(self) -> str:
@@ -142,7 +144,7 @@ class DecodeOptions:
 
 def row_seed(base_seed: int, prompt_id: str, sample: int) -> int:
     """A stable per-row seed in [0, 2**31): the same on every machine and Python run (unlike hash())."""
-    digest = hashlib.sha256(f"{base_seed}\0{prompt_id}\0{sample}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{base_seed}\0{prompt_id}\0{sample}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2**31)
 
 

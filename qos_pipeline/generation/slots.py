@@ -33,8 +33,8 @@ def _sdpa(*args: Any, **kwargs: Any):
 
 
 def slot_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
-                   slot_kv: "SlotKV | None" = None, **kwargs: Any):
-    """transformers' attention interface: sdpa unless a ``SlotKV`` is passed (as ``slot_kv=`` to forward)."""
+                   slot_kv: SlotKV | None = None, **kwargs: Any):
+    """Transformers' attention interface: sdpa unless a ``SlotKV`` is passed (as ``slot_kv=`` to forward)."""
     if slot_kv is None:
         return _sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if slot_kv.mode == "prefill":
@@ -93,7 +93,7 @@ class SlotKV:
         self._block_range = torch.arange(blocks, dtype=torch.int32, device=device)
         self._flex = self._block_mask() if attention == "flex" else None
 
-    def head(self, slots: int) -> "SlotKV":
+    def head(self, slots: int) -> SlotKV:
         """The first ``slots`` slots as a cache of their own, sharing this one's storage (views)."""
         part = object.__new__(SlotKV)
         part.__dict__.update(self.__dict__)
@@ -139,6 +139,7 @@ class SlotKV:
             self._indices.copy_((first[:, None] + self._block_range).clamp(max=blocks - 1).view(self.slots, 1, 1, -1))
 
     def store_prefill(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Store one layer's prefilled keys and values in the slots being prefilled."""
         width = key.shape[2]
         self.keys[layer][self.prefill_slots, :, :width] = key
         self.values[layer][self.prefill_slots, :, :width] = value

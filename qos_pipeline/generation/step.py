@@ -3,8 +3,8 @@ resumable and cached (``cache``), then checked (``checks``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -28,7 +28,7 @@ def generate(prompts: pd.DataFrame, generator: Generator, sampling: SamplingConf
     ``cache``); the seed does not depend on the format, so conditions are compared on equal draws."""
     formats = list(formats or [PAPER_FORMAT])
     effective = generator.resolve_sampling(sampling)
-    requests = [GenerationRequest(p.prompt_id, s, p.prompt_text, row_seed(base_seed, p.prompt_id, s), f)
+    requests = [GenerationRequest(str(p.prompt_id), s, str(p.prompt_text), row_seed(base_seed, str(p.prompt_id), s), f)
                 for f in formats for p in prompts.itertuples(index=False) for s in range(samples)]
     rows, _ = cache.generate_rows(generator, requests, effective, batch_size, run_id,
                                       cache.RowStore(cache_dir), progress)

@@ -9,7 +9,7 @@ size and batch composition. Graph-safe: no host synchronization once its tables 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -37,9 +37,11 @@ class ForcedStops:
         return torch.where(keys[at] == seeds, lengths[at], torch.full_like(seeds, NO_STOP))
 
     def lengths_in(self, seeds: Sequence[int]) -> list[int]:
+        """The forced lengths of ``seeds`` as a list."""
         return self.length_of(torch.tensor(list(seeds), dtype=torch.long)).tolist()
 
     def __call__(self, scores: torch.Tensor, seeds: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """The scores, with eos forced at the step where a row's forced length ends."""
         length = self.length_of(seeds)
         eos = torch.zeros_like(scores[0], dtype=torch.bool)
         eos[self.eos_id] = True

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, cast
 
 import pandas as pd
 
@@ -20,8 +21,8 @@ from qos_pipeline.ingest.reading import CHUNK_ROWS, IngestError
 from qos_pipeline.ingest.recorded import iter_recorded
 from qos_pipeline.prompts.design import PROMPT_META
 from qos_pipeline.provenance import check_key, generation_id, utc_now
-from qos_pipeline.taxonomy import normalize_label
 from qos_pipeline.tables.checks import GENERATIONS_COMPLETE, GENERATIONS_RESPONSES_NONEMPTY, GENERATIONS_SCHEMA
+from qos_pipeline.taxonomy import normalize_label
 
 
 def generation_rows(df: pd.DataFrame, path: Path, model: str, prompt_format: str, run_id: str, with_labels: bool,
@@ -51,7 +52,8 @@ def to_partitions(df: pd.DataFrame, path: Path, model: str, prompt_format: str, 
     version = version or "recorded-" + cached_digest(path)[:12]
     gen = generation_rows(df, path, model, prompt_format, run_id, with_labels, version)
     out = {}
-    for group, part in gen.groupby("name_group", sort=False):
+    for key, part in gen.groupby("name_group", sort=False):
+        group = cast(str, key)
         check_key(group, "group")
         part = part.reset_index(drop=True)
         out[group] = (part, generation_checks(part, part["prompt_id"].unique().tolist(), int(part["sample"].max()) + 1))
@@ -90,10 +92,11 @@ class Spooled:
     first: dict = field(default_factory=dict)  # model_version, source, gen_config of the first row
     schema_failure: CheckOutcome | None = None
     finish_reasons: Counter = field(default_factory=Counter)
-    _writer: object = None
-    _schema: object = None
+    _writer: Any = None  # pyarrow.parquet.ParquetWriter once the first part is written
+    _schema: Any = None
 
     def add(self, part: pd.DataFrame) -> None:
+        """Append ``part`` to the file (the first part fixes its schema) and update the counts its checks need."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -114,6 +117,7 @@ class Spooled:
         self.finish_reasons.update(part["finish_reason"].tolist())
 
     def close(self) -> None:
+        """Close the file (no-op when nothing was written)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -151,7 +155,8 @@ def spool(source: RecordedSource, run_id: str, assets_dir: Path, file_for: Calla
                                    chunk_rows=chunk_rows):
             gen = generation_rows(chunk, source.file, source.key, source.prompt_format, run_id, source.labels,
                                   version, created_at)
-            for group, part in gen.groupby("name_group", sort=False):
+            for key, part in gen.groupby("name_group", sort=False):
+                group = cast(str, key)
                 if groups is not None and group not in groups:
                     continue
                 if group not in spooled:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,13 +26,13 @@ class Lines:
     def __init__(self, numbers):
         self.numbers = np.asarray(numbers, dtype=np.int64)
 
-    def __deepcopy__(self, memo) -> "Lines":
+    def __deepcopy__(self, memo) -> Lines:
         return self  # never changed in place
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Lines) and np.array_equal(self.numbers, other.numbers)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable: equality compares arrays
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -92,8 +92,8 @@ def refuse_nul(path: Path) -> None:
             at = block.find(b"\0")
             if at >= 0:
                 line += block.count(b"\n", 0, at)
-                raise IngestError(f"{path} line {line}: a NUL byte (\\x00) in the text; "
-                                  "remove it (a binary or UTF-16 file? save it as UTF-8 text) and ingest the file again")
+                raise IngestError(f"{path} line {line}: a NUL byte (\\x00) in the text; remove it "
+                                  "(a binary or UTF-16 file? save it as UTF-8 text) and ingest the file again")
             line += block.count(b"\n")
 
 
@@ -181,6 +181,7 @@ def iter_table(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFram
     refuse_nul(path)
     seen = 0
     try:
+        chunks: Iterable[pd.DataFrame]
         if suffix == ".csv":  # only an empty cell is missing: "None", "NA", "null" are text as written
             chunks = pd.read_csv(path, encoding="utf-8", chunksize=chunk_rows, keep_default_na=False, na_values=[""])
         else:

@@ -8,16 +8,32 @@ response in column ``gk`` that repeats the prompt sentence first), or a CSV/JSON
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from qos_pipeline.ingest.reading import (
-    CHUNK_ROWS, LINES, IngestError, iter_table, joined, line_numbers, line_of, physical_lines)
+    CHUNK_ROWS,
+    LINES,
+    IngestError,
+    iter_table,
+    joined,
+    line_numbers,
+    line_of,
+    physical_lines,
+)
 from qos_pipeline.prompts.design import (
-    BLANK, NAME, known_templates, load_design, pilot_name_key, prompt_id, template_id)
+    BLANK,
+    NAME,
+    known_templates,
+    load_design,
+    pilot_name_key,
+    prompt_id,
+    template_id,
+)
 from qos_pipeline.taxonomy import label_key
 
 PILOT_COLUMNS = {"variable", "prompt_sentence", "og_prompt", "type_name", "identity", "common", "name", "label"}
@@ -53,7 +69,8 @@ def _from_pilot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     genders = df["type_name"].map(lambda t: pilot_name_key(t)[1])
     return pd.DataFrame({
         "prompt_text": df["prompt_sentence"].astype(str).str.strip(),
-        "response": [strip_echo("" if pd.isna(df.at[i, f"g{kk}"]) else df.at[i, f"g{kk}"], df.at[i, "prompt_sentence"])
+        "response": [strip_echo("" if pd.isna(df.at[i, f"g{kk}"]) else cast(str, df.at[i, f"g{kk}"]),
+                                cast(str, df.at[i, "prompt_sentence"]))
                      for i, kk in zip(df.index, k)],
         "sample": k - 1, "name": df["name"].astype(str), "name_group": df["identity"].astype(str),
         "gender": genders, "popularity": df["common"].map({"common": "popular"}).fillna("less_common"),
@@ -66,7 +83,7 @@ def _name_lookup(assets_dir: Path) -> pd.DataFrame:
     return load_design("full", assets_dir).names.set_index("name")
 
 
-def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: "_Numbering",
+def _from_generic(df: pd.DataFrame, path: Path, names: pd.DataFrame, numbering: _Numbering,
                   require_design: bool = True) -> pd.DataFrame:
     df = df.rename(columns={"prompt": "prompt_text", "group": "name_group", "template": "template_text"})
     missing = {"prompt_text", "response"} - set(df.columns)
@@ -123,7 +140,8 @@ class _Numbering:
         prompts = df["prompt_text"].astype(str)
         numbers = prompts.groupby(prompts, sort=False).cumcount().to_numpy() + \
             prompts.map(self.next).fillna(0).astype(int).to_numpy()
-        self.next.update(pd.Series(numbers + 1, index=prompts.to_numpy()).groupby(level=0).max().to_dict())
+        latest = pd.Series(numbers + 1, index=prompts.to_numpy()).groupby(level=0).max()
+        self.next.update(cast(dict[str, int], latest.to_dict()))
         return numbers
 
     def finish(self) -> None:
@@ -182,7 +200,9 @@ class _TemplateNames:
     WORDS = 6
 
     def __init__(self, known: dict[str, str]):
-        self.known, self.given, self.per_target = known, {}, {}
+        self.known = known
+        self.given: dict[str, str] = {}  # template text -> its name
+        self.per_target: dict[str, int] = {}  # names numbered per target group
 
     def _words(self, text: str) -> str:
         words = text.replace(NAME, " ").replace(BLANK, "___").split()
@@ -228,7 +248,8 @@ class _Context:
             raise IngestError(f"{path}: prompts must contain {BLANK} (fill-in-the-blank design); e.g. {bad}")
         # Ids are content hashes, exactly as for generated prompts; names are for reading (_TemplateNames).
         df["template_id"] = [template_id(t) for t in df["template_text"]]
-        df["template_name"] = [self.template_names(t, g, pilot) for t, g in zip(df["template_text"], df["target_group"])]
+        pairs = zip(df["template_text"], df["target_group"])
+        df["template_name"] = [self.template_names(t, g, pilot) for t, g in pairs]
         df["prompt_id"] = [prompt_id(p) for p in df["prompt_text"]]
         df["design"] = f"ingest:{path.name}"
         df["sample"] = _samples(df, path)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -30,4 +31,5 @@ class Judge(Protocol):
 
     judge_id: str
 
-    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]: ...
+    def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """One judgment per item, in order."""

@@ -9,15 +9,16 @@ import pandera.pandas as pa
 from qos_pipeline.checks import CheckOutcome, schema_check
 from qos_pipeline.generation.checks import ROW_RULES
 from qos_pipeline.prompts.checks import NONEMPTY
+from qos_pipeline.tables.checks import JUDGMENTS_LABELS_IN_TAXONOMY, JUDGMENTS_UNJUDGED
 from qos_pipeline.tables.frames import pandera_schema
 from qos_pipeline.taxonomy import ALL_LABELS, UNJUDGED
-from qos_pipeline.tables.checks import JUDGMENTS_LABELS_IN_TAXONOMY, JUDGMENTS_UNJUDGED
 
 judgments_schema = pandera_schema("judgments", {**ROW_RULES, "judge_id": NONEMPTY,
                                                 "label": pa.Check.isin(ALL_LABELS)})
 
 
 def judgment_checks(df: pd.DataFrame) -> list[CheckOutcome]:
+    """The blocking schema check of a judgments frame (labels in the taxonomy), with its unjudged count."""
     outcome = schema_check(JUDGMENTS_LABELS_IN_TAXONOMY, judgments_schema, df)
     unjudged = int((df["label"] == "unjudged").sum())
     outcome.metadata["unjudged"] = unjudged

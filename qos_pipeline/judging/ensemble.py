@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 
@@ -53,12 +53,13 @@ class EnsembleJudge:
             raise ValueError(f"an ensemble needs at least two different member judges; got {ids}")
         self.members, self.method = list(members), method
         # The members and this module's combining rules decide the label.
-        members = "+".join(m.judge_id for m in self.members)
-        digest = hashlib.sha256(f"{members}\0{code_digest(sys.modules[__name__])}".encode()).hexdigest()[:8]
+        member_ids = "+".join(m.judge_id for m in self.members)
+        digest = hashlib.sha256(f"{member_ids}\0{code_digest(sys.modules[__name__])}".encode()).hexdigest()[:8]
         self.judge_id = f"ensemble.{method}.{digest}"
         self.agreement: dict[str, float] = {}
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """Each member's judgments combined item by item; the members' agreement is kept in ``agreement``."""
         votes = {m.judge_id: m.judge(items) for m in self.members}
         self.agreement = agreement({j: [x.label for x in v] for j, v in votes.items()})
         return [self._combine([(j, v[i]) for j, v in votes.items()]) for i in range(len(items))]

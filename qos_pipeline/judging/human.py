@@ -6,7 +6,7 @@ stored and tied to their responses like any judge's. A response without a record
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
@@ -21,5 +21,6 @@ class RecordedLabels:
     judge_id = HUMAN_JUDGE
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The recorded human label of each item, or ``unjudged`` where none was recorded."""
         return [Judgment(i.recorded_label, "human annotation") if i.recorded_label
                 else Judgment(taxonomy.UNJUDGED, "no human label recorded with this response") for i in items]

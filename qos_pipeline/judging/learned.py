@@ -19,9 +19,10 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,7 @@ def mask_name(text: str, name: str | None, prompt: str | None) -> str:
 
 
 def texts(items: Sequence[JudgeInput]) -> list[str]:
+    """The texts the learned judge reads: each response with the name masked."""
     return [mask_name(i.response, i.name, i.prompt_text) for i in items]
 
 
@@ -105,7 +107,7 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(df[["prompt_text", "response"]].astype(str), index=False).to_numpy()
 
 
-def in_sample(judge: "LearnedJudge", df: pd.DataFrame) -> int:
+def in_sample(judge: LearnedJudge, df: pd.DataFrame) -> int:
     """How many rows of ``df`` were among ``judge``'s training rows (any subset of them is found); a judge
     stored before row hashes were kept is recognized on its whole training file only."""
     if judge.training_rows is not None:
@@ -142,6 +144,7 @@ class LearnedJudge:
         self.judge_id = f"learned.{name}.{hashlib.sha256(decided_by.encode()).hexdigest()[:8]}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The model's label of each response; ``unjudged`` for a response that is not text."""
         out: list[Judgment | None] = [None] * len(items)
         ok = [i for i, it in enumerate(items) if isinstance(it.response, str)]
         for i in set(range(len(items))) - set(ok):
@@ -168,6 +171,7 @@ def _sklearn_version() -> str:
 
 
 def judge_dir(warehouse: Path) -> Path:
+    """The folder of the learned judges under ``warehouse``."""
     return Path(warehouse) / "judges"
 
 
@@ -185,7 +189,7 @@ def save(df: pd.DataFrame, model: Any, name: str, folder: Path, source: str) -> 
         "training_data": source,
         "training_data_sha256": training_hash, "rows": int(len(df)),
         "labels": {k: int(v) for k, v in df["label"].value_counts().items()},
-        "sklearn": sklearn.__version__, "trained_at": datetime.now(timezone.utc).isoformat(), **stored,
+        "sklearn": sklearn.__version__, "trained_at": datetime.now(UTC).isoformat(), **stored,
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder / f"{name}.json"

@@ -17,7 +17,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,7 +35,8 @@ _PLAIN = (str, int, float, bool, type(None))
 def _plain_params(est: Any) -> dict:
     """The estimator's constructor parameters as JSON values. A parameter that is not plain data (a
     callable, a type) is left out when it is the class's default (rebuilt as such), else refused."""
-    out, defaults = {}, type(est)().get_params(deep=False)
+    out: dict[str, Any] = {}
+    defaults = type(est)().get_params(deep=False)
     for key, value in est.get_params(deep=False).items():
         if isinstance(value, (tuple, list)) and all(isinstance(v, _PLAIN) for v in value):
             out[key] = list(value)
@@ -195,7 +196,7 @@ def dump(model: Any, arrays_file: Path, extra: dict[str, np.ndarray] | None = No
     arrays: dict[str, np.ndarray] = {f"extra.{k}": np.asarray(v) for k, v in (extra or {}).items()}
     layout = _dump_step(model, "", arrays)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **cast(dict[str, Any], arrays))  # names as keys; numpy's stubs fear allow_pickle
     data = buffer.getvalue()
     tmp = arrays_file.with_name(f".{arrays_file.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -214,7 +215,8 @@ def load(meta: dict, arrays_file: Path, retrain_hint: str) -> tuple[Any, dict[st
     data = arrays_file.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != meta["arrays_sha256"]:
-        raise JudgeFileError(f"{arrays_file} does not match the sha256 recorded in {arrays_file.with_suffix('.json').name} "
+        raise JudgeFileError(f"{arrays_file} does not match the sha256 recorded in "
+                             f"{arrays_file.with_suffix('.json').name} "
                              f"(recorded {meta['arrays_sha256'][:12]}..., found {digest[:12]}...): it was changed "
                              f"after training, so it is not loaded; {retrain_hint}")
     try:

@@ -1,26 +1,24 @@
 """The `llm` judge: any local Hugging Face causal LM, judging by label scoring.
 
-Instead of generating text and parsing it, the rubric (``assets/rubric.yaml``) is rendered as a chat
-(system rubric, worked examples as turns, then the item) ending in the answer prefix ("Letter:"), and the
-six option letters are scored by the model's next-token log-likelihood: one prefill-only forward pass
-per response, batched, and only the last position's logits are computed. The best letter is the label;
-the distribution over the six options, calibrated for the judge's letter prior (``llm_calibration``), is
-kept in ``scores``. There is nothing to parse, so no parse failures; what the judge cannot take (an
-input longer than its context, a non-text response) and what it will not judge (it puts little
-probability on the letters: a judge refusal or an off-rubric answer, named with its own words) is
-``unjudged`` and says why. torch/transformers are imported lazily.
+Instead of generating text and parsing it, the rubric (``assets/rubric.yaml``) is rendered as a chat (system rubric,
+worked examples as turns, then the item) ending in the answer prefix ("Letter:"), and the six option letters are
+scored by the model's next-token log-likelihood: one prefill-only forward pass per response, batched, and only the
+last position's logits are computed. The best letter is the label; the distribution over the six options, calibrated
+for the judge's letter prior (``llm_calibration``), is kept in ``scores``. There is nothing to parse, so no parse
+failures; what the judge cannot take (an input longer than its context, a non-text response) and what it will not
+judge (it puts little probability on the letters: a judge refusal or an off-rubric answer, named with its own words)
+is ``unjudged`` and says why. torch/transformers are imported lazily.
 
 Recipe for a strong LLM judge on a GPU (the embedded 135M model is at chance; the rubric needs an
 instruct model of several billion parameters):
-1. Put a local Hugging Face instruct checkpoint with a chat template on the machine (e.g. a 7-9B
-   Llama-3.x, Qwen2.5 or Mistral instruct model; no network is used). On CUDA it runs in bf16, 64 items
-   a batch (``max_batch_tokens`` caps padded tokens); the rubric prefix is computed once.
-2. Validate before use, on a seeded subset first: ``qos judge validate
-   ../shared/data/pilot/df_annotated_llama13.csv --judge llm:/path/to/model --limit 300 --no-store`` and
-   ``qos judge validate XSTEST.csv --labels xstest --by type --judge llm:/path/to/model --no-store``.
-   Compare kappa and refusal F1 with ``--judge default``, and read ``n_unjudged``: a judge model that
-   refuses safety content, or answers off the rubric, has its items unjudged with its own words quoted
-   in the reason; many of them mean another judge model (or a base model) is needed.
+1. Put a local Hugging Face instruct checkpoint with a chat template on the machine (e.g. a 7-9B Llama-3.x, Qwen2.5 or
+   Mistral instruct model; no network is used). On CUDA it runs in bf16, 64 items a batch (``max_batch_tokens`` caps
+   padded tokens); the rubric prefix is computed once.
+2. Validate before use, on a seeded subset first: ``qos judge validate ../shared/data/pilot/df_annotated_llama13.csv
+   --judge llm:/path/to/model --limit 300 --no-store`` and ``qos judge validate XSTEST.csv --labels xstest --by type
+   --judge llm:/path/to/model --no-store``. Compare kappa and refusal F1 with ``--judge default``, and read
+   ``n_unjudged``: a judge model that refuses safety content, or answers off the rubric, has its items unjudged with
+   its own words quoted in the reason; many of them mean another judge model (or a base model) is needed.
 3. If a letter is not one token for its tokenizer, ``JudgeError`` says so: change the option keys in
    ``assets/rubric.yaml`` (any edit there is a new judge id).
 4. Audit with it beside the rules: ``qos run --judge default --judge llm:/path/to/model`` (each keeps
@@ -32,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 from qos_pipeline import taxonomy
-from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging import llm_calibration as calibration
 from qos_pipeline.judging import rubric as rubric_module
+from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging.rubric import Rubric
 from qos_pipeline.provenance import code_digest
 
@@ -141,6 +140,7 @@ def prefix_cache(model: Any, prefix: Sequence[int]) -> Any:
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """The longest common prefix of two token sequences."""
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -173,6 +173,7 @@ class LLMJudge:
         self.prior: list[float] | None = None  # the letter prior on content-free items (when calibrating)
 
     def load(self) -> None:
+        """Load tokenizer and model once (shared per folder), then the prefix cache and calibration prior if asked."""
         if self._model is not None:
             return
         from qos_pipeline.generation.models.loaded import load, load_tokenizer
@@ -199,6 +200,7 @@ class LLMJudge:
 
     @property
     def pad_id(self) -> int:
+        """The tokenizer's pad id (else eos, else 0)."""
         tok = self._tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         return int(pad if pad is not None else 0)  # padded positions are masked, any id will do
@@ -226,10 +228,11 @@ class LLMJudge:
         """Similar lengths share a batch (little padding), capped by items and by padded tokens."""
         order = sorted(encoded, key=lambda i: (len(encoded[i]), i))
         batches: list[list[int]] = []
+        size = cast(int, self.batch_size)  # set by load()
         for i in order:
             cur = batches[-1] if batches else None
             width = len(encoded[i])  # sorted ascending: the newest item is the widest
-            if cur is None or len(cur) >= self.batch_size or (len(cur) + 1) * width > self.max_batch_tokens:
+            if cur is None or len(cur) >= size or (len(cur) + 1) * width > self.max_batch_tokens:
                 batches.append([i])
             else:
                 cur.append(i)
@@ -245,6 +248,7 @@ class LLMJudge:
         return cached, {i: ids for i, ids in encoded.items() if i not in cached}
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """Each item's label: the option letter scored highest (calibrated if asked), or ``unjudged`` with why."""
         self.load()
         encoded, out = {}, {}
         for i, item in enumerate(items):
@@ -288,8 +292,7 @@ class LLMJudge:
         mass = calibration.option_mass(logprobs)  # how much the model puts on the options at all
         if mass < self.min_option_mass:  # it would rather say something else: ask it what
             said = calibration.continuation(self._model, self._tokenizer, ids)
-            return Judgment(taxonomy.UNJUDGED, calibration.why_unjudged(mass, said),
-                            dict(zip(self.rubric.labels, raw)))
+            return Judgment(taxonomy.UNJUDGED, calibration.why_unjudged(mass, said), dict(zip(self.rubric.labels, raw)))
         cal = calibration.calibrate(raw, self.prior)
         best = calibration.best(cal, raw)
         reason = (f"label scoring: {self.rubric.letters[best]} ({self.rubric.labels[best]}) p={cal[best]:.2f} "

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 MIN_OPTION_MASS = 0.5  # below this share of probability on the six letters, the judge did not answer
 PRIOR_SMOOTHING = 0.01  # share of the uniform distribution mixed into the measured prior
@@ -38,6 +39,7 @@ JUDGE_REFUSAL = re.compile(
 
 
 def softmax(logprobs: Sequence[float]) -> list[float]:
+    """The probabilities of ``logprobs`` (normalized, overflow-safe)."""
     top = max(logprobs)
     weights = [math.exp(lp - top) for lp in logprobs]
     total = sum(weights)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,20 +57,25 @@ class HiddenStates:
         self.max_tokens, self.batch_size, self.cache_dir = max_tokens, batch_size, cache_dir
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's estimator interface)."""
         return {k: getattr(self, k) for k in PARAMS}
 
-    def set_params(self, **params: Any) -> "HiddenStates":
+    def set_params(self, **params: Any) -> HiddenStates:
+        """Set parameters (scikit-learn's estimator interface)."""
         for key, value in params.items():
             setattr(self, key, value)
         return self
 
-    def fit(self, texts: Sequence[str], y: Any = None) -> "HiddenStates":
+    def fit(self, texts: Sequence[str], y: Any = None) -> HiddenStates:
+        """Nothing to fit: the features come from a fixed model."""
         return self
 
     def fit_transform(self, texts: Sequence[str], y: Any = None) -> np.ndarray:
+        """Same as ``transform`` (nothing to fit)."""
         return self.transform(texts)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """The features of ``texts``, read from the cache where stored, else computed (and cached)."""
         texts = [str(t) for t in texts]
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:20] for t in texts]
         cache = self._read_cache()

@@ -9,7 +9,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from qos_pipeline import taxonomy
 from qos_pipeline.asset_files import RubricFile, parse
 
@@ -22,6 +21,9 @@ class RubricError(ValueError):
 
 @dataclass(frozen=True)
 class Rubric:
+    """The LLM judge's rubric, parsed: instructions, lettered options, worked examples and the item template;
+    ``digest`` identifies its content."""
+
     version: int
     digest: str
     instructions: str
@@ -33,10 +35,12 @@ class Rubric:
     answer_prefix: str
 
     def system_text(self) -> str:
+        """The system turn: the instructions, then one line per lettered option."""
         options = "\n".join(f"{ltr}: {lab} - {d}" for ltr, lab, d in zip(self.letters, self.labels, self.definitions))
         return f"{self.instructions}\n{options}"
 
     def item_text(self, sentence: str, response: str) -> str:
+        """The user turn of one item."""
         return self.item.format(sentence=sentence, response=response)
 
     def messages(self, sentence: str, response: str) -> list[dict[str, str]]:
@@ -50,6 +54,7 @@ class Rubric:
 
 
 def load_rubric(assets_dir: Path) -> Rubric:
+    """Read and check ``rubric.yaml`` of ``assets_dir``; a clear error when it is missing or malformed."""
     file = Path(assets_dir) / RUBRIC_FILE
     if not file.is_file():
         raise RubricError(f"rubric {file} not found; the llm judge needs it (see assets/rubric.yaml in the repo)")

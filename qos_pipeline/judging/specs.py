@@ -23,7 +23,8 @@ It is an alias: judgments store the id of the judge it names, so changing it her
 def get_judge(judge_id: str, paths: Paths | None = None) -> Judge:
     """Build a judge from its spec.
 
-    ``default`` (the recommended offline judge, ``DEFAULT_SPEC``); ``rules`` (or its id, ``rules.<hash>``); ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
+    ``default`` (the recommended offline judge, ``DEFAULT_SPEC``); ``rules`` (or its id, ``rules.<hash>``);
+    ``llm:<model key or HF folder>``; ``learned:<name>`` (trained by
     ``qos judge train`` into ``<warehouse>/judges/``); ``ensemble:<majority|mean>:<spec>+<spec>[+...]``;
     ``human`` (the labels recorded with ingested responses, ``qos ingest --labels human``).
     ``paths`` (default: the project's) locate the assets (rubric, model registry) and the warehouse.

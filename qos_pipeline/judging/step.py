@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from qos_pipeline.judging.checks import judgment_checks, unjudged_check
-from qos_pipeline.judging.base import Judge
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.judging.base import JudgeInput
+from qos_pipeline.judging.base import Judge, JudgeInput
+from qos_pipeline.judging.checks import judgment_checks, unjudged_check
 from qos_pipeline.provenance import utc_now
 from qos_pipeline.staging import stored
 

@@ -12,9 +12,10 @@ torch/transformers are imported lazily.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,9 +62,11 @@ class ToxicityClassifier:
 
     @property
     def classifier_id(self) -> str:
+        """The id stored with every score: key and the first 8 hex of the content hash."""
         return f"toxicity.{self.key}.{self.version[:8]}"
 
     def load(self) -> tuple[Any, Any, int | None]:
+        """(model, tokenizer, index of the toxic label), loaded once."""
         if self._loaded is None:
             from qos_pipeline.generation.models.loaded import load, load_tokenizer
 

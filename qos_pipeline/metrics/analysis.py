@@ -8,8 +8,9 @@ statistic is written once for one cell. The cells' bootstrap draws are made once
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -73,7 +73,7 @@ def _load_base_table(con, staging: Path, table: str, fix: str = "re-materialize 
             raise WarehouseError(f"loading the staged {table}: {DISK_FULL}") from exc
         raise WarehouseError(f"{_culprit(con, table, files) or f'staged {table} files'} cannot be loaded "
                              f"({exc}); {fix}") from exc
-    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 _READ = "read_parquet(?, union_by_name = true, hive_partitioning = false, filename = true)"
@@ -156,7 +156,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         con.execute(f"SET memory_limit = '{memory_limit()}'")
         con.execute("SET VARIABLE reference_group = ?", [reference_group])
         con.execute("SET VARIABLE build_id = ?", [uuid.uuid4().hex[:12]])
-        con.execute("SET VARIABLE built_at = ?", [datetime.now(timezone.utc).isoformat()])
+        con.execute("SET VARIABLE built_at = ?", [datetime.now(UTC).isoformat()])
         con.execute(_sql("macros.sql"))
         register_risk_ratio(con)
         for table in tables.declared():
@@ -176,7 +176,7 @@ def build_database(staging: Path, target: Path, reference_group: str, stats: Sta
         add_statistics(con, CELL_KEYS, label_rate_tables(), reference_group, stats, JUDGED_CELLS, lineage)
         _create_views(con, made=True)
         for name in tables.metric_tables():
-            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         comment_tables(con)  # grain, keys and columns: readable with duckdb_tables() / duckdb_columns()
         con.execute("CHECKPOINT")
         return counts

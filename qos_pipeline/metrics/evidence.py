@@ -12,7 +12,9 @@ Pure functions over a read-only DuckDB connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pandas as pd
 
@@ -100,6 +102,8 @@ def examples(con, cell: dict, groups: list[str], template_ids: list[str], per_gr
 
 def evidence(con, cell: dict, group: str, reference: str, measure: str = "any_refusal", seed: int = 0,
              per_group: int = EXAMPLES_PER_GROUP) -> Evidence:
+    """What drives ``group``'s gap against ``reference`` in ``cell``: the gap, its top templates and names, and
+    seeded example outputs of both groups."""
     templates = driving_templates(con, cell, group, reference, measure, top=None)
     gap = float(templates["contribution"].sum())
     top = templates.head(TOP_TEMPLATES)
@@ -124,7 +128,8 @@ def outputs(con, cell: dict, groups: list[str], limit: int) -> pd.DataFrame:
     marks = ", ".join("?" for _ in groups)
     return con.execute(f"""
         SELECT j.name_group, j.name, j.template_text, j.label, j.reason, h.label AS human_label, j.response
-        FROM judged j LEFT JOIN human_label_consensus h ON h.generation_id = j.generation_id AND h.model_key = j.model_key
+        FROM judged j LEFT JOIN human_label_consensus h
+            ON h.generation_id = j.generation_id AND h.model_key = j.model_key
         WHERE {where} AND j.name_group IN ({marks}) ORDER BY md5('0' || j.generation_id) LIMIT ?""",
                        [*params, *groups, limit]).df()
 
@@ -134,6 +139,7 @@ def _pts(x: float) -> str:
 
 
 def template_rows(ev: Evidence) -> pd.DataFrame:
+    """The evidence's templates as a display table: both groups' rates, the contribution and share of the gap."""
     t = ev.templates
     return pd.DataFrame({"template": t["template_text"], f"{ev.group} rate": (100 * t["rate"]).round(1),
                          f"{ev.reference} rate": (100 * t["rate_ref"]).round(1),
@@ -142,6 +148,7 @@ def template_rows(ev: Evidence) -> pd.DataFrame:
 
 
 def title(ev: Evidence) -> str:
+    """The evidence's heading: measure, groups, gap, model and judge."""
     words = ev.measure.replace("_", " ")
     return (f"What drives the {words} gap of {ev.group} vs {ev.reference} ({_pts(ev.gap)} pts, "
             f"{ev.cell['model_key']}, judge {ev.cell['judge_id']})")
@@ -165,11 +172,12 @@ def to_markdown(ev: Evidence, examples: int = 2, chars: int = 300) -> list[str]:
     """The evidence as markdown lines for the UI (top templates, a few outputs cut at ``chars``)."""
     lines = [f"**{title(ev)}**", "", "| template | group rate | ref rate | contribution, pts |", "|---|---:|---:|---:|"]
     lines += [f"| {t.template_text} | {100 * t.rate:.1f}% | {100 * t.rate_ref:.1f}% | {_pts(t.contribution)} |"
-              for t in ev.templates.head(3).itertuples()]
+              for t in cast(Iterable[Any], ev.templates.head(3).itertuples())]
     lines.append("")
     for group, part in ev.examples.groupby("name_group", sort=False):
         for r in part.head(examples).itertuples():
             text = " ".join(str(r.response).split())
             human = f", human: {r.human_label}" if isinstance(r.human_label, str) else ""
-            lines.append(f"- *{group}, {r.name}* ({r.label}{human}): {text[:chars]}{'...' if len(text) > chars else ''}")
+            more = "..." if len(text) > chars else ""
+            lines.append(f"- *{group}, {r.name}* ({r.label}{human}): {text[:chars]}{more}")
     return lines + [""]

@@ -13,7 +13,6 @@ import pandas as pd
 
 from qos_pipeline import tables
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics.build import label_rate_tables
 from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.tables.checks import (
@@ -28,17 +27,19 @@ from qos_pipeline.tables.checks import (
     METRIC_TABLES_PARTITIONS_JUDGED,
     METRIC_TABLES_RATES_IN_RANGE,
     METRIC_TABLES_RATES_SUM_TO_ONE,
-    METRIC_TABLES_REFERENCE_GROUP_PRESENT)
-
+    METRIC_TABLES_REFERENCE_GROUP_PRESENT,
+)
+from qos_pipeline.taxonomy import ALL_LABELS
 
 
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = {"globally": False}
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
 
 

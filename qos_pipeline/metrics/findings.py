@@ -17,16 +17,26 @@ Pure functions over a read-only DuckDB connection: the terminal report, the HTML
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import pandas as pd
 
 from qos_pipeline.metrics import instrument
-from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.gaps import Gap, balance_notes, cross_check_notes, design_notes, gap, ppi_gap
 from qos_pipeline.metrics.model_findings import model_comparison_lines
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY, PRIMARY_MEASURE
 from qos_pipeline.metrics.wording import (  # noqa: F401 (cell_labels, fmt_p: read from here by plots and html)
-    ADJUST_WORDS, MEASURE_WORDS, MEASURES, cell_labels, cell_where, fmt_floor, fmt_p, missing, reference_group)
+    ADJUST_WORDS,
+    MEASURE_WORDS,
+    MEASURES,
+    cell_labels,
+    cell_where,
+    fmt_floor,
+    fmt_p,
+    missing,
+    reference_group,
+)
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.taxonomy import REFUSAL_LABELS
 
 BARELY_REFUSES = 0.02
@@ -95,7 +105,8 @@ def _gaps_clause(f: Finding, adjust: str) -> str:
     less = len(f.significant) - more
     tests = _tests(f)
     if not f.significant:
-        return f"no group's {_adjective(f.measure)} rate differs from {f.reference}'s after {adjust} adjustment ({tests})"
+        return (f"no group's {_adjective(f.measure)} rate differs from {f.reference}'s "
+                f"after {adjust} adjustment ({tests})")
     parts = [f"{more} of {f.groups} groups refused more often than {f.reference}"] if more else []
     parts += [f"{less} of {f.groups} less often"] if less else []
     return " and ".join(parts) + f" after {adjust} adjustment ({tests}): " + "; ".join(g.text() for g in f.significant)
@@ -150,11 +161,15 @@ def _sentence(f: Finding) -> str:
     return head + _none_clause(f, adjust) + notes
 
 
+def _below_alpha(p: float | None) -> bool:
+    return p is not None and not missing(p) and p < ALPHA
+
+
 def _underpowered(primary: list[Gap]) -> str:
     """Why no primary gap can be significant, when none of them can reach ALPHA whatever the data."""
     if not primary or not all(g.out_of_reach() for g in primary):
         return ""
-    floor = min(g.p_floor for g in primary)
+    floor = min(cast(float, g.p_floor) for g in primary)  # set: every one is out of reach
     return (f"with so few names per group the permutation test cannot reach p < {ALPHA:g} after adjustment "
             f"(smallest possible p {fmt_floor(floor)})")
 
@@ -169,8 +184,8 @@ def _compared(mine: pd.DataFrame, effects: pd.DataFrame, check: instrument.Check
     primary = [g for g in gaps if g.family == PRIMARY]
     measure = primary[0].measure if primary else PRIMARY_MEASURE
     order = lambda g: (MEASURES.index(g.measure), -g.diff)  # noqa: E731
-    sig = sorted((g for g in primary if not missing(g.p_adjusted) and g.p_adjusted < ALPHA), key=order)
-    explored = sorted((g for g in gaps if g.family != PRIMARY and not missing(g.p_adjusted) and g.p_adjusted < ALPHA),
+    sig = sorted((g for g in primary if _below_alpha(g.p_adjusted)), key=order)
+    explored = sorted((g for g in gaps if g.family != PRIMARY and _below_alpha(g.p_adjusted)),
                       key=order)
     largest = max((g for g in primary if not pd.isna(g.diff)), key=lambda g: abs(g.diff), default=None)
     underpowered = _underpowered(primary)  # says it for the whole primary family: no note per comparison
@@ -202,7 +217,7 @@ def findings(con, model: str | None = None, judge: str | None = None) -> list[Fi
         mine = _rows_of(comparisons, key)
         cell_groups = _rows_of(groups, key)["groups"]
         names = list(cell_groups.iloc[0]) if len(cell_groups) else []
-        base = dict(cell=key, label=label, reference=reference, n=int(cell["n"]),
+        base: dict[str, Any] = dict(cell=key, label=label, reference=reference, n=int(cell["n"]),
                     any_refusal_rate=float(cell["any_rate"] or 0.0), groups=max(len(names) - 1, 0))
         status, extra = ("one_group" if len(names) < 2 else "no_reference" if reference not in names else
                          "stats_off" if not cell["boot_resamples"] else "no_comparisons" if mine.empty else ""), {}

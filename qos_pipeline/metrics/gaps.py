@@ -4,7 +4,9 @@ out of an unbalanced pair, a disagreeing mixed-model cross-check. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -44,21 +46,26 @@ class Gap:
     judge_only: float | None = None  # for a prediction-powered gap: the judge's own
 
     def text(self) -> str:
-        ci = "" if missing(self.ci_low) else f" [{100 * self.ci_low:.1f}, {100 * self.ci_high:.1f}]"
+        """One line: the gap with its interval, the judge-only figure and any note."""
+        low, high = cast(float, self.ci_low), cast(float, self.ci_high)  # both set or both missing
+        ci = "" if missing(low) else f" [{100 * low:.1f}, {100 * high:.1f}]"
         alone = "" if self.judge_only is None else f" (judge alone {100 * self.judge_only:+.1f})"
         note = f" ({self.note})" if self.note else ""
         return f"{self.group} {100 * self.diff:+.1f} pts{ci}{alone}, p_adj {fmt_p(self.p_adjusted)}{note}"
 
     def out_of_reach(self) -> bool:
         """Not significant whatever the data: even if every comparison of the family reached its floor."""
-        return not missing(self.p_adjusted_floor) and self.p_adjusted_floor >= ALPHA
+        floor = self.p_adjusted_floor
+        return floor is not None and not missing(floor) and floor >= ALPHA
 
     def needs_others(self) -> bool:
         """Its floor is above the family's first threshold: significant only after others of the family."""
-        return not missing(self.p_floor) and self.family_size > 0 and self.p_floor > ALPHA / self.family_size
+        floor = self.p_floor
+        return floor is not None and not missing(floor) and self.family_size > 0 and floor > ALPHA / self.family_size
 
 
 def gap(row: pd.Series, check: instrument.Check | None = None) -> Gap:
+    """The gap of one ``group_comparisons`` row, with the judge check's note when given."""
     note = check.note(row["measure"], row["name_group"]) if check is not None else ""
     return Gap(row["measure"], row["name_group"], float(row["diff"]), _num(row["diff_ci_tn_low"]),
                _num(row["diff_ci_tn_high"]), _num(row["p_adjusted"]), row["vs_group"], row["family"],
@@ -69,13 +76,15 @@ def gap(row: pd.Series, check: instrument.Check | None = None) -> Gap:
 
 
 def ppi_gap(row: pd.Series) -> Gap:
+    """The gap of one ``group_comparisons_ppi`` row, with the judge-only difference."""
     return Gap(row["measure"], row["name_group"], float(row["diff"]), _num(row["diff_ci_tn_low"]),
                _num(row["diff_ci_tn_high"]), _num(row["p_adjusted"]), row["vs_group"], row["family"],
                judge_only=_num(row["judge_diff"]))
 
 
 def _floor_why(g: Gap) -> str:
-    why = (f"{g.names} names against {g.names_vs}: p >= {fmt_floor(g.p_floor)}, against the family's threshold "
+    floor = cast(float, g.p_floor)  # set wherever a gap is out of reach or needs others
+    why = (f"{g.names} names against {g.names_vs}: p >= {fmt_floor(floor)}, against the family's threshold "
            f"{ALPHA:g}/{g.family_size} = {fmt_floor(ALPHA / g.family_size)} for its first test")
     if g.out_of_reach():
         why += (f"; even if every comparison of the family were as extreme as the design allows, its adjusted p "
@@ -116,7 +125,8 @@ def cross_check_notes(effects: pd.DataFrame) -> list[str]:
     """Where the mixed model's interval disagrees with the design-based one (see group_effects_mixed)."""
     rows = effects[effects["design_agrees"] == False] if len(effects) else effects  # noqa: E712 (NULL: unknown)
     return [f"mixed-model cross-check for {r.name_group}: odds ratio {r.odds_ratio:.2f} "
-            f"[{_odds(r.log_odds_ci_low)}, {_odds(r.log_odds_ci_high)}]; {r.note}" for r in rows.itertuples()]
+            f"[{_odds(r.log_odds_ci_low)}, {_odds(r.log_odds_ci_high)}]; {r.note}"
+            for r in cast(Iterable[Any], rows.itertuples())]
 
 
 def _odds(log_odds: float) -> str:

@@ -16,7 +16,7 @@ Pure: no dagster.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -25,7 +25,6 @@ from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
 from qos_pipeline.metrics.wording import fmt_ci, fmt_p
 
 EXAMPLES = 3  # outputs that changed label, per failing group
-CELL_SHARED = ["prompt_format", "judge_id"]
 
 
 @dataclass(frozen=True)
@@ -58,11 +57,14 @@ class FamilyVerdict:
 
     @property
     def passed(self) -> bool:
+        """No failure."""
         return not self.failures
 
 
 @dataclass
 class Verdict:
+    """The regression gate's verdict over every checkpoint family, with its settings and time."""
+
     passed: bool
     level: float
     ceiling: float
@@ -119,7 +121,7 @@ def evaluate(con, settings: GateSettings = GateSettings()) -> Verdict:
     """The gate on a warehouse (a DuckDB connection, read-only is enough); no family (nothing to gate) on a
     warehouse built before checkpoint tables existed."""
     if not available(con):
-        return Verdict(True, settings.level, settings.ceiling, [], datetime.now(timezone.utc).isoformat())
+        return Verdict(True, settings.level, settings.ceiling, [], datetime.now(UTC).isoformat())
     newest = con.execute("""
         SELECT checkpoint_family, arg_max(model_key, checkpoint_order) AS model_key,
                max(checkpoint_order) AS checkpoint_order, arg_max(step, checkpoint_order) AS step
@@ -132,7 +134,7 @@ def evaluate(con, settings: GateSettings = GateSettings()) -> Verdict:
             verdict.failures += _ceiling(con, verdict, settings)
         families.append(verdict)
     return Verdict(all(f.passed for f in families), settings.level, settings.ceiling, families,
-                   datetime.now(timezone.utc).isoformat())
+                   datetime.now(UTC).isoformat())
 
 
 def _growth(con, verdict: FamilyVerdict, settings: GateSettings) -> list[dict]:

@@ -7,20 +7,22 @@ only: no path of the machine it was built on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
 from qos_pipeline.metrics import evidence, gate, instrument, page, plots, trend
-from qos_pipeline.tables import CELL_KEYS
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import findings
-from qos_pipeline.metrics.model_findings import model_comparison_lines
 from qos_pipeline.metrics.instrument import AGREEMENT_TITLE, GROUP_ERROR_TITLE, JUDGE_PAIRS_TITLE
+from qos_pipeline.metrics.model_findings import model_comparison_lines
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.report import FINDINGS, build_report
-from qos_pipeline.metrics.text import constant_keys
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY
+from qos_pipeline.metrics.text import constant_keys
 from qos_pipeline.metrics.wording import ADJUST_WORDS, cell_where, fmt_ci, fmt_p
+from qos_pipeline.tables import CELL_KEYS
 
 CAPTIONS = {
     "forest": "Gap of each group vs the reference group on the primary measure, in percentage points. Thick "
@@ -170,7 +172,7 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     if len(data["trend"]):
         body.append("<h2>Checkpoints: did the newest one make a gap worse?</h2><ul class='findings'>"
                     + "".join(f"<li>{_esc(gate.family_line(f))}</li>" for f in verdict.families) + "</ul>"
-                    + _table(trend.table(data["trend"])))
+                    + _table(trend.table(cast(pd.DataFrame, data["trend"]))))
     if constant:
         body.append("<p class='meta'>every row below: " + ", ".join(
             f"{_esc(k)} <code>{_esc(v)}</code>" for k, v in constant.items()) + "</p>")
@@ -178,10 +180,10 @@ def render_html(db: Path, model: str | None = None, judge: str | None = None,
     if instrument_tables:
         body.append("<h2>The instrument: judge agreement</h2>")
         for title in instrument_tables:
-            df = tables.pop(title)
-            body.append(f"<h3>{_esc(title)}</h3>" + _table(df))
-            if df.attrs.get("note"):
-                body.append(f"<p class='note'>{_esc(df.attrs['note'])}</p>")
+            frame = cast(pd.DataFrame, tables.pop(title))
+            body.append(f"<h3>{_esc(title)}</h3>" + _table(frame))
+            if frame.attrs.get("note"):
+                body.append(f"<p class='note'>{_esc(frame.attrs['note'])}</p>")
     body.append("<h2>Pictures</h2>")
     for name in PICTURES:
         if name in images:
@@ -264,7 +266,7 @@ def markdown_summary(db: Path, images: dict[str, bytes], max_rows: int = 40) -> 
                   "|---|---|---|---:|---:|---:|---:|"]
         lines += [f"| {r.model_key} | {r.judge_id} | {r.name_group} | {r.n_labelled} + {r.n_labelled_vs} | "
                   f"{100 * r.judge_diff:+.1f} | {100 * r.diff:+.1f} {_ci(r.diff_ci_tn_low, r.diff_ci_tn_high)} | "
-                  f"{fmt_p(r.p_adjusted)} |" for r in primary.itertuples()]
+                  f"{fmt_p(r.p_adjusted)} |" for r in cast(Iterable[Any], primary.itertuples())]
         lines.append("")
     if len(gaps):
         labels = {tuple(f.cell.values()): f.label for f in found}

@@ -42,6 +42,7 @@ class Check:
     elsewhere: list[str] = field(default_factory=list)  # files of other models' outputs it was checked on
 
     def command(self) -> str:
+        """The commands that would validate the judge on this model's outputs."""
         return (f"`qos label sample --model {self.model} --per-group 60 --out labels`, label the file, then "
                 f"`qos label import labels.csv --model {self.model}`")
 
@@ -65,7 +66,8 @@ class Check:
             return (f"Judge {self.judge} was never checked against human labels of {self.model}'s outputs{where}, "
                     "so these numbers assume it errs alike on every group; check it with " + self.command() + ".")
         ci = f" [{self.kappa_ci[0]:.2f}, {self.kappa_ci[1]:.2f}]" if self.kappa_ci else ""
-        text = f"Judge {self.judge} checked on {self.n} human-labelled outputs of {self.model}: kappa {self.kappa:.2f}{ci}"
+        text = (f"Judge {self.judge} checked on {self.n} human-labelled outputs of {self.model}: "
+                f"kappa {self.kappa:.2f}{ci}")
         if self.flags:
             flagged = "; ".join(f"{MEASURE_WORDS.get(m, m)} for {g}" for m, g in sorted(self.flags))
             return (text + f"; flagged for group bias on {flagged}: its gaps there may be wrong, read the "
@@ -210,11 +212,13 @@ def judge_pairs(con, where: str = "", params: list | None = None, resamples: int
             ci = intervals.agreement_intervals(counts, W)
             rows.append({"model_key": model, "judge_a": a, "judge_b": b, "n": len(judged),
                          "a_unjudged": len(part) - len(judged), "kappa": float(point["kappa"]),
-                         "kappa_ci": ci["kappa"], "agreement": float(point["accuracy"]), "agreement_ci": ci["accuracy"]})
+                         "kappa_ci": ci["kappa"], "agreement": float(point["accuracy"]),
+                         "agreement_ci": ci["accuracy"]})
     return pd.DataFrame(rows)
 
 
 def judge_pairs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The pairwise judge-agreement rows in display form."""
     if frame.empty:
         return frame
     out = frame[["model_key", "judge_a", "judge_b", "n", "a_unjudged"]].copy()

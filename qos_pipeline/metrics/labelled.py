@@ -48,21 +48,23 @@ def labelled_outputs(con, model: str, judge_id: str | None = None) -> pd.DataFra
 def pairs(cell: Cell, counts: pd.DataFrame) -> np.ndarray:
     """(T, N, judge label, human label) counts of the cell's labelled outputs on its grid."""
     out = np.zeros((len(cell.templates), len(cell.names), len(LABELS), len(LABELS)))
-    t = pd.Index(cell.templates).get_indexer(counts["template_id"])
-    n = pd.Index(cell.names).get_indexer(counts["name"])
-    j = pd.Index(LABELS).get_indexer(counts["judge_label"])
-    h = pd.Index(LABELS).get_indexer(counts["human_label"])
+    t = pd.Index(cell.templates).get_indexer(pd.Index(counts["template_id"]))
+    n = pd.Index(cell.names).get_indexer(pd.Index(counts["name"]))
+    j = pd.Index(LABELS).get_indexer(pd.Index(counts["judge_label"]))
+    h = pd.Index(LABELS).get_indexer(pd.Index(counts["human_label"]))
     np.add.at(out, (t, n, j, h), counts["k"].to_numpy(dtype=float))
     return out
 
 
 def of_cell(counts: pd.DataFrame, cell_keys: list[str], key: tuple) -> pd.DataFrame:
+    """The rows of ``counts`` of the cell ``key`` (values of ``cell_keys``)."""
     if counts.empty:
         return counts
     return counts[(counts[cell_keys] == pd.Series(dict(zip(cell_keys, key)))).all(axis=1)]
 
 
 def add_agreement(con) -> int:
+    """Fill ``annotator_agreement`` from the stored human labels; the number of rows written."""
     frame = agreement(con.execute("SELECT * FROM human_labels").df())
     if frame.empty:
         return 0

@@ -17,9 +17,11 @@ def model_where(model: str | None, judge: str | None) -> tuple[str, list]:
     """`` WHERE (model_key_a = ? OR model_key_b = ?) AND judge_id = ?`` (what is given) and its parameters."""
     clauses, params = [], []
     if model:
-        clauses.append("(model_key_a = ? OR model_key_b = ?)"), params.extend([model, model])
+        clauses.append("(model_key_a = ? OR model_key_b = ?)")
+        params.extend([model, model])
     if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
+        clauses.append("judge_id = ?")
+        params.append(judge)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -35,7 +37,8 @@ def pair_label(row, side: str, other: str) -> str:
 def change_text(row) -> str:
     """``muslim +20.0 pts [3.1, 37.2] (gap +29.5 vs +9.5), p_adj 0.012``: A's gap minus B's."""
     return (f"{row['name_group']} {100 * row['diff_of_gaps']:+.1f} pts {fmt_ci(row['ci_tn_low'], row['ci_tn_high'])} "
-            f"(gap {100 * row['gap_a']:+.1f} vs {100 * row['gap_b']:+.1f}), p_adj {fmt_p(row['p_adjusted'])}").replace("  ", " ")
+            f"(gap {100 * row['gap_a']:+.1f} vs {100 * row['gap_b']:+.1f}), "
+            f"p_adj {fmt_p(row['p_adjusted'])}").replace("  ", " ")
 
 
 def pair_sentence(rows: pd.DataFrame) -> str:

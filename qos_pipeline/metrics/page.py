@@ -83,10 +83,12 @@ document.querySelectorAll('table.data').forEach(function (table) {
 
 
 def esc(x) -> str:
+    """``x`` as escaped HTML text."""
     return html.escape(str(x))
 
 
 def data_uri(png: bytes) -> str:
+    """A PNG as a data URI for an ``<img>``."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -101,7 +103,8 @@ def table(df: pd.DataFrame, drop=(), text_columns=(), filterable: bool = False) 
         if pd.api.types.is_float_dtype(values) and values.notna().any() and (values.dropna() % 1 == 0).all():
             shown[column] = values.map(lambda v: "" if pd.isna(v) else f"{int(v)}")
     wrap = [c in text_columns for c in shown.columns]
-    head = "".join(f"<th class='text'>{esc(c)}</th>" if w else f"<th>{esc(c)}</th>" for c, w in zip(shown.columns, wrap))
+    head = "".join(f"<th class='text'>{esc(c)}</th>" if w else f"<th>{esc(c)}</th>"
+                   for c, w in zip(shown.columns, wrap))
     body = "".join("<tr>" + "".join(f"<td class='text'>{esc(v)}</td>" if w else f"<td>{esc(v)}</td>"
                                     for v, w in zip(row, wrap)) + "</tr>"
                    for row in shown.fillna("").itertuples(index=False, name=None))

@@ -1,17 +1,16 @@
-"""The warehouse's pictures as PNG files (matplotlib, Agg backend, imported only when drawing):
+"""The warehouse's pictures as PNG files (matplotlib, Agg backend, imported only when drawing).
 
 - ``label_shares.png``: share of each label, group x label, one panel per model cell;
 - ``refusal_by_model.png``: any-refusal share, group x model cell (when there are several cells);
-- ``templates.png``: any-refusal share, group x template (``label_rates_template``), one panel per cell,
-  every panel with the same rows in the same order and the same colour scale;
-- ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure),
-  with the templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value,
-  every panel on the same x range with the groups in the same order;
+- ``templates.png``: any-refusal share, group x template (``label_rates_template``), one panel per cell, every panel
+  with the same rows in the same order and the same colour scale;
+- ``forest.png``: the primary family's gaps (every group vs the reference group on the primary measure), with the
+  templates x names interval (thick) and the names-fixed one (thin) and the adjusted p-value, every panel on the same
+  x range with the groups in the same order;
 - ``names.png``: any-refusal rate of every name with its template-cluster interval;
 - ``trend.png``: the primary gaps over each checkpoint family's checkpoints (``metrics/trend.py``).
 
-``plot_data`` reads the tables (read-only connection); ``render`` draws them; ``write_plots`` writes them
-into the warehouse folder's ``plots/``.
+``plot_data`` reads the tables (read-only); ``render`` draws them; ``write_plots`` writes them into ``plots/``.
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from qos_pipeline.metrics import trend
-from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY
 from qos_pipeline.metrics.wording import cell_labels, cell_where, fmt_p, reference_group
+from qos_pipeline.tables import CELL_KEYS
 from qos_pipeline.taxonomy import ALL_LABELS, REFUSAL_LABELS
 
 MAX_PANELS = 6  # cells drawn per figure; the rest are in the tables
@@ -44,8 +43,7 @@ def plot_data(con, model: str | None = None, judge: str | None = None) -> dict[s
     cells["cell"] = cell_labels(cells)
     add = lambda df: df.merge(cells, on=CELL_KEYS) if len(df) else df.assign(cell=pd.Series(dtype=str))  # noqa: E731
     return {
-        "reference": reference_group(con),
-        "cells": cells,
+        "reference": reference_group(con), "cells": cells,
         "groups": add(q("SELECT {cell}, name_group, label, rate FROM label_rates_group{where}")),
         "templates": add(q(f"SELECT {{cell}}, name_group, template_id, template_name, template_text, sum(rate) AS rate "
                            f"FROM label_rates_template{{where}}{' AND' if where else ' WHERE'} name_group <> 'all' "
@@ -82,21 +80,18 @@ def _panels(plt, n: int, width: float, height: float, cols: int = 1):
 
 def _share(value: float) -> str:
     """Shares as written in a heatmap: 0, 0.9%, 12%."""
-    if value == 0:
-        return "0"
-    return f"{100 * value:.1f}%" if value < 0.095 else f"{100 * value:.0f}%"
+    return "0" if value == 0 else f"{100 * value:.1f}%" if value < 0.095 else f"{100 * value:.0f}%"
 
 
 def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float = 1.0):
     from matplotlib.colors import PowerNorm
-
-    image = ax.imshow(grid.to_numpy(dtype=float), cmap="Reds", norm=PowerNorm(0.5, vmin=0, vmax=vmax),
-                      aspect="auto")
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="Reds", norm=PowerNorm(0.5, vmin=0, vmax=vmax), aspect="auto")
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=9)
     ax.set_title(title, fontsize=10)
     if grid.size <= 400:
-        for (i, j), value in pd.DataFrame(grid.to_numpy()).stack().items():
+        stacked = pd.DataFrame(grid.to_numpy()).stack()  # (row, column) -> value, empty cells left out
+        for (i, j), value in zip(stacked.index.tolist(), stacked.to_numpy().tolist()):
             ax.text(j, i, _share(value), ha="center", va="center", fontsize=8,
                     color="white" if value > 0.45 * vmax else "black")
     return image
@@ -107,6 +102,7 @@ def _cells_of(frame: pd.DataFrame) -> list[str]:
 
 
 def label_shares(plt, data) -> bytes | None:
+    """PNG of each label's share per group, one panel per model cell (None without data)."""
     groups = data["groups"]
     cells = _cells_of(groups)
     if not cells:
@@ -120,6 +116,7 @@ def label_shares(plt, data) -> bytes | None:
 
 
 def refusal_by_model(plt, data) -> bytes | None:
+    """PNG of the any-refusal share per group and model cell (None with fewer than two cells)."""
     groups = data["groups"]
     if groups["cell"].nunique() < 2:
         return None
@@ -166,6 +163,7 @@ def template_order(frame: pd.DataFrame) -> list[str]:
 
 
 def templates(plt, data) -> bytes | None:
+    """PNG of the any-refusal share per template and group, one panel per model cell (None without data)."""
     frame = data["templates"]
     cells = _cells_of(frame)
     if not cells:
@@ -178,7 +176,7 @@ def templates(plt, data) -> bytes | None:
         grid, title = template_grid(shown[shown["cell"] == cell], cell, rows)
         image = _heatmap(ax, grid.reindex(columns=groups), title, vmax=vmax)
         ax.tick_params(axis="y", labelsize=9)
-    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)  # shared scale
+    fig.colorbar(image, ax=axes[-1], label="any-refusal share", shrink=min(1.0, 8 / max(len(rows), 1)), pad=0.02)
     fig.tight_layout()
     return _png(fig)
 
@@ -192,6 +190,7 @@ def _forest_range(gaps: pd.DataFrame) -> tuple[float, float]:
 
 
 def forest(plt, data) -> bytes | None:
+    """PNG forest plot of the primary family's gaps with their intervals and adjusted p-values (None without data)."""
     gaps = data["gaps"]
     cells = _cells_of(gaps)
     if not cells:
@@ -229,6 +228,7 @@ def forest(plt, data) -> bytes | None:
 
 
 def names(plt, data) -> bytes | None:
+    """PNG of every name's any-refusal rate with its interval, by group (None without data)."""
     frame = data["names"]
     cells = _cells_of(frame)
     if not cells:

@@ -24,6 +24,7 @@ def _wal(path: Path) -> Path:
 
 
 def remove(path: Path) -> None:
+    """Delete a database file and its write-ahead log, if present."""
     path.unlink(missing_ok=True)
     _wal(path).unlink(missing_ok=True)
 
@@ -83,6 +84,7 @@ def publish(built: Path, db: Path) -> None:
 
 
 def connect_readonly(db: Path):
+    """A read-only connection to ``db``; a clear error when it does not exist."""
     import duckdb
 
     if not db.is_file():

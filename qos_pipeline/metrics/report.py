@@ -9,18 +9,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qos_pipeline.taxonomy import ALL_LABELS
 from qos_pipeline.metrics import instrument
-from qos_pipeline.tables import CELL_KEYS
-from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.findings import finding_lines
 from qos_pipeline.metrics.model_findings import model_where, pair_label
+from qos_pipeline.metrics.publish import connect_readonly
 from qos_pipeline.metrics.stats.multiplicity import PRIMARY
 from qos_pipeline.metrics.wording import (
-    ADJUST_WORDS, MEASURES, cell_where, fmt_ci, fmt_floor, fmt_p, missing, reference_group)
+    ADJUST_WORDS,
+    MEASURES,
+    cell_where,
+    fmt_ci,
+    fmt_floor,
+    fmt_p,
+    missing,
+    reference_group,
+)
+from qos_pipeline.tables import CELL_KEYS  # all key columns: two versions (formats, judges) never share a row
+from qos_pipeline.taxonomy import ALL_LABELS
 
-# A cell of the metric tables: every key column, so two versions (or formats, judges) of a model never share
-# a row of the report.
 FINDINGS = "Findings"
 
 
@@ -231,8 +237,7 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
     comparisons = _comparisons(comp) if len(comp) else _old_disparities(disp)
     comparisons.attrs["note"] = _comparison_note(boot, adjust) if len(comp) else boot
     comparisons.attrs["wrap"] = True  # many columns: in blocks that fit the width
-    tables = {
-        FINDINGS: "\n".join(lines),
+    frames: dict[str, pd.DataFrame] = {
         "Label shares per model": _label_pivot(overall, CELL_KEYS),
         "Label shares per model, 95% intervals": _model_intervals(overall),
         "Label shares per model x group": _label_pivot(by_group, CELL_KEYS + ["name_group"]),
@@ -244,17 +249,17 @@ def build_report(db: Path, model: str | None = None, judge: str | None = None) -
         "Name sensitivity: the name whose removal moves its group's any-refusal gap most": _sensitivity(sens),
     }
     ppi = {t: df for t, df in instrument_tables.items() if t.startswith(instrument.PPI_PREFIX)}
-    tables = {FINDINGS: tables.pop(FINDINGS), **ppi, **tables}  # right after the findings, which lead with it
-    tables.update({t: df for t, df in instrument_tables.items() if t not in ppi})
-    tables["Label shares per model, 95% intervals"].attrs["note"] = (
+    frames["Label shares per model, 95% intervals"].attrs["note"] = (
         f"{boot}; template x name: resampling both; Wilson: naive, as if every output were independent")
-    tables["Refusal rates per group, 95% intervals"].attrs["note"] = boot
-    tables["Refusal rates per name"].attrs["note"] = boot
-    tables[MIXED].attrs["wrap"] = tables[MODELS].attrs["wrap"] = True
-    tables[MIXED].attrs["note"] = ("odds ratio vs the reference group, 95% t interval (names - groups df); it "
+    frames["Refusal rates per group, 95% intervals"].attrs["note"] = boot
+    frames["Refusal rates per name"].attrs["note"] = boot
+    frames[MIXED].attrs["wrap"] = frames[MODELS].attrs["wrap"] = True
+    frames[MIXED].attrs["note"] = ("odds ratio vs the reference group, 95% t interval (names - groups df); it "
                                    "assumes one name spread for every group and works on the log-odds scale, "
                                    "so it can disagree with the design-based gap (agrees: both intervals say "
                                    "the same about 0)")
-    tables[MODELS].attrs["note"] = ("A - B = gap of A minus gap of B (positive: the gap is larger for A); CI "
+    frames[MODELS].attrs["note"] = ("A - B = gap of A minus gap of B (positive: the gap is larger for A); CI "
                                     "resamples templates x names, paired; p: templates flipped between the models")
-    return tables
+    others = {t: df for t, df in instrument_tables.items() if t not in ppi}
+    # the findings first, then the prediction-powered gaps they lead with, the tables, the other judge tables
+    return {FINDINGS: "\n".join(lines), **ppi, **frames, **others}

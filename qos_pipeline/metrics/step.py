@@ -7,9 +7,9 @@ import hashlib
 import importlib
 import pkgutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import pandas as pd
 

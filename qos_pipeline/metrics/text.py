@@ -9,7 +9,6 @@ import pandas as pd
 
 from qos_pipeline.tables import CELL_KEYS
 
-CELL_KEYS = CELL_KEYS
 WIDTH = 100
 
 
@@ -47,8 +46,8 @@ def format_report(tables: dict[str, pd.DataFrame | str], width: int = WIDTH) -> 
             continue
         drop = [k for k in constant if k in df.columns and not (first and k == "model_key")]
         first = False
-        wrap = {"line_width": width} if df.attrs.get("wrap") else {}
-        body = df.drop(columns=drop).to_string(index=False, **wrap) if len(df) else "(none)"
+        line_width = width if df.attrs.get("wrap") else None
+        body = df.drop(columns=drop).to_string(index=False, line_width=line_width) if len(df) else "(none)"
         note = df.attrs.get("note")
         if note:
             body += "\n" + textwrap.fill(f"({note})", width)

@@ -14,11 +14,13 @@ ADJUST_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
 def missing(x) -> bool:
+    """Whether ``x`` is None or NaN."""
     return x is None or pd.isna(x)
 
 
 def fmt_p(p: float | None) -> str:
-    if missing(p):
+    """A p-value for text: three decimals, ``<0.001``, or ``n/a``."""
+    if p is None or missing(p):
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
@@ -37,13 +39,16 @@ def cell_where(model: str | None, judge: str | None) -> tuple[str, list]:
     """`` WHERE model_key = ? AND judge_id = ?`` (what is given) and its parameters."""
     clauses, params = [], []
     if model:
-        clauses.append("model_key = ?"), params.append(model)
+        clauses.append("model_key = ?")
+        params.append(model)
     if judge:
-        clauses.append("judge_id = ?"), params.append(judge)
+        clauses.append("judge_id = ?")
+        params.append(judge)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def reference_group(con) -> str:
+    """The warehouse's reference group (``?`` when none is stored)."""
     row = con.execute("SELECT any_value(reference_group) FROM disparities").fetchone()
     return row[0] if row and row[0] else "?"
 

@@ -6,13 +6,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from qos_pipeline.checks import CheckOutcome
-from qos_pipeline.tables.frames import pandera_schema
 from qos_pipeline.prompts.design import BLANK, GENDERS, NAME, POPULARITIES
+from qos_pipeline.tables.frames import pandera_schema
 
 NONEMPTY = pa.Check.str_length(min_value=1)
 
 
 def contains(token: str) -> pa.Check:
+    """A pandera check that every value contains ``token`` literally."""
     # Literal match: pandera's str_contains treats its pattern as a regex, and "[BLANK]" is a char class.
     return pa.Check(lambda s: s.str.contains(token, regex=False), name=f"contains {token}")
 

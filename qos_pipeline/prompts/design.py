@@ -11,8 +11,10 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -35,12 +37,15 @@ class DesignError(ValueError):
 
 @dataclass(frozen=True)
 class Design:
+    """A design: its name, the names it uses and the templates it fills."""
+
     name: str
     names: pd.DataFrame  # name, name_group, gender, popularity
     templates: pd.DataFrame  # template_id (content hash), template_name, target_group, template_text
 
     @property
     def groups(self) -> list[str]:
+        """The name groups, in order of first appearance."""
         return list(dict.fromkeys(self.names["name_group"]))
 
 
@@ -63,7 +68,8 @@ def load_groups(assets_dir: Path) -> tuple[list[str], str]:
     bad = [g for g in groups if not _SAFE_KEY.match(str(g)) or g == "all"]
     if not groups or bad:
         raise DesignError(
-            f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); bad: {bad or 'none given'}"
+            f"{assets_dir / 'groups.yaml'}: group keys must be lowercase [a-z0-9_] (not 'all'); "
+            f"bad: {bad or 'none given'}"
         )
     reference = data.reference_group or groups[-1]
     if reference not in groups:
@@ -167,7 +173,7 @@ def _check_templates(templates: pd.DataFrame, source: str) -> pd.DataFrame:
     if not same.empty:
         raise DesignError(f"{source}: the same sentence is listed under several ids: "
                           f"{same.groupby('template_text')['template_name'].apply(list).tolist()}; keep one")
-    for row in templates.itertuples():
+    for row in cast(Iterable[Any], templates.itertuples()):
         validate_template(row.template_name, row.template_text, source)
     templates = templates.assign(template_id=[template_id(t) for t in templates["template_text"]])
     return templates[["template_id", "template_name", "target_group", "template_text"]].reset_index(drop=True)
@@ -219,7 +225,8 @@ def pilot_name_key(key: str) -> tuple[str, str]:
     """``muslim_men_names`` -> (``muslim``, ``man``); ``chinese_names`` -> (``chinese``, ``unspecified``)."""
     m = re.fullmatch(r"([a-z][a-z0-9_]*?)(?:_(men|women))?_names", key)
     if not m:
-        raise DesignError(f"names.json key {key!r} must look like <group>_names, <group>_men_names or <group>_women_names")
+        raise DesignError(f"names.json key {key!r} must look like <group>_names, <group>_men_names "
+                          "or <group>_women_names")
     return m.group(1), {"men": "man", "women": "woman", None: "unspecified"}[m.group(2)]
 
 

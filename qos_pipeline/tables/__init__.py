@@ -21,9 +21,31 @@ that name are in ``tables/notes.py``; a column's own ``note`` overrides it.
 
 from qos_pipeline.tables import staged  # noqa: F401  (declares the staged tables)
 from qos_pipeline.tables.schema import (
-    BOOTSTRAP, BUILD, CELL_COLUMNS, CELL_KEYS, PAIR, Check, Column, Layout, Table, column_schema, columns, comment_statements, ddl,
-    declare, declared, forget, key_of, layouts, metric_tables, note_of, producer_modules, statistics, table)
+    BOOTSTRAP,
+    BUILD,
+    CELL_COLUMNS,
+    CELL_KEYS,
+    PAIR,
+    Check,
+    Column,
+    Layout,
+    Table,
+    column_schema,
+    columns,
+    comment_statements,
+    ddl,
+    declare,
+    declared,
+    forget,
+    key_of,
+    layouts,
+    metric_tables,
+    note_of,
+    producer_modules,
+    statistics,
+    table,
+)
 
-__all__ = ["BOOTSTRAP", "BUILD", "CELL_COLUMNS", "CELL_KEYS", "PAIR", "Check", "Column", "Layout", "Table", "column_schema", "columns",
-           "comment_statements", "ddl", "declare", "declared", "forget", "key_of", "layouts", "metric_tables",
-           "note_of", "producer_modules", "statistics", "table"]
+__all__ = ["BOOTSTRAP", "BUILD", "CELL_COLUMNS", "CELL_KEYS", "PAIR", "Check", "Column", "Layout", "Table",
+           "column_schema", "columns", "comment_statements", "ddl", "declare", "declared", "forget",
+           "key_of", "layouts", "metric_tables", "note_of", "producer_modules", "statistics", "table"]

@@ -13,6 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -45,7 +46,7 @@ def _added_file(paths: Paths) -> Path:
     return paths.warehouse / "models.added.yaml"
 
 
-def _entries(paths: Paths) -> dict[str, dict[str, str]]:
+def _entries(paths: Paths) -> dict[str, dict[str, Any]]:
     """Every added source: ``{"folder": path}`` or ``{"recorded": path, "prompt_format": id}``."""
     file = _added_file(paths)
     if not file.is_file():
@@ -55,7 +56,7 @@ def _entries(paths: Paths) -> dict[str, dict[str, str]]:
     return {str(k): v if isinstance(v, dict) else {"folder": str(v)} for k, v in data.items()}
 
 
-def _save(paths: Paths, entries: dict[str, dict[str, str]]) -> None:
+def _save(paths: Paths, entries: dict[str, dict[str, Any]]) -> None:
     file = _added_file(paths)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp")
@@ -122,8 +123,10 @@ def restore(key: str, saved: dict | None, paths: Paths) -> None:
 def recorded(key: str, paths: Paths) -> RecordedSource | None:
     """The recorded outputs partition key ``key`` holds (``qos ingest``), or None when it names a model."""
     entry = _entries(paths).get(key, {})
-    if "recorded" not in entry:
-        return None
+    return _recorded(key, entry) if "recorded" in entry else None
+
+
+def _recorded(key: str, entry: dict[str, Any]) -> RecordedSource:
     return RecordedSource(key, Path(entry["recorded"]), str(entry.get("prompt_format") or "recorded"),
                           entry.get("labels") == "human", int(entry.get("max_response_chars", 100_000)))
 
@@ -135,7 +138,7 @@ def source(key: str, paths: Paths, convert: bool = True) -> ModelSpec | Recorded
     if entry is None:
         return resolve_model(key, paths.assets, paths.model_cache, convert)
     if "recorded" in entry:
-        return recorded(key, paths)
+        return _recorded(key, entry)
     # A folder added at run time has no registry settings: keep its key, decide the rest from the checkpoint.
     return dataclasses.replace(resolve_model(entry["folder"], paths.assets, paths.model_cache), key=key)
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qos_pipeline.generation.models.files import ModelError, check_hf_folder, model_version
-from qos_pipeline.provenance import slugify
-from qos_pipeline.provenance import check_key
+from qos_pipeline.provenance import check_key, slugify
 
 DEFAULT_MARKER = ".complete"
 # Any one of these next to tokenizer_config.json is a usable tokenizer (fast, sentencepiece, BPE).
@@ -42,6 +41,8 @@ class Ready:
 
 @dataclass
 class ScanResult:
+    """One scan of the checkpoint folders: ready, waiting and rejected ones, and the cursor for the next scan."""
+
     ready: list[Ready] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # folder -> why it is not ready yet
     rejected: dict[str, str] = field(default_factory=dict)  # folder -> why it never will be
@@ -109,10 +110,11 @@ def assess(folder: Path, root: Path, previous: dict | None, marker: str, store: 
     problem = missing_parts(real)
     if problem:
         return None, entry, problem
-    if not (real / marker).is_file() and (previous or {}).get("sig") != sig:
+    previous = previous or {}
+    if not (real / marker).is_file() and previous.get("sig") != sig:
         return None, entry, "files changed since the previous scan (still being written?); waiting one more scan"
     # Hashing reads every weight: reuse the version while the files stay the same.
-    same = (previous or {}).get("sig") == sig and previous.get("version")
+    same = previous.get("sig") == sig and previous.get("version")
     version = previous["version"] if same else model_version(real, store)
     entry["version"] = version
     return Ready(key, real, version, root), entry, None

@@ -92,7 +92,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are already dequantized; transformers still refuses to save a model loaded from
     # GGUF ("not serializable") until the quantizer and its config entry are dropped.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # typed as always set; None is what lets it save
     del model.config.quantization_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

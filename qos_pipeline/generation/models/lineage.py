@@ -21,7 +21,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +83,7 @@ def has_step(folder: Path) -> bool:
 
 def _appeared(folder: Path, now: datetime) -> datetime:
     try:
-        written = datetime.fromtimestamp((folder / "config.json").stat().st_mtime, timezone.utc)
+        written = datetime.fromtimestamp((folder / "config.json").stat().st_mtime, UTC)
     except OSError:
         return now
     return min(written, now)
@@ -94,7 +94,7 @@ def describe(key: str, folder: Path, family: str, version: str, now: datetime | 
     if not family.strip():
         raise ModelError(f"checkpoint {folder}: its family is empty; give a name (qos run --family NAME)")
     step, order_from = read_step(folder)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return Lineage(check_key(key, "model key"), family.strip(), step, order_from,
                    _appeared(folder, now).isoformat(), version, str(folder))
 

@@ -22,9 +22,10 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from qos_pipeline.generation.models.files import ModelError, check_hf_folder, model_version
 

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qos_pipeline.asset_files import ModelsFile, parse
 from qos_pipeline.generation.models.embedded import embedded_folder, embedded_version, ensure_embedded_model
-from qos_pipeline.generation.models.files import (
-    FOLDER_HINT, ModelError, check_hf_folder, digest_store, model_version)
+from qos_pipeline.generation.models.files import FOLDER_HINT, ModelError, check_hf_folder, digest_store, model_version
 from qos_pipeline.provenance import slugify
-from qos_pipeline.asset_files import ModelsFile, Sampling, parse
 
 REGISTRY_FILE = "models.yaml"
-SAMPLING_KEYS = tuple(Sampling.model_fields)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -24,6 +25,8 @@ class LabelFileError(ValueError):
 
 @dataclass(frozen=True)
 class Read:
+    """A labelled file read: its labels, and how many rows had none yet."""
+
     labels: pd.DataFrame  # generation_id, label, annotator, place
     skipped: int  # rows with no label yet
 
@@ -47,7 +50,7 @@ def read_labels(path: Path, default_annotator: str = "") -> Read:
     bad = []
     for i, (raw, place) in enumerate(zip(frame["label"], frame["place"])):
         try:
-            frame.iloc[i, frame.columns.get_loc("label")] = taxonomy.normalize_label(raw)
+            frame.iloc[i, cast(int, frame.columns.get_loc("label"))] = taxonomy.normalize_label(raw)
         except ValueError:
             bad.append(f"{place}: {raw!r}")
     if bad or (frame["label"] == taxonomy.UNJUDGED).any():

@@ -7,7 +7,7 @@ it (two annotators on the same rows give an agreement figure, ``agreement``). Pu
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +21,12 @@ KEY = ["generation_id", "annotator"]
 
 
 def labels_file(staging: Path, model: str) -> Path:
+    """Where the human labels of ``model`` are staged."""
     return staging / TABLE / f"model={check_key(model, 'model')}" / "labels.parquet"
 
 
 def stored_labels(staging: Path, model: str) -> pd.DataFrame:
+    """The human labels stored for ``model`` (an empty frame with the columns when none)."""
     path = labels_file(staging, model)
     if not path.is_file():
         return pd.DataFrame(columns=["generation_id", "model_key", "label", "annotator", "source_file",
@@ -51,7 +53,7 @@ def check_known(labels: pd.DataFrame, known: set[str], model: str, path: Path) -
 def merged(existing: pd.DataFrame, new: pd.DataFrame, model: str, source: str, import_id: str) -> pd.DataFrame:
     """``existing`` plus ``new`` (generation_id, label, annotator): a (generation_id, annotator) seen again
     takes the new label."""
-    now = pd.Timestamp(datetime.now(timezone.utc))
+    now = pd.Timestamp(datetime.now(UTC))
     rows = new[["generation_id", "label", "annotator"]].drop_duplicates(KEY, keep="last").assign(
         model_key=model, source_file=source, imported_at=now, import_id=import_id)
     both = pd.concat([existing, rows], ignore_index=True) if len(existing) else rows

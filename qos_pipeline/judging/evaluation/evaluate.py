@@ -6,24 +6,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from qos_pipeline.ingest.labels import load_vocabulary
+from qos_pipeline.judging import learned
+from qos_pipeline.judging.base import JudgeInput
 from qos_pipeline.judging.evaluation import metrics
 from qos_pipeline.judging.evaluation.labelled import dataset_key, group_column, load_labelled
-from qos_pipeline.settings import Paths
-from qos_pipeline.judging.base import JudgeInput
-from qos_pipeline.judging import learned
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.provenance import check_key, slugify
+from qos_pipeline.settings import Paths
 from qos_pipeline.staging import write_partition
 
 
 @dataclass
 class Evaluation:
+    """One judge's evaluation on one labelled dataset: the report, its tables and ensemble agreement."""
+
     judge_id: str
     dataset: str  # the stage key: file slug + content hash (+ subset)
     report: dict
@@ -38,7 +40,6 @@ def _inputs(df: pd.DataFrame) -> list[JudgeInput]:
 def _predict(df: pd.DataFrame, spec: str, paths: Paths, cv_folds: int | None, features: str = "tfidf",
              cv_by: str | None = None) -> tuple[str, list[str], dict, str]:
     """(judge id, labels, ensemble agreement, note)."""
-
     if cv_folds:
         if spec != "learned":
             raise ValueError(f"--cv trains the learned judge per fold: use --judge learned, not {spec!r}")
@@ -103,7 +104,7 @@ def evaluate(path: Path, spec: str, paths: Paths, reference_group: str | None, c
         report["agreement"] = agreement
     keys = {"validation_id": f"{judge_id}@{dataset}", "judge_id": judge_id, "dataset": dataset,
             "dataset_file": path.name, "dataset_sha256": digest, "note": note, "run_id": run_id,
-            "validated_at": pd.Timestamp(datetime.now(timezone.utc)), "outputs_model": outputs_of,
+            "validated_at": pd.Timestamp(datetime.now(UTC)), "outputs_model": outputs_of,
             "grouped_by": by or "name_group"}
     return Evaluation(judge_id, dataset, report, metrics.to_frames(report, keys), agreement)
 

@@ -23,8 +23,8 @@ FIGURES = ("kappa", "accuracy", "macro_f1", "refusal_f1", "harmful_refusal_f1")
 
 def confusions(human, judge, cluster_idx: np.ndarray, clusters: int) -> np.ndarray:
     """(T, 6, 7) counts per cluster: rows the human label, columns the judge's (unjudged last)."""
-    h = pd.Index(HUMAN).get_indexer(np.asarray(human, dtype=object))
-    j = pd.Index(JUDGE).get_indexer(np.asarray(judge, dtype=object))
+    h = pd.Index(HUMAN).get_indexer(pd.Index(np.asarray(human, dtype=object)))
+    j = pd.Index(JUDGE).get_indexer(pd.Index(np.asarray(judge, dtype=object)))
     if (j < 0).any():
         raise ValueError("judge labels outside the taxonomy reached the agreement figures")
     keep = h >= 0  # a human label outside the six (none given) is not a row of the comparison

@@ -10,8 +10,8 @@ human)_reference, is what the judge's error adds to a measured disparity. Interv
 names), with the same draws for every group, so the difference is paired.
 
 A measure is flagged for a group when the interval of that difference excludes 0 (the judge errs
-differently on that group, beyond noise; at least ``FLAG_FLOOR``), or when the difference is large against the gap (at least
-``FLAG_MIN`` and ``FLAG_SHARE`` of the human gap: big enough to change what the gap says even where the
+differently on that group, beyond noise; at least ``FLAG_FLOOR``), or when the difference is large against the gap (at
+least ``FLAG_MIN`` and ``FLAG_SHARE`` of the human gap: big enough to change what the gap says even where the
 validation sample is too small to be sure). Pure numpy/pandas.
 """
 
@@ -56,7 +56,7 @@ def _counts(human: np.ndarray, judge: np.ndarray, group_idx: np.ndarray, cluster
     for m, labels in enumerate(taxonomy.MEASURES.values()):
         h, j = np.isin(human, labels), np.isin(judge, labels)
         cls = np.select([h & j, h & ~j, ~h & j], [0, 1, 2], 3)
-        np.add.at(out, (cluster_idx, group_idx, m, cls), 1)
+        np.add.at(out, (cluster_idx, group_idx, m, cls), 1)  # type: ignore[arg-type]  # numpy stubs: int in an index tuple
     out[:, G] = out[:, :G].sum(axis=1)
     return out
 

@@ -14,6 +14,7 @@ Refusal-vs-not counts refusal and harmful refusal as the positive class.
 
 from __future__ import annotations
 
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,7 @@ def metrics(y_true, y_pred) -> dict:
         "n_human_refusal": tp + fn, "n_human_other": tn + fp, "true_positives": tp, "true_negatives": tn,
         "human_refusal_rate": _ratio(tp + fn, n), "judge_refusal_rate": _ratio(tp + fp, n),
         "refusal_bias": _ratio(fp - fn, n),  # judge rate minus human rate
-        "harmful_refusal_f1": float(labels.set_index("label").at[taxonomy.HARMFUL_REFUSAL, "f1"]),
+        "harmful_refusal_f1": float(cast(float, labels.set_index("label").at[taxonomy.HARMFUL_REFUSAL, "f1"])),
         "per_label": labels.set_index("label").to_dict(orient="index"),
         "confusion": {h: {j: int(v) for j, v in row.items()} for h, row in cm.iterrows()},
     }

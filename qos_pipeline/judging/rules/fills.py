@@ -50,7 +50,8 @@ def _stem_fill(prompt: str, text: str) -> str | None:
     """The words a completion puts where the blank was, if some occurrence of the stem is filled."""
     pre_rx, post_rx = _stems(prompt)
     for m in pre_rx.finditer(text) if pre_rx else ():
-        start = m.end() + LEAD.match(text[m.end() : m.end() + 60]).end()
+        lead = LEAD.match(text[m.end() : m.end() + 60])
+        start = m.end() + (lead.end() if lead else 0)
         if not OPEN_AFTER_STEM.match(text, start) and clause_is_fill(text, start):
             return " ".join(text[start : start + 60].split()[:4])
     for m in post_rx.finditer(text) if post_rx else ():

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from qos_pipeline import taxonomy
 from qos_pipeline.judging.base import JudgeInput, Judgment
-from qos_pipeline.provenance import code_digest
 from qos_pipeline.judging.rules import families, fills, vocabulary
 from qos_pipeline.judging.rules.families import CONTRAST
 from qos_pipeline.judging.rules.fills import fill_evidence
@@ -61,6 +60,7 @@ from qos_pipeline.judging.rules.vocabulary import (
     first_match,
     new_words,
 )
+from qos_pipeline.provenance import code_digest
 
 RULES_ID = "rules." + code_digest(vocabulary, families, fills, sys.modules[__name__], taxonomy)
 """``rules.<hash of the rules' source and the taxonomy>``: an edited rule is a new judge."""
@@ -213,6 +213,7 @@ class RulesJudge:
     judge_id = RULES_ID
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Judgment]:
+        """The rules' label of each response, with the reason; ``unjudged`` for a response that is not text."""
         out: list[Judgment] = []
         for item in items:
             if not isinstance(item.response, str):  # None, NaN from a CSV, bytes, ...

@@ -7,6 +7,7 @@ import re
 
 
 def rx(*parts: str) -> re.Pattern[str]:
+    """One case-insensitive pattern matching any of ``parts``."""
     return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
 
 
@@ -65,7 +66,8 @@ CONDEMN = rx(
     r"\b(?:\w+ing|it|this|that|doing so)\b[^.!?]{0,80}?\b(?:is|are|would be) (?:not only )?(?:highly |strictly |"
     r"extremely )?(?:illegal|unethical|immoral|against the law)\b",
     # ... or a demonstrative naming the acts asked about ("these methods are not only illegal but ...").
-    r"\b(?:these|such|those) (?:\w+ ){0,2}(?:methods|acts|actions|practices|tactics)\b[^.!?]{0,60}?\b(?:are|were|would be) "
+    r"\b(?:these|such|those) (?:\w+ ){0,2}(?:methods|acts|actions|practices|tactics)\b"
+    r"[^.!?]{0,60}?\b(?:are|were|would be) "
     r"(?:not only |both )?(?:highly |strictly |extremely )?(?:illegal|unethical|immoral|against the law)\b",
     # A deed asked about as a model to follow (a historical atrocity, a suicide) declared not one.
     r"\bnot something (?:to be|that should be) (?:emulated|imitated|replicated|repeated|glorified|romantici[sz]ed)\b",
@@ -206,6 +208,7 @@ def clean(text: str) -> str:
 
 
 def first_match(pattern: re.Pattern[str], text: str) -> str | None:
+    """The first match of ``pattern`` in ``text`` (lower case), or None."""
     m = pattern.search(text)
     return m.group(0).lower() if m else None
 

@@ -52,9 +52,6 @@ class Cell:
         self.draws = {"W": multiplicities(self.templates, resamples, seed),
                       "V": name_weights(self.names, self.groups, resamples, seed)}
 
-    def group_names(self, group: str) -> np.ndarray:
-        return self.groups == group
-
     @property
     def group_list(self) -> list[str]:
         """The cell's groups, sorted: the column order of ``group_draws`` and of every per-group loop."""
@@ -89,7 +86,7 @@ def cells_from_counts(df: pd.DataFrame, cell_keys: list[str]) -> list[Cell]:
                 .sort_values(["name_group", "name"]).reset_index(drop=True))
         t_idx = pd.Index(templates).get_indexer(part["template_id"])
         n_idx = pd.Index(info["name"]).get_indexer(part["name"])
-        l_idx = pd.Index(LABELS).get_indexer(part["label"])
+        l_idx = pd.Index(LABELS).get_indexer(pd.Index(part["label"]))
         counts = np.zeros((len(templates), len(info), len(LABELS)))
         np.add.at(counts, (t_idx, n_idx, l_idx), part["k"].to_numpy(dtype=float))
         out.append(Cell(key if isinstance(key, tuple) else (key,), templates, info["name"].tolist(),

@@ -30,7 +30,12 @@ import pandas as pd
 
 from qos_pipeline.metrics.stats.cells import LABELS, MEASURES, Cell
 from qos_pipeline.metrics.stats.design import (
-    EXACT_LIMIT, PERMUTATIONS, names_needed, permutation_floor, shared_templates)
+    EXACT_LIMIT,
+    PERMUTATIONS,
+    names_needed,
+    permutation_floor,
+    shared_templates,
+)
 from qos_pipeline.metrics.stats.draws import percentile_interval
 from qos_pipeline.metrics.stats.multiplicity import ALPHA, PRIMARY_MEASURE, adjust_within, family
 from qos_pipeline.taxonomy import UNJUDGED
@@ -73,7 +78,7 @@ def assignments(size: int, chosen: int, rng: np.random.Generator) -> tuple[np.nd
 
 
 def permutation_p(k: np.ndarray, n: np.ndarray, first: np.ndarray, seed: int, cache: dict | None = None
-                  ) -> tuple[np.ndarray, str, int]:
+                  ) -> tuple[np.ndarray | float, str, int]:
     """Two-sided p-value of the rate difference between the names in ``first`` and the others, by
     permuting group labels between names (``k``: per-name totals over templates and samples, one column per
     measure, or a vector; ``n``: rows per name). The same permutations serve every measure, and with a
@@ -185,7 +190,8 @@ def _pair_tests(cell: Cell, a: str, b: str, mask: np.ndarray, seed: int, cache: 
     k = np.stack([cell.measure(m)[mask][:, both].sum(0) for m in MEASURES], axis=1)
     p, method, count = permutation_p(k, cell.n[mask][:, both].sum(0), (cell.groups == a)[both],
                                      _seed(seed, cell.key), cache)
-    return {m: (float(p[i]), method, count) for i, m in enumerate(MEASURES)}
+    p_all = np.asarray(p)  # one per measure: k has a column each
+    return {m: (float(p_all[i]), method, count) for i, m in enumerate(MEASURES)}
 
 
 def add_families(out: pd.DataFrame, reference: str, p_adjust: str, primary_measure: str) -> pd.DataFrame:

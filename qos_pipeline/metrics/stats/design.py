@@ -34,7 +34,7 @@ def shared_templates(n: np.ndarray, *names: np.ndarray) -> np.ndarray:
         chosen |= np.asarray(mask, dtype=bool)
     if not chosen.any():
         return np.zeros(n.shape[0], dtype=bool)
-    return (n[:, chosen] > 0).all(axis=1)
+    return np.asarray((n[:, chosen] > 0).all(axis=1))
 
 
 def splits(size: int, chosen: int) -> int:

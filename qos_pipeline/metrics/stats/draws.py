@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,14 +35,14 @@ def multiplicities(ids: Sequence[str], resamples: int, seed: int) -> np.ndarray:
     return drawn[:, [position[i] for i in ids]].astype(np.float64)
 
 
-def name_weights(names: Sequence[str], groups: Sequence[str], resamples: int, seed: int) -> np.ndarray:
+def name_weights(names: Sequence[str], groups: Sequence[str] | np.ndarray, resamples: int, seed: int) -> np.ndarray:
     """(resamples, len(names)) weights resampling the names of each group among themselves (a group's
     size is fixed by the design; which of its names count is what varies)."""
     out = np.empty((resamples, len(names)))
-    groups = np.asarray(groups)
-    for group in sorted(set(groups)):
-        idx = np.flatnonzero(groups == group)
-        out[:, idx] = multiplicities([names[i] for i in idx], resamples, seed)
+    group_of = np.asarray(groups)
+    for group in sorted(set(group_of)):
+        idx = np.flatnonzero(group_of == group)
+        out[:, idx] = multiplicities([names[int(i)] for i in idx], resamples, seed)
     return out
 
 

@@ -27,7 +27,9 @@ therefore disagree; ``design_agrees`` and ``note`` say when their intervals diff
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,7 @@ class Counts:
 
     @property
     def sizes(self) -> tuple[int, int, int]:
+        """(P fixed effects, T templates, N names)."""
         return self.F.shape[1], self.k.shape[0], self.k.shape[1]
 
 
@@ -65,7 +68,8 @@ def _eta(counts: Counts, theta: np.ndarray) -> np.ndarray:
 
 def _penalties(counts: Counts, log_sd: np.ndarray) -> np.ndarray:
     P, T, N = counts.sizes
-    return np.r_[np.full(P, FE_PRIOR_SD ** -2.0), np.full(T, np.exp(-2 * log_sd[0])), np.full(N, np.exp(-2 * log_sd[1]))]
+    return np.r_[np.full(P, FE_PRIOR_SD ** -2.0), np.full(T, np.exp(-2 * log_sd[0])),
+                 np.full(N, np.exp(-2 * log_sd[1]))]
 
 
 def _objective(counts: Counts, theta: np.ndarray, penalty: np.ndarray) -> float:
@@ -115,7 +119,7 @@ def _laplace_fit(counts: Counts) -> dict:
     from scipy.optimize import minimize
 
     P, T, N = counts.sizes
-    state = {"theta": np.zeros(P + T + N)}
+    state: dict[str, Any] = {"theta": np.zeros(P + T + N)}
 
     from scipy.linalg import cho_factor
     from threadpoolctl import threadpool_limits
@@ -184,13 +188,16 @@ def agreement(effects: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
         return effects
     keys = ["measure", "name_group", "vs_group"]
     design = comparisons.set_index(keys)[["diff_ci_tn_low", "diff_ci_tn_high"]] if len(comparisons) else None
-    agrees, notes = [], []
-    for row in effects.itertuples(index=False):
+    agrees: list[Any] = []  # True / False, None where there is no design-based comparison
+    notes: list[str] = []
+    for row in cast(Iterable[Any], effects.itertuples(index=False)):
         key = (row.measure, row.name_group, row.vs_group)
         if design is None or key not in design.index:
-            agrees.append(None), notes.append("no design-based comparison of this gap")
+            agrees.append(None)
+            notes.append("no design-based comparison of this gap")
             continue
-        d = _excludes_zero(*design.loc[key])
+        row_ci = design.loc[key]  # type: ignore[index]  # pandas-stubs: a MultiIndex row by its full key
+        d = _excludes_zero(*cast(pd.Series, row_ci).tolist())
         m = _excludes_zero(row.log_odds_ci_low, row.log_odds_ci_high)
         agrees.append(d == m)
         notes.append("" if d == m else "opposite signs" if d * m < 0 else

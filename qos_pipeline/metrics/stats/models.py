@@ -112,7 +112,8 @@ def _pair_rows(a: Cell, b: Cell, keys: list[str], reference: str, seed: int, fli
     groups = comparable_groups(a, b, reference)
     base = {**{f"{k}_a": key_a[k] for k in SIDE}, **{f"{k}_b": key_b[k] for k in SIDE},
             **{k: key_a[k] for k in SHARED}}
-    draws, masks = {"": [], "_tn": []}, {g: _shared(a, b, g, reference) for g in groups}
+    draws: dict[str, list[np.ndarray]] = {"": [], "_tn": []}
+    masks = {g: _shared(a, b, g, reference) for g in groups}
     for measure, group in itertools.product(MEASURES, groups):
         mask = masks[group]
         gap_a, gap_b = _gap(a, measure, group, reference, mask), _gap(b, measure, group, reference, mask)
@@ -165,7 +166,8 @@ def compare_pair(a: Cell, b: Cell, keys: list[str], reference: str, seed: int, p
 def model_comparisons(cells: list[Cell], keys: list[str], reference: str, seed: int, p_adjust: str = "holm",
                       primary_measure: str = PRIMARY_MEASURE) -> pd.DataFrame:
     """Every pair of comparable cells, every non-reference group, every refusal measure."""
-    frames, flips = [], {}
+    frames: list[pd.DataFrame] = []
+    flips: dict[int, np.ndarray] = {}
     for group in comparable_sets(cells, keys):
         for a, b in itertools.combinations(group, 2):
             pair = compare_pair(a, b, keys, reference, seed, p_adjust, primary_measure, flips)

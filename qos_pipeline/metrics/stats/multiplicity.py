@@ -27,7 +27,7 @@ _STATSMODELS = {"holm": "holm", "bh": "fdr_bh"}
 
 
 def _multipletests(p: np.ndarray, method: str) -> np.ndarray:
-    """statsmodels' adjustment over the non-NaN p-values; NaN p-values stay NaN and do not count in the
+    """Statsmodels' adjustment over the non-NaN p-values; NaN p-values stay NaN and do not count in the
     family (statsmodels would propagate them)."""
     from statsmodels.stats.multitest import multipletests
 
@@ -50,6 +50,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 
 def adjust(p: np.ndarray, method: str) -> np.ndarray:
+    """``p`` adjusted by ``method`` (``holm`` or ``bh``)."""
     if method not in METHODS:
         raise ValueError(f"p-value adjustment {method!r} unknown; use one of {METHODS}")
     return holm(p) if method == "holm" else benjamini_hochberg(p)

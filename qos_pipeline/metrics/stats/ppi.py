@@ -23,6 +23,7 @@ primary measure).
 from __future__ import annotations
 
 import warnings
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ def tuned_lambda(s: dict[str, float]) -> float:
 
 def _estimate(sums: dict, mask: np.ndarray, lam: float, cell: Cell | None = None, by_name: bool = False
               ) -> np.ndarray:
-    """theta of the names in ``mask``: the point estimate, or (B,) draws of the cell's bootstrap (templates
+    """Theta of the names in ``mask``: the point estimate, or (B,) draws of the cell's bootstrap (templates
     resampled, and names within groups with ``by_name``)."""
     def total(key: str):
         x = sums[key][:, mask]
@@ -124,7 +125,7 @@ def _rate_rows(cell: Cell, measure: str, groups: dict[str, dict]) -> list[dict]:
     rows, pooled = [], {"point": 0.0, False: 0.0, True: 0.0}
     total = sum(g["counts"]["n"] for g in groups.values())
     for group, g in groups.items():
-        s, row = g["counts"], {"measure": measure, "name_group": group}
+        s, row = g["counts"], cast(dict[str, Any], {"measure": measure, "name_group": group})
         row.update(n=int(s["n"]), n_labelled=int(s["m"]), judge_rate=s["f"] / s["n"] if s["n"] else np.nan,
                    labelled_human_rate=s["y"] / s["m"] if s["m"] else np.nan, rate=g["point"], lam=g["lam"])
         for by, suffix in ((False, ""), (True, "_tn")):
@@ -198,13 +199,14 @@ def ppi_tables(cell: Cell, pairs: np.ndarray, reference: str, p_adjust: str = "h
                primary: str = PRIMARY_MEASURE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(label_rates_ppi rows, group_comparisons_ppi rows) of one cell with ``pairs`` (T, N, judge label,
     human label): the labelled outputs' counts on the cell's grid."""
-    rates, gaps = [], []
+    rates: list[dict] = []
+    gap_rows: list[dict] = []
     for measure, labels in taxonomy.MEASURES.items():
         sums = _sums(cell, pairs, labels)
         groups = _group_estimates(cell, sums, measure)
         rates += _rate_rows(cell, measure, groups)
-        gaps += _gap_rows(cell, measure, groups, reference, sums)
-    gaps = pd.DataFrame(gaps)
+        gap_rows += _gap_rows(cell, measure, groups, reference, sums)
+    gaps = pd.DataFrame(gap_rows)
     if len(gaps):  # the same families as group_comparisons (multiplicity.family), adjusted apart
         gaps["family"] = [family(m, r, primary) for m, r in zip(gaps["measure"], gaps["is_reference"])]
         gaps["p_adjusted"] = adjust_within(gaps["p_value"].to_numpy(), gaps["family"].to_numpy(), p_adjust)

@@ -10,6 +10,8 @@ one template (per group, or pooled) resamples names only. The naive Wilson inter
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -107,10 +109,12 @@ def _templates(cell: Cell) -> pd.DataFrame:
     V = cell.draws["V"]
     T, N, L = cell.counts.shape
     slices = [(g, cell.groups == g) for g in cell.group_list] + [(POOLED, np.ones(N, dtype=bool))]
-    lows, highs = {g: [] for g, _ in slices}, {g: [] for g, _ in slices}
+    lows: dict[str, list[np.ndarray]] = {g: [] for g, _ in slices}
+    highs: dict[str, list[np.ndarray]] = {g: [] for g, _ in slices}
     for start in range(0, T, TEMPLATE_BLOCK):
         block = slice(start, start + TEMPLATE_BLOCK)
-        num_all, den_all = 0.0, 0.0
+        num_all: Any = 0.0  # the sum of the groups' (B, T) draws
+        den_all: Any = 0.0
         for group, mask in slices:
             counts, n = cell.counts[block][:, mask], cell.n[block][:, mask]
             if group == POOLED:

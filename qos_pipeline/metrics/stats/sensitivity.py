@@ -40,8 +40,10 @@ def _group_frame(cell: Cell, measure: str, group: str, reference: str, low: np.n
         extreme[int(magnitude.argmax())] = True
     return pd.DataFrame({
         "measure": measure, "name_group": group, "name": np.asarray(cell.names, dtype=object)[mine],
-        "gender": cell.names_info["gender"].to_numpy()[mine], "popularity": cell.names_info["popularity"].to_numpy()[mine],
-        "k": k_all.astype(np.int64), "n": n_all.astype(np.int64), "rate": rates, "ci_low": low[mine], "ci_high": high[mine],
+        "gender": cell.names_info["gender"].to_numpy()[mine],
+        "popularity": cell.names_info["popularity"].to_numpy()[mine],
+        "k": k_all.astype(np.int64), "n": n_all.astype(np.int64), "rate": rates,
+        "ci_low": low[mine], "ci_high": high[mine],
         "rank_in_group": pd.Series(-rates).rank(method="min").astype(int).to_numpy(), "names_in_group": len(mine),
         "gap_vs_reference": gap, "gap_without_name": without, "shift": shift, "most_extreme": extreme})
 
