@@ -4,6 +4,7 @@ Dagster instance, running a job through it, and the report."""
 from __future__ import annotations
 
 import copy
+import fcntl
 import logging
 import os
 import sys
@@ -55,7 +56,17 @@ def instance() -> dg.DagsterInstance:
     instance's database and outlives a killed process, which would freeze every later step of its pool,
     while the writer lock that serializes the command's writes is a ``flock`` the kernel releases."""
     home = dagster_home()
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides={"concurrency": _concurrency(home)}))
+    ref = InstanceRef.from_dir(str(home), overrides={"concurrency": _concurrency(home)})
+    if not home.is_dir():  # Dagster's own error names the missing folder
+        return dg.DagsterInstance.from_ref(ref)
+    # Two commands started together on a new home would both create its SQLite schema and race (Dagster
+    # stamps it twice: "more than one head present"); the first creates it while the other waits here.
+    with open(home / ".qos-instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.from_ref(ref)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _concurrency(home: Path) -> dict:
