@@ -67,7 +67,7 @@ class StepFakeGeneratorResource(FakeGeneratorResource):
     changed_names: list[str] = []
 
     def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
-        from qos_pipeline.generation.models.added import resolve
+        from qos_pipeline.generation.models.source import resolve
         from qos_pipeline.generation.models.lineage import read_step
 
         spec = resolve(model_key, paths)

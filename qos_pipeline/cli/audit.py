@@ -14,7 +14,7 @@ from qos_pipeline.defs.partitions import GROUPS, model_group_key
 from qos_pipeline.defs.resources import GeneratorResource, from_env
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.models import lineage
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register
 from qos_pipeline.generation.models.registry import load_registry
 from qos_pipeline.prompts.design import audit_groups, load_design
 from qos_pipeline.staging import writer_lock

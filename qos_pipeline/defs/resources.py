@@ -19,7 +19,7 @@ import dagster as dg
 
 from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.interface import Generator
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import resolve
 from qos_pipeline.generation.sampling import DecodeOptions
 from qos_pipeline.metrics.gate import GateSettings
 from qos_pipeline.prompts.design import load_groups

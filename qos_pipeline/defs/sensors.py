@@ -17,7 +17,8 @@ from qos_pipeline.defs.jobs import audit_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage
 from qos_pipeline.generation.models import checkpoints, lineage
-from qos_pipeline.generation.models.added import added_models, register
+from qos_pipeline.generation.models.added import added_models
+from qos_pipeline.generation.models.source import register
 from qos_pipeline.generation.models.files import ModelError, digest_store
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.settings import Paths

@@ -16,7 +16,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs import sources
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditSettings, Storage
-from qos_pipeline.generation.models.added import register, resolve
+from qos_pipeline.generation.models.source import register, resolve
 from tests.fakes import FakeGeneratorResource
 from tests.judging.test_learned import NAMES, RESPONSES, TEMPLATES
 

@@ -12,7 +12,7 @@ import pytest
 
 from qos_pipeline.cli.audit import _lineage
 from qos_pipeline.generation.models import lineage
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.settings import Paths
 

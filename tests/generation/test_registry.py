@@ -101,7 +101,8 @@ def test_two_formats_reach_the_metric_tables(tmp_path) -> None:
 
 
 def test_recorded_and_generated_sources_never_share_a_key(tmp_path, tiny_llama_dir) -> None:
-    from qos_pipeline.generation.models.added import recorded, register, register_recorded, resolve
+    from qos_pipeline.generation.models.added import recorded, register_recorded
+    from qos_pipeline.generation.models.source import register, resolve
     from qos_pipeline.settings import Paths
 
     paths = Paths.resolve(ASSETS, tmp_path / "wh", tmp_path / "cache")

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from qos_pipeline.cli import main, parser
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.metrics.build import _load_base_table, _sql
 from qos_pipeline.processes import remove_dead_scratch, scratch_dir

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register
 from qos_pipeline.settings import Paths
 from tests.paths import ROOT, free_port, load_script
 
