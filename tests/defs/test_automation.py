@@ -47,7 +47,8 @@ class Audit:
             (self.design / name).write_text(json.dumps(data))
         self.storage = Storage(warehouse_dir=str(tmp_path / "wh"))
         self.settings = AuditSettings(design=str(self.design), samples=1, judges=judges)
-        self.key = register(str(shutil.copytree(tiny_llama_dir, tmp_path / "ckpt-s")), self.storage.paths()).key
+        folder = str(shutil.copytree(tiny_llama_dir, tmp_path / "ckpt-s"))
+        self.key = register(resolve_source(folder, self.storage.paths()), self.storage.paths()).key
         self.defs = build_definitions(generator=VersionedFakeGeneratorResource(), storage=self.storage,
                                       audit=self.settings)
         instance.add_dynamic_partitions("model", [self.key])

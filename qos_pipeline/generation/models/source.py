@@ -18,10 +18,20 @@ from pathlib import Path
 from typing import Literal
 
 from qos_pipeline.generation.models import lineage
-from qos_pipeline.generation.models.added import RecordedSource, entry, recorded_source, save_entry
+from qos_pipeline.generation.models.added import (
+    RecordedSource,
+    entry,
+    recorded_source,
+    save_entry,
+)
 from qos_pipeline.generation.models.checkpoints import signature
 from qos_pipeline.generation.models.files import ModelError
-from qos_pipeline.generation.models.registry import REGISTRY_FILE, ModelSpec, load_registry, resolve_model
+from qos_pipeline.generation.models.registry import (
+    REGISTRY_FILE,
+    ModelSpec,
+    load_registry,
+    resolve_model,
+)
 from qos_pipeline.provenance import check_key
 from qos_pipeline.settings import Paths
 
@@ -40,26 +50,40 @@ class ModelSource:
     spec: ModelSpec | None = None
     recorded: RecordedSource | None = None
 
+    def __post_init__(self) -> None:
+        if (self.spec is None) == (self.recorded is None) or (self.kind == "recorded") != (self.recorded is not None):
+            raise ValueError(f"model source {self.key!r}: a {self.kind} source holds a model or a recorded file")
+
+    @property
+    def _outputs(self) -> RecordedSource:
+        assert self.recorded is not None  # __post_init__: no model, so a recorded file
+        return self.recorded
+
     @classmethod
     def checkpoint(cls, key: str, folder: Path, version: str) -> ModelSource:
         """A checkpoint folder already checked and hashed (the sensor's scan): nothing is read again."""
         return cls(key, "folder", spec=ModelSpec(key, folder, version))
 
+    @classmethod
+    def outputs(cls, found: RecordedSource) -> ModelSource:
+        """A file of recorded outputs just registered (``qos ingest``)."""
+        return cls(found.key, "recorded", recorded=found)
+
     @property
     def path(self) -> Path:
         """The checkpoint folder, or the recorded file."""
-        return self.spec.path if self.spec is not None else self.recorded.file
+        return self.spec.path if self.spec is not None else self._outputs.file
 
     @property
     def version(self) -> str:
         """The content version: the weights' hash (16 hex), or ``recorded-`` + the file's (read when asked:
         a recorded file that is gone is said when its rows are read)."""
-        return self.spec.version if self.spec is not None else self.recorded.version
+        return self.spec.version if self.spec is not None else self._outputs.version
 
     def generating(self) -> ModelSpec:
         """The model this key generates with; a key of recorded outputs has none."""
         if self.spec is None:
-            raise ModelError(f"model key {self.key!r} holds outputs recorded from {self.recorded.file} (qos ingest), "
+            raise ModelError(f"model key {self.key!r} holds outputs recorded from {self._outputs.file} (qos ingest), "
                              "so it cannot generate; audit the model under another key")
         return self.spec
 
@@ -139,12 +163,10 @@ def resolve(key: str, paths: Paths) -> ModelSpec:
     return resolve_source(key, paths).generating()
 
 
-def register(source: ModelSource | str, paths: Paths) -> ModelSource:
-    """Remember a checkpoint folder under its key in ``models.added.yaml`` (a registry key needs nothing);
-    ``source`` resolved already, or a key or folder to resolve. Refuses a key of recorded outputs, a folder
-    whose key the registry or another folder uses. The caller holds the warehouse's writer lock."""
-    if isinstance(source, str):
-        source = resolve_source(source, paths)
+def register(source: ModelSource, paths: Paths) -> ModelSource:
+    """Remember a checkpoint folder under its key in ``models.added.yaml`` (a registry key needs nothing).
+    Refuses a key of recorded outputs, a folder whose key the registry or another folder uses. The caller
+    holds the warehouse's writer lock."""
     spec = source.generating()
     if source.kind == "registry":
         return source
