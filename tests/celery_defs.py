@@ -21,9 +21,9 @@ class SlowFakeGeneratorResource(FakeGeneratorResource):
 
     delay_s: float = 0.0
 
-    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None):
+    def build(self, source, compile: bool = False, decoder: str | None = None):
         time.sleep(self.delay_s)
-        return super().build(model_key, paths, compile)
+        return super().build(source, compile)
 
 
 defs = build_definitions(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Callable, Sequence
 
 import dagster as dg
 
 from qos_pipeline.generation.interface import Batches, GenerationRequest, GenerationResult, collect
+from qos_pipeline.generation.models.added import recorded
+from qos_pipeline.generation.models.lineage import read_step
+from qos_pipeline.generation.models.source import ModelSource, resolve_source
 from qos_pipeline.generation.sampling import SamplingConfig
 
 REFUSAL = "I apologize, but I cannot complete that sentence as it is not appropriate to make assumptions about people."
@@ -54,8 +58,16 @@ class FakeGeneratorResource(dg.ConfigurableResource):
     empty: bool = False
     broken: bool = False  # reports an impossible finish_reason: the schema check must block it
 
-    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
-        return FakeGenerator(model_key, frozenset(self.refuse_names), self.empty, self.broken)
+    def source(self, model_key: str, paths) -> ModelSource:
+        """The key's recorded outputs when it holds some (as the real resource says), else a model that is
+        never looked for: fake keys name no folder."""
+        found = recorded(model_key, paths)
+        if found is not None:
+            return ModelSource(model_key, "recorded", recorded=found)
+        return ModelSource.checkpoint(model_key, Path("/nonexistent") / model_key, "fake")
+
+    def build(self, source: ModelSource, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
+        return FakeGenerator(source.key, frozenset(self.refuse_names), self.empty, self.broken)
 
 
 class StepFakeGeneratorResource(FakeGeneratorResource):
@@ -66,16 +78,15 @@ class StepFakeGeneratorResource(FakeGeneratorResource):
     changed_step: int = 0
     changed_names: list[str] = []
 
-    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
-        from qos_pipeline.generation.models.added import resolve
-        from qos_pipeline.generation.models.lineage import read_step
+    def source(self, model_key: str, paths) -> ModelSource:
+        return resolve_source(model_key, paths)
 
-        spec = resolve(model_key, paths)
-        step, _ = read_step(spec.path)
+    def build(self, source: ModelSource, compile: bool = False, decoder: str | None = None) -> FakeGenerator:
+        step, _ = read_step(source.path)
         later = self.changed_step and step is not None and step >= self.changed_step
-        generator = FakeGenerator(model_key, frozenset(self.changed_names if later else self.refuse_names),
+        generator = FakeGenerator(source.key, frozenset(self.changed_names if later else self.refuse_names),
                                   self.empty, self.broken)
-        generator.model_version = spec.version
+        generator.model_version = source.version
         return generator
 
 

@@ -8,14 +8,22 @@ import logging
 import time
 from pathlib import Path
 
-from qos_pipeline.cli.common import execute, instance, print_report, repair, settings, storage
+from qos_pipeline import audit_plan
+from qos_pipeline.cli.common import (
+    execute,
+    instance,
+    print_report,
+    repair,
+    settings,
+    storage,
+)
+from qos_pipeline.cli.plans import run_plan
 from qos_pipeline.definitions import build_definitions
-from qos_pipeline.defs.partitions import GROUPS, model_group_key
+from qos_pipeline.defs.partitions import GROUPS
 from qos_pipeline.defs.resources import GeneratorResource, from_env
 from qos_pipeline.generation.formats import select_formats
-from qos_pipeline.generation.models import lineage
-from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.registry import load_registry
+from qos_pipeline.generation.models.source import ModelSource, resolve_source
 from qos_pipeline.prompts.design import audit_groups, load_design
 from qos_pipeline.staging import writer_lock
 
@@ -39,40 +47,34 @@ def cmd_run(args: argparse.Namespace) -> None:
     # One writer from registering the models to publishing the warehouse (see staging.writer_lock): another
     # run, ingest or rebuild of this warehouse waits, saying so, and readers are never held up.
     with writer_lock(paths.staging, "qos run " + " ".join(models)):
-        specs = [register(str(Path(m).resolve()) if Path(m).is_dir() else m, paths) for m in models]
-        for model, spec in zip(models, specs):
-            _lineage(model, spec, args.family, paths)
-        keys = [spec.key for spec in specs]
-        _audit(args, design_arg, groups, keys, formats, defaults)
+        sources = [_enroll(model, args.family, paths) for model in models]
+        _audit(args, design_arg, groups, sources, formats, defaults)
     print_report(paths.db, None, None)
 
 
-def _lineage(model: str, spec, family: str | None, paths) -> None:
-    """Put a checkpoint in its family (``--family``, else the folder it lies in) with its order (the step its
-    name or trainer_state.json states, else when it appeared). Without ``--family`` only a folder that states
-    a step is a checkpoint: two unrelated models side by side in one folder are no training run."""
-    folder = Path(model).expanduser()
-    if family is None and not (folder.is_dir() and lineage.has_step(folder)):
-        return
-    found = lineage.record(paths, lineage.describe(spec.key, spec.path, family or str(folder.resolve().parent),
-                                                   spec.version))
-    order = f"step {found.step}" if found.step is not None else f"appeared {found.appeared_at}"
-    log.info("checkpoint %s: family %s, %s (qos trend shows the family)", spec.key, found.family, order)
+def _enroll(model: str, family: str | None, paths) -> ModelSource:
+    """Resolve ``model`` (a key or a folder) once, register it, and put a checkpoint in its family
+    (``audit_plan.family_of``) with its order (the step its name or trainer_state.json states, else when it
+    appeared)."""
+    source = resolve_source(str(Path(model).resolve()) if Path(model).is_dir() else model, paths)
+    found = audit_plan.enroll(source, paths, audit_plan.family_of(Path(model).expanduser(), family))
+    if found is not None:
+        order = f"step {found.step}" if found.step is not None else f"appeared {found.appeared_at}"
+        log.info("checkpoint %s: family %s, %s (qos trend shows the family)", source.key, found.family, order)
+    return source
 
 
-def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], keys: list[str], formats, defaults) -> None:
+def _audit(args: argparse.Namespace, design_arg: str, groups: list[str], sources: list[ModelSource], formats,
+           defaults) -> None:
+    """The plan of ``audit_plan.plan`` run here: prompts of every group, one audit per model x group, then the
+    metric tables."""
     paths = storage().paths()
     defs = build_definitions(generator=from_env(GeneratorResource, deferred=False), storage=storage(), audit=defaults)
     with instance() as inst:
-        inst.add_dynamic_partitions("model", [k for k in keys if not inst.has_dynamic_partition("model", k)])
         start = time.perf_counter()
-        for group in groups:
-            execute(defs, "prompts_job", inst, group,
-                    {"prompts": {"config": {"design": design_arg, "keep_partition_settings": False}}})
-        for key in keys:
-            for group in groups:
-                log.info("audit %s | %s", key, group)
-                execute(defs, "audit_job", inst, model_group_key(key, group), audit_config(args, formats, defaults))
+        run_plan(audit_plan.plan(sources, groups), defs, inst, audit_config(args, formats, defaults),
+                 {"prompts": {"config": {"design": design_arg, "keep_partition_settings": False}}},
+                 starting=lambda run: log.info("audit %s | %s", run.source.key, run.group))
         metrics_config = {"metric_tables": {"config": {"reference_group": args.reference_group}}}
         execute(defs, "metrics_job", inst, None, metrics_config)
     log.info("audit finished in %.0f s: %s", time.perf_counter() - start, paths.db)

@@ -8,11 +8,30 @@ import logging
 import shlex
 from pathlib import Path
 
-from qos_pipeline import journal
-from qos_pipeline.cli.common import SCRATCH, Expected, execute, instance, print_report, repair, say, settings, storage
+from qos_pipeline import audit_plan, journal
+from qos_pipeline.audit_plan import AuditRun
+from qos_pipeline.cli.common import (
+    SCRATCH,
+    Expected,
+    execute,
+    instance,
+    print_report,
+    repair,
+    say,
+    settings,
+    storage,
+)
+from qos_pipeline.cli.plans import run_plan
 from qos_pipeline.definitions import build_definitions
-from qos_pipeline.defs.partitions import GROUPS, model_group_key
-from qos_pipeline.generation.models.added import RecordedSource, entry, recorded, register_recorded, restore
+from qos_pipeline.defs.partitions import GROUPS
+from qos_pipeline.generation.models.added import (
+    RecordedSource,
+    entry,
+    recorded,
+    register_recorded,
+    restore,
+)
+from qos_pipeline.generation.models.source import ModelSource
 from qos_pipeline.ingest.partitions import raise_if_failed, spool
 from qos_pipeline.ingest.reading import IngestError
 from qos_pipeline.judging.human import HUMAN_JUDGE
@@ -48,9 +67,10 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     with writer_lock(paths.staging, f"qos ingest {path.name} --model {args.model}"):
         started = _begin(args, path, paths)
         pause_point("ingest:begun")
-        register_recorded(args.model, path, args.prompt_format, labels, paths, args.max_response_chars)
+        outputs = ModelSource.outputs(register_recorded(args.model, path, args.prompt_format, labels, paths,
+                                                        args.max_response_chars))
         try:
-            _runs(args.model, path, parts, defaults, [HUMAN_JUDGE] if labels else defaults.judge_specs())
+            _runs(outputs, parts, defaults, [HUMAN_JUDGE] if labels else defaults.judge_specs())
         except BaseException:  # a failed step or Ctrl-C (a kill never gets here: the journal then stays)
             journal.drop(paths.staging, args.model)
             restore(args.model, started.info.get("previous"), paths)
@@ -62,17 +82,18 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     print_report(paths.db, args.model, None)
 
 
-def _runs(model: str, path: Path, parts: dict[str, int], defaults, judges: list[str]) -> None:
-    """One audit run per group of the file, through the project's instance."""
+def _runs(source: ModelSource, parts: dict[str, int], defaults, judges: list[str]) -> None:
+    """The plan of ``audit_plan.plan`` run here: one audit run per group of the file (no prompts: the file
+    brings its own), through the project's instance."""
+    def done(run: AuditRun) -> None:
+        log.info("ingested %s rows of %s into generations[%s|%s]", parts[run.group], source.path.name, source.key,
+                 run.group)
+        pause_point("ingest:group-done")
+
     defs = build_definitions(storage=storage(), audit=defaults)
     with instance() as inst:
-        if not inst.has_dynamic_partition("model", model):
-            inst.add_dynamic_partitions("model", [model])
-        for group, rows in parts.items():
-            run_config = {"judgments": {"config": {"judges": judges}}}
-            execute(defs, "audit_job", inst, model_group_key(model, group), run_config)
-            log.info("ingested %s rows of %s into generations[%s|%s]", rows, path.name, model, group)
-            pause_point("ingest:group-done")
+        run_plan(audit_plan.plan([source], list(parts)), defs, inst, {"judgments": {"config": {"judges": judges}}},
+                 done=done)
 
 
 def _begin(args: argparse.Namespace, path: Path, paths) -> journal.Pending:

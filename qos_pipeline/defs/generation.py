@@ -21,7 +21,8 @@ from qos_pipeline.defs.sources import model_sources
 from qos_pipeline.generation import cache
 from qos_pipeline.generation.formats import select_formats
 from qos_pipeline.generation.interface import Generator
-from qos_pipeline.generation.models.added import RecordedSource, recorded
+from qos_pipeline.generation.models.added import RecordedSource
+from qos_pipeline.generation.models.source import ModelSource
 from qos_pipeline.generation.sampling import RunSettings
 from qos_pipeline.generation.step import generate
 from qos_pipeline.ingest.partitions import spool
@@ -58,12 +59,12 @@ def generations(context: dg.AssetExecutionContext, config: GenerationsConfig, st
     model, group = split_key(context)
     paths = storage.paths()
     target = partition_file(paths.staging, "generations", group, model)
-    found = recorded(model, paths)
-    if found is not None:
-        yield from _recorded(context, found, group, paths, target)
+    source = generator.source(model, paths)  # the key resolved once for this run (models/source.py)
+    if source.recorded is not None:
+        yield from _recorded(context, source.recorded, group, paths, target)
         return
     df, outcomes, settings = _generate(context, config, config.effective(stored(target), audit), paths, generator,
-                                       model, group, audit)
+                                       source, group, audit)
     yield from stop_if_blocked(context, f"generations[{model}|{group}]", outcomes)
     with writer_lock(paths.staging, f"generations[{model}|{group}]", notify=context.log.warning):
         path = write_partition(df, target, settings.stored())
@@ -102,12 +103,13 @@ def _recorded(context: dg.AssetExecutionContext, source: RecordedSource, group: 
 
 
 def _generate(context: dg.AssetExecutionContext, config: GenerationsConfig, settings: RunSettings, paths,
-              generator: GeneratorResource, model: str, group: str, audit: AuditSettings
+              generator: GeneratorResource, source: ModelSource, group: str, audit: AuditSettings
               ) -> tuple[pd.DataFrame, list[CheckOutcome], RunSettings]:
     """The partition's rows, its checks, and its settings with the prompt formats resolved (the model's own
     when none was asked for): what is kept with the partition."""
+    model = source.key
     prompts_df = read_partition(partition_file(paths.staging, "prompts", group), f"prompts[{group}]")
-    gen = generator.build(model, paths, compile=config.compile, decoder=config.decoder)
+    gen = generator.build(source, compile=config.compile, decoder=config.decoder)
     if not isinstance(gen, Generator):  # a plugged-in resource must provide the whole interface
         raise TypeError(f"the generator resource built a {type(gen).__name__}, which does not implement "
                         "qos_pipeline.generation.interface.Generator in full")

@@ -19,7 +19,7 @@ import dagster as dg
 
 from qos_pipeline.generation.hf import HFGenerator
 from qos_pipeline.generation.interface import Generator
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import ModelSource, resolve_source
 from qos_pipeline.generation.sampling import DecodeOptions
 from qos_pipeline.metrics.gate import GateSettings
 from qos_pipeline.prompts.design import load_groups
@@ -95,13 +95,16 @@ class GeneratorResource(dg.ConfigurableResource):
     decoder: str = "batched"
     attention: str = "dense"
 
-    def build(self, model_key: str, paths: Paths, compile: bool = False, decoder: str | None = None) -> Generator:
-        """The generator of ``model_key`` with this resource's decoding options."""
-        spec = resolve(model_key, paths)
+    def source(self, model_key: str, paths: Paths) -> ModelSource:
+        """What the partition's model key names, resolved once for the partition's run (``generations``)."""
+        return resolve_source(model_key, paths)
+
+    def build(self, source: ModelSource, compile: bool = False, decoder: str | None = None) -> Generator:
+        """The generator of a resolved source (a key of recorded outputs has none: ModelError)."""
         options = DecodeOptions(static_cache=self.static_cache, compile=compile, decoder=decoder or self.decoder,
                                 attention=self.attention)
         # cheap: the model itself is loaded once per process (qos_pipeline.generation.models.loaded)
-        return HFGenerator(spec, device=self.device or None, options=options)
+        return HFGenerator(source.generating(), device=self.device or None, options=options)
 
 
 class CheckpointWatch(dg.ConfigurableResource):

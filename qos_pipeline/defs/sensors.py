@@ -1,5 +1,6 @@
 """The checkpoint sensor: a complete checkpoint dropped into a watched folder becomes a ``model`` partition,
-with its prompts and one audit run per group. Once those runs succeed, declarative automation rebuilds
+with its prompts and one audit run per group, as ``qos_pipeline.audit_plan`` plans them (the plan ``qos run``
+runs in its process, requested here as runs). Once those runs succeed, declarative automation rebuilds
 the metric tables (``defs/automation.py``), so its results land in the warehouse by themselves.
 
 Off by default: turn it on in the UI (Automation) or with ``dagster sensor start checkpoint_sensor``, with
@@ -10,19 +11,23 @@ It stays hand-written because it adds dynamic partitions, which no automation co
 from __future__ import annotations
 
 import json
-from typing import cast
+from pathlib import Path
 
 import dagster as dg
 
+from qos_pipeline import audit_plan
 from qos_pipeline.defs.jobs import audit_job, prompts_job
 from qos_pipeline.defs.partitions import GROUPS, model_group_key, model_partitions
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage
-from qos_pipeline.generation.models import checkpoints, lineage
-from qos_pipeline.generation.models.added import added_models, register
+from qos_pipeline.generation.models import checkpoints
+from qos_pipeline.generation.models.added import added_models
 from qos_pipeline.generation.models.files import ModelError, digest_store
+from qos_pipeline.generation.models.source import ModelSource
 from qos_pipeline.prompts.design import load_design
 from qos_pipeline.settings import Paths
 from qos_pipeline.staging import WarehouseBusy, partition_file, writer_lock
+
+_MODEL = str(model_partitions.name)  # the dynamic partitions of model keys
 
 TRIGGER_TAG = "qos/trigger"
 
@@ -38,29 +43,24 @@ def design_groups(design: str, paths: Paths) -> list[str]:
     return [g for g in load_design(design, paths.assets).groups if g in GROUPS]
 
 
-def _register(ready: checkpoints.Ready, paths: Paths) -> str | None:
+def _register(source: ModelSource, root: Path | None, paths: Paths) -> str | None:
     """Remember key -> folder for the generator, and the checkpoint's lineage (its watched folder is its
     family, its step or arrival its order); the reason it cannot be registered, or None."""
     try:
         # models.added.yaml is read, changed and rewritten: one writer at a time, and a tick never waits
         with writer_lock(paths.staging, "checkpoint_sensor", wait=False):
-            spec = register(str(ready.path), paths)
-            if spec.key != ready.key:
-                return f"registered as {spec.key!r}, not {ready.key!r}"
-            family = str(ready.root or ready.path.parent)
-            lineage.record(paths, lineage.describe(ready.key, ready.path, family, ready.version))
+            audit_plan.enroll(source, paths, str(root or source.path.parent))
     except ModelError as exc:  # key taken by another folder or by assets/models.yaml
         return str(exc)
     return None
 
 
-def _audit_requests(ready: checkpoints.Ready, todo: list[str], has_prompts: set[str]) -> list[dg.RunRequest]:
-    """One audit run per group whose prompts exist. The run key names key, content version and group,
-    so a later tick never repeats it and a replaced checkpoint (new version) gets new runs."""
-    tags = {TRIGGER_TAG: "checkpoint_sensor", "qos/model_version": ready.version, "qos/checkpoint": str(ready.path)}
-    return [dg.RunRequest(job_name=audit_job.name, partition_key=model_group_key(ready.key, g),
-                          run_key=f"audit:{ready.key}@{ready.version}:{g}", tags=tags)
-            for g in todo if g in has_prompts]
+def _audit_requests(plan: audit_plan.AuditPlan) -> list[dg.RunRequest]:
+    """The plan's audit runs as requests, with its run keys (key, content version, group: a later tick never
+    repeats one, and a replaced checkpoint gets new runs) and tags."""
+    return [dg.RunRequest(job_name=audit_job.name, partition_key=model_group_key(run.source.key, run.group),
+                          run_key=run.run_key, tags={TRIGGER_TAG: "checkpoint_sensor", **run.tags()})
+            for run in plan.audits]
 
 
 def _log_changes(context: dg.SensorEvaluationContext, state: dict, scan: checkpoints.ScanResult) -> None:
@@ -91,19 +91,20 @@ def evaluate_checkpoints(context: dg.SensorEvaluationContext, watch: CheckpointW
         todo = [g for g in groups if g not in state["requested"].get(version_key, [])]
         if not todo:
             continue
+        source = ModelSource.checkpoint(ready.key, ready.path, ready.version)  # checked and hashed by the scan
         try:
-            problem = _register(ready, paths)
+            problem = _register(source, ready.root, paths)
         except WarehouseBusy as exc:  # a writer holds the warehouse: the next tick tries again
             scan.waiting[str(ready.path)] = str(exc)
             continue
         if problem:
             scan.rejected[str(ready.path)] = problem
             continue
-        if not context.instance.has_dynamic_partition(cast(str, model_partitions.name), ready.key):
-            new_keys.append(ready.key)
-        runs += _audit_requests(ready, todo, has_prompts)
-        need_prompts |= set(todo) - has_prompts
-        state["requested"][version_key] = sorted(set(groups) - (set(todo) - has_prompts))
+        plan = audit_plan.plan([source], todo, staged=has_prompts)  # audits wait for their prompts' runs
+        new_keys += [k for k in plan.models if not context.instance.has_dynamic_partition(_MODEL, k)]
+        runs += _audit_requests(plan)
+        need_prompts |= set(plan.prompts)
+        state["requested"][version_key] = sorted(set(groups) - set(plan.prompts))
     # Prompts first: their audit runs follow on a later tick, once the prompts are staged.
     asked = set(state["prompts"].get(audit.design, []))
     runs += [dg.RunRequest(job_name=prompts_job.name, partition_key=g, run_key=f"prompts:{audit.design}:{g}",

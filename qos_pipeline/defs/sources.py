@@ -18,8 +18,8 @@ import dagster as dg
 
 from qos_pipeline.defs.partitions import GROUPS, group_partitions, model_partitions
 from qos_pipeline.defs.resources import AuditSettings, Storage
-from qos_pipeline.generation.models.added import source
 from qos_pipeline.generation.models.files import ModelError
+from qos_pipeline.generation.models.source import resolve_source
 from qos_pipeline.judging.specs import judges_version
 from qos_pipeline.prompts.design import DesignError, design_version, load_design
 from qos_pipeline.staging import partition_file, stored
@@ -64,7 +64,7 @@ def model_sources(context: dg.AssetExecutionContext, storage: Storage) -> dg.Dat
     paths, versions = storage.paths(), {}
     for key in _keys(context, context.instance.get_dynamic_partitions(model_partitions.name)):
         try:
-            versions[key] = source(key, paths, convert=False).version
+            versions[key] = resolve_source(key, paths, convert=False).version
         except (ModelError, OSError) as exc:  # gone or not in the local cache: nothing to regenerate from
             context.log.warning(f"model_sources[{key}]: cannot observe ({exc})")
     return dg.DataVersionsByPartition(versions)

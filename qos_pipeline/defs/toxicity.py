@@ -8,7 +8,7 @@ import dagster as dg
 from qos_pipeline.defs.checks import failing_clearly
 from qos_pipeline.defs.partitions import model_group_partitions, split_key
 from qos_pipeline.defs.resources import Storage
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import resolve
 from qos_pipeline.judging.specs import get_judge
 from qos_pipeline.judging.toxicity import ToxicityClassifier, group_rates, score_rows
 from qos_pipeline.staging import partition_file, read_partition, write_partition

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from qos_pipeline import taxonomy
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import resolve
 from qos_pipeline.judging import learned_format, representations
 from qos_pipeline.judging.base import JudgeInput, Judgment
 from qos_pipeline.judging.representations import HiddenStates

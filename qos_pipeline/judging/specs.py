@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import resolve
 from qos_pipeline.judging.base import Judge
 from qos_pipeline.judging.ensemble import EnsembleJudge
 from qos_pipeline.judging.human import HUMAN_JUDGE, RecordedLabels

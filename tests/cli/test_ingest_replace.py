@@ -51,7 +51,7 @@ def test_an_ingest_stopped_half_way_keeps_the_previous_version_whole(project, ca
     and published tables stay as they were (before, they were deleted before the first group ran)."""
     import duckdb
 
-    import qos_pipeline.cli.ingest as ingest
+    import qos_pipeline.cli.plans as plans  # the ingest's audit runs go through its plan
     from tests.reliability.crash import recorded_file
 
     staging, db = project / "wh" / "staging", project / "wh" / "qos.duckdb"
@@ -61,7 +61,7 @@ def test_an_ingest_stopped_half_way_keeps_the_previous_version_whole(project, ca
     registered = (project / "wh" / "models.added.yaml").read_text()
     with duckdb.connect(str(db), read_only=True) as con:
         before = con.execute("SELECT generation_id, label FROM judged ORDER BY ALL").fetchall()
-    real, calls = ingest.execute, []
+    real, calls = plans.execute, []
 
     def interrupted(defs, job, inst, key=None, ops=None):
         calls.append(key)
@@ -69,13 +69,13 @@ def test_an_ingest_stopped_half_way_keeps_the_previous_version_whole(project, ca
             raise KeyboardInterrupt
         real(defs, job, inst, key, ops)
 
-    monkeypatch.setattr(ingest, "execute", interrupted)
+    monkeypatch.setattr(plans, "execute", interrupted)
     with pytest.raises(SystemExit, match="interrupted"):
         main(["ingest", str(b), "--model", "rec", "--labels", "human", "--replace"])
     assert {p.relative_to(staging): p.read_bytes() for p in staging.rglob("*.parquet")} == staged
     assert (project / "wh" / "models.added.yaml").read_text() == registered
     assert not (staging / ".pending").exists() or not list((staging / ".pending").iterdir())
-    monkeypatch.setattr(ingest, "execute", real)
+    monkeypatch.setattr(plans, "execute", real)
     main(["rebuild"])
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT generation_id, label FROM judged ORDER BY ALL").fetchall() == before

@@ -16,7 +16,7 @@ from qos_pipeline.definitions import build_definitions
 from qos_pipeline.defs import sources
 from qos_pipeline.defs.partitions import model_group_key
 from qos_pipeline.defs.resources import AuditSettings, Storage
-from qos_pipeline.generation.models.added import register, resolve
+from qos_pipeline.generation.models.source import ModelSource, register, resolve_source
 from tests.fakes import FakeGeneratorResource
 from tests.judging.test_learned import NAMES, RESPONSES, TEMPLATES
 
@@ -28,9 +28,12 @@ SOURCES = [sources.prompt_designs, sources.model_sources, sources.judge_definiti
 class VersionedFakeGeneratorResource(FakeGeneratorResource):
     """The fake generator, reporting the content version of the checkpoint its key names (as HF would)."""
 
-    def build(self, model_key: str, paths, compile: bool = False, decoder: str | None = None):
-        generator = super().build(model_key, paths, compile)
-        generator.model_version = resolve(model_key, paths).version
+    def source(self, model_key: str, paths) -> ModelSource:
+        return resolve_source(model_key, paths)
+
+    def build(self, source: ModelSource, compile: bool = False, decoder: str | None = None):
+        generator = super().build(source, compile)
+        generator.model_version = source.version
         return generator
 
 
@@ -44,7 +47,8 @@ class Audit:
             (self.design / name).write_text(json.dumps(data))
         self.storage = Storage(warehouse_dir=str(tmp_path / "wh"))
         self.settings = AuditSettings(design=str(self.design), samples=1, judges=judges)
-        self.key = register(str(shutil.copytree(tiny_llama_dir, tmp_path / "ckpt-s")), self.storage.paths()).key
+        folder = str(shutil.copytree(tiny_llama_dir, tmp_path / "ckpt-s"))
+        self.key = register(resolve_source(folder, self.storage.paths()), self.storage.paths()).key
         self.defs = build_definitions(generator=VersionedFakeGeneratorResource(), storage=self.storage,
                                       audit=self.settings)
         instance.add_dynamic_partitions("model", [self.key])

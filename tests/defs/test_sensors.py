@@ -13,7 +13,7 @@ from qos_pipeline.generation.models import checkpoints
 from qos_pipeline.defs.partitions import GROUPS
 from qos_pipeline.defs.resources import AuditSettings, CheckpointWatch, Storage, from_env
 from qos_pipeline.defs.sensors import checkpoint_sensor, design_groups
-from qos_pipeline.generation.models.added import resolve
+from qos_pipeline.generation.models.source import resolve
 from qos_pipeline.provenance import check_key
 from qos_pipeline.staging import partition_file
 

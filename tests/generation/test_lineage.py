@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from qos_pipeline.cli.audit import _lineage
+from qos_pipeline.cli.audit import _enroll
 from qos_pipeline.generation.models import lineage
-from qos_pipeline.generation.models.added import register
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.settings import Paths
 
@@ -80,10 +79,10 @@ def test_qos_run_puts_checkpoints_in_a_family(tiny_llama_dir, tmp_path):
     stepped = shutil.copytree(tiny_llama_dir, run / "checkpoint-20")
     plain = shutil.copytree(tiny_llama_dir, run / "my-model")
     for folder in (stepped, plain):
-        _lineage(str(folder), register(str(folder), paths), None, paths)
+        _enroll(str(folder), None, paths)
     # without --family only a folder stating a step is a checkpoint: its family is the folder holding it
     found = lineage.load(paths)
     assert list(found) == ["checkpoint-20"] and (found["checkpoint-20"].family, found["checkpoint-20"].step) == (
         str(run.resolve()), 20)
-    _lineage(str(plain), register(str(plain), paths), "exp-a", paths)
+    _enroll(str(plain), "exp-a", paths)
     assert lineage.load(paths)["my-model"].family == "exp-a"

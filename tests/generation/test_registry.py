@@ -101,7 +101,8 @@ def test_two_formats_reach_the_metric_tables(tmp_path) -> None:
 
 
 def test_recorded_and_generated_sources_never_share_a_key(tmp_path, tiny_llama_dir) -> None:
-    from qos_pipeline.generation.models.added import recorded, register, register_recorded, resolve
+    from qos_pipeline.generation.models.added import recorded, register_recorded
+    from qos_pipeline.generation.models.source import register, resolve, resolve_source
     from qos_pipeline.settings import Paths
 
     paths = Paths.resolve(ASSETS, tmp_path / "wh", tmp_path / "cache")
@@ -111,7 +112,7 @@ def test_recorded_and_generated_sources_never_share_a_key(tmp_path, tiny_llama_d
     assert recorded("my-outputs", paths) == source and source.version.startswith("recorded-")
     with pytest.raises(ModelError, match="'my-outputs' holds outputs recorded from .*outs.csv.*cannot generate"):
         resolve("my-outputs", paths)
-    folder = register(str(tiny_llama_dir), paths)
+    folder = register(resolve_source(str(tiny_llama_dir), paths), paths)
     with pytest.raises(ModelError, match="names the checkpoint folder .*; give the recorded outputs another"):
         register_recorded(folder.key, outputs, "recorded", False, paths)
     outputs.unlink()

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from qos_pipeline.cli import main, parser
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register, resolve_source
 from qos_pipeline.generation.models.files import ModelError
 from qos_pipeline.metrics.build import _load_base_table
 from qos_pipeline.processes import remove_dead_scratch, scratch_dir
@@ -107,7 +107,7 @@ def test_a_folder_with_custom_model_code_is_refused_before_it_is_registered(tiny
     paths = Paths(ASSETS, tmp_path / "wh", tmp_path / "cache")
     with pytest.raises(ModelError, match=r"names custom model code \(auto_map: AutoModelForCausalLM\), which qos "
                                          r"never runs"):
-        register(str(folder), paths)
+        register(resolve_source(str(folder), paths), paths)
     assert not (tmp_path / "wh" / "models.added.yaml").exists()
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from qos_pipeline.generation.models.added import register
+from qos_pipeline.generation.models.source import register, resolve_source
 from qos_pipeline.settings import Paths
 from tests.paths import ROOT, free_port, load_script
 
@@ -25,7 +25,8 @@ def test_ui_serves_assets_and_materializes_a_partition(tmp_path, monkeypatch, ti
     for var, value in {"DAGSTER_HOME": str(home), "QOS_WAREHOUSE": str(tmp_path / "wh"), "QOS_SAMPLES": "1",
                        "QOS_MAX_NEW_TOKENS": "8"}.items():
         monkeypatch.setenv(var, value)
-    model = register(str(tiny_llama_dir), Paths.resolve(warehouse=tmp_path / "wh")).key  # as `qos run --model`
+    paths = Paths.resolve(warehouse=tmp_path / "wh")
+    model = register(resolve_source(str(tiny_llama_dir), paths), paths).key  # as `qos run --model`
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("model", [model])
     port = free_port()

@@ -1,4 +1,5 @@
-"""Model keys as used by partitions: the registry in ``assets/models.yaml`` plus sources added at run time.
+"""Model sources added at run time, beside the registry in ``assets/models.yaml``; keys are resolved into
+sources by ``source.resolve_source``.
 
 ``<warehouse>/models.added.yaml`` remembers two kinds of source under a partition key, so later runs, the
 UI, sensors and automation resolve the key the same way:
@@ -9,7 +10,6 @@ UI, sensors and automation resolve the key the same way:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 
 from qos_pipeline.generation.models.files import ModelError, cached_digest
-from qos_pipeline.generation.models.registry import ModelSpec, load_registry, resolve_model
 from qos_pipeline.provenance import check_key
 from qos_pipeline.settings import Paths, read_yaml_mapping
 
@@ -69,24 +68,9 @@ def added_models(paths: Paths) -> dict[str, str]:
     return {k: v["folder"] for k, v in _entries(paths).items() if "folder" in v}
 
 
-def register(key_or_path: str, paths: Paths) -> ModelSpec:
-    """Resolve a registry key or a checkpoint folder; remember folders under their key. Returns the spec."""
-    entries = _entries(paths)
-    if key_or_path in entries:
-        return resolve(key_or_path, paths)
-    spec = resolve_model(key_or_path, paths.assets, paths.model_cache)
-    check_key(spec.key, "model key")
-    registry = load_registry(paths.assets)["models"]
-    if spec.key in registry and Path(key_or_path).expanduser().exists():
-        raise ModelError(f"folder {key_or_path} would take the key {spec.key!r}, which assets/models.yaml "
-                         "already uses; rename the folder or add it to the registry under another key")
-    taken = entries.get(spec.key)
-    if taken is not None and taken.get("folder") != str(spec.path):
-        raise ModelError(f"model key {spec.key!r} already names {taken.get('folder') or taken.get('recorded')}; "
-                         f"rename the folder {spec.path}")
-    if spec.key not in registry:
-        _save(paths, {**entries, spec.key: {"folder": str(spec.path)}})
-    return spec
+def save_entry(key: str, value: dict, paths: Paths) -> None:
+    """Remember ``value`` (``{"folder": path}``) under ``key`` (the caller holds the warehouse's writer lock)."""
+    _save(paths, {**_entries(paths), key: value})
 
 
 def register_recorded(key: str, file: Path, prompt_format: str, labels: bool, paths: Paths,
@@ -122,31 +106,11 @@ def restore(key: str, saved: dict | None, paths: Paths) -> None:
 
 def recorded(key: str, paths: Paths) -> RecordedSource | None:
     """The recorded outputs partition key ``key`` holds (``qos ingest``), or None when it names a model."""
-    entry = _entries(paths).get(key, {})
-    return _recorded(key, entry) if "recorded" in entry else None
+    found = _entries(paths).get(key, {})
+    return recorded_source(key, found) if "recorded" in found else None
 
 
-def _recorded(key: str, entry: dict[str, Any]) -> RecordedSource:
-    return RecordedSource(key, Path(entry["recorded"]), str(entry.get("prompt_format") or "recorded"),
-                          entry.get("labels") == "human", int(entry.get("max_response_chars", 100_000)))
-
-
-def source(key: str, paths: Paths, convert: bool = True) -> ModelSpec | RecordedSource:
-    """What partition key ``key`` names: a model to generate with, or a file of recorded outputs.
-    ``convert`` False: do not convert the embedded model (its version is known without)."""
-    entry = _entries(paths).get(key)
-    if entry is None:
-        return resolve_model(key, paths.assets, paths.model_cache, convert)
-    if "recorded" in entry:
-        return _recorded(key, entry)
-    # A folder added at run time has no registry settings: keep its key, decide the rest from the checkpoint.
-    return dataclasses.replace(resolve_model(entry["folder"], paths.assets, paths.model_cache), key=key)
-
-
-def resolve(key: str, paths: Paths) -> ModelSpec:
-    """The model a partition key generates with; a key of recorded outputs has none."""
-    found = source(key, paths)
-    if isinstance(found, RecordedSource):
-        raise ModelError(f"model key {key!r} holds outputs recorded from {found.file} (qos ingest), so it cannot "
-                         "generate; audit the model under another key")
-    return found
+def recorded_source(key: str, found: dict) -> RecordedSource:
+    """The recorded outputs an entry of ``models.added.yaml`` (one with ``recorded``) describes."""
+    return RecordedSource(key, Path(found["recorded"]), str(found.get("prompt_format") or "recorded"),
+                          found.get("labels") == "human", int(found.get("max_response_chars", 100_000)))

@@ -95,13 +95,15 @@ def _resolve_entry(key: str, entry: dict[str, Any], assets_dir: Path, cache_dir:
     return _spec(key, folder.resolve(), model_version(folder, digest_store(cache_dir)), entry)
 
 
-def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path, convert: bool = True) -> ModelSpec:
+def resolve_model(key_or_path: str, assets_dir: Path, cache_dir: Path, convert: bool = True,
+                  models: dict[str, Any] | None = None) -> ModelSpec:
     """Resolve a registry key or a local HF checkpoint folder into a loadable, versioned spec.
 
     Registry ``path:`` entries that are relative are taken from the registry file's folder. ``convert``
-    False: the embedded model's version without converting it (its folder may not exist yet).
+    False: the embedded model's version without converting it (its folder may not exist yet). ``models``:
+    the registry's entries when the caller has read them already.
     """
-    models = load_registry(assets_dir)["models"]
+    models = load_registry(assets_dir)["models"] if models is None else models
     if key_or_path in models:
         return _resolve_entry(key_or_path, models[key_or_path], assets_dir, cache_dir, convert)
     folder = Path(key_or_path).expanduser()
