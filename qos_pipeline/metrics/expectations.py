@@ -151,9 +151,10 @@ def _orphan_judgments(con) -> pd.DataFrame:
 def _repeated_keys(con) -> pd.DataFrame:
     """A row per metric table whose declared key (``qos_pipeline.tables``) repeats: the table, an example key
     and how often it occurs (up to 3 keys per table)."""
+    built = set(tables.metric_tables())
     parts = [f"(SELECT '{t.name}' AS tbl, CAST(struct_pack({', '.join(t.key)}) AS VARCHAR) AS key, count(*) AS rows "
              f"FROM {t.name} GROUP BY ALL HAVING count(*) > 1 LIMIT 3)" for t in tables.declared()
-             if t.name in tables.metric_tables() and t.key]
+             if t.name in built and t.key]
     return con.execute(" UNION ALL ".join(parts)).df()
 
 

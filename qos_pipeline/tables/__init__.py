@@ -9,7 +9,7 @@ file or a view's SELECT). Everything else is derived from the declarations:
 - the metric-table list whose row counts a build reports (``metric_tables``);
 - the statistics a build runs, in declaration order (``statistics``), and the modules whose source marks
   the tables stale (``producer_modules``, read by ``metrics.step.code_version``);
-- the column schema shown in the UI (``column_schema``).
+- the column schema shown in the UI (``defs.checks.column_schema``, from ``note_of``).
 
 Every asset check (name, asset, description, blocking) is declared once in ``tables/checks.py``; the
 Dagster check specs are derived from it (``defs.checks.specs``).
@@ -30,7 +30,6 @@ from qos_pipeline.tables.schema import (
     Column,
     Layout,
     Table,
-    column_schema,
     columns,
     comment_statements,
     ddl,
@@ -47,5 +46,5 @@ from qos_pipeline.tables.schema import (
 )
 
 __all__ = ["BOOTSTRAP", "BUILD", "CELL_COLUMNS", "CELL_KEYS", "PAIR", "Check", "Column", "Layout", "Table",
-           "column_schema", "columns", "comment_statements", "ddl", "declare", "declared", "forget",
+           "columns", "comment_statements", "ddl", "declare", "declared", "forget",
            "key_of", "layouts", "metric_tables", "note_of", "producer_modules", "statistics", "table"]

@@ -117,8 +117,8 @@ _REGISTRY: dict[str, Table] = {}
 
 
 def declare(*tables: Table) -> None:
-    """Register ``tables``; a name declared twice, a statistic without a producer, a key or layout column
-    that is not a column, or a column without a note raises naming it."""
+    """Register ``tables``; a name declared twice, a statistic without a producer, a key column that is not
+    a declared column, or a column without a note raises naming it."""
     for table in tables:
         if table.name in _REGISTRY and _REGISTRY[table.name] != table:
             raise ValueError(f"table {table.name!r} is declared twice")
@@ -217,9 +217,3 @@ def comment_statements(present: dict[str, tuple[str, list[str]]]) -> Iterator[st
             if note:
                 yield f'COMMENT ON COLUMN "{name}"."{column}" IS {_quote(note)};'
 
-
-def column_schema(name: str) -> list[tuple[str, str, str]]:
-    """(column, type, note) of a declared table, for the UI's column schema."""
-    t = table(name)
-    return [(c.name, c.type + (" NOT NULL" if c.required else ""), note_of(name, c.name) or "")
-            for c in t.all_columns()]
